@@ -1,0 +1,24 @@
+"""Kedro datasets for the file formats gb-kedro reads and writes.
+
+Every dataset here
+- stops with :class:`~gb_kedro.errors.InputDataError` naming the file and the problem (missing file,
+  wrong header, unreadable content) instead of a parser traceback;
+- stamps ``DataFrame.attrs["source"]`` with the file it read, so nodes that validate across inputs
+  (sample sheet vs. expression columns, ...) can name the file too;
+- writes atomically: to a temporary file beside the target, then ``os.replace``, so a failed or
+  interrupted save never leaves a half-written file over a good one.
+"""
+
+from gb_kedro.datasets.atomic import atomic_path
+from gb_kedro.datasets.star_counts import STAR_COLUMNS, STAR_SUMMARY_ROWS, StarCountsDataset
+from gb_kedro.datasets.table import JSONDataset, TableDataset, TextDataset
+
+__all__ = [
+    "STAR_COLUMNS",
+    "STAR_SUMMARY_ROWS",
+    "JSONDataset",
+    "StarCountsDataset",
+    "TableDataset",
+    "TextDataset",
+    "atomic_path",
+]

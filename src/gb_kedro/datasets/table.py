@@ -1,0 +1,175 @@
+"""Tables (CSV / TSV / parquet, chosen by suffix) and JSON documents."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pandas as pd
+from kedro.io import AbstractDataset
+
+from gb_kedro.datasets.atomic import atomic_path
+from gb_kedro.errors import InputDataError
+
+_SEPARATORS = {".tsv": "\t", ".txt": "\t", ".tab": "\t", ".csv": ","}
+
+
+def read_table(path: str | Path, *, required_columns: list[str] | None = None, **read_args: Any) -> pd.DataFrame:
+    """Read a CSV/TSV/parquet table, naming the file in every error.
+
+    Args:
+        path: ``.csv``, ``.tsv``/``.txt``/``.tab`` (tab-separated) or ``.parquet``; ``.gz`` allowed for text.
+        required_columns: columns that must be present (checked after reading).
+        read_args: passed to ``pandas.read_csv`` / ``pandas.read_parquet``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputDataError(path, "file not found")
+    if path.is_dir():
+        raise InputDataError(path, "expected a file, found a directory")
+    suffixes = [s.lower() for s in path.suffixes]
+    kind = suffixes[-2] if suffixes and suffixes[-1] in {".gz", ".bz2", ".xz", ".zip"} and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
+    try:
+        if kind == ".parquet":
+            frame = pd.read_parquet(path, **read_args)
+        else:
+            args = {"sep": _SEPARATORS.get(kind, "\t"), "low_memory": False}
+            args.update(read_args)
+            frame = pd.read_csv(path, **args)
+    except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputDataError(path, f"cannot be parsed as a {kind or 'tab-separated'} table ({exc})") from exc
+    if frame.empty and frame.columns.size == 0:
+        raise InputDataError(path, "the file is empty")
+    if required_columns:
+        missing = [c for c in required_columns if c not in frame.columns]
+        if missing:
+            raise InputDataError(
+                path,
+                f"missing required column(s) {missing}; found columns {list(map(str, frame.columns))[:12]}",
+            )
+    frame.attrs["source"] = str(path)
+    return frame
+
+
+def write_table(frame: pd.DataFrame, path: str | Path, **write_args: Any) -> None:
+    """Write a table atomically; format from the suffix (parquet, csv, tsv, md)."""
+    path = Path(path)
+    kind = path.suffix.lower()
+    with atomic_path(path) as tmp:
+        if kind == ".parquet":
+            frame.to_parquet(tmp, **write_args)
+        elif kind == ".md":
+            tmp.write_text(to_markdown(frame))
+        else:
+            args = {"sep": _SEPARATORS.get(kind, "\t"), "index": False}
+            args.update(write_args)
+            frame.to_csv(tmp, **args)
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table (no extra dependency)."""
+    cols = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+class TableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+    """A local CSV / TSV / parquet table (format from the file suffix).
+
+    Example catalog entry::
+
+        cohort_sample_sheet:
+          type: gb_kedro.datasets.TableDataset
+          filepath: data/01_raw/cohort/sample_sheet.tsv
+          required_columns: [sample_id, patient_id, lineage_id]
+    """
+
+    def __init__(
+        self,
+        filepath: str,
+        required_columns: list[str] | None = None,
+        load_args: dict[str, Any] | None = None,
+        save_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ):
+        self._filepath = Path(PurePosixPath(filepath))
+        self._required = list(required_columns or [])
+        self._load_args = dict(load_args or {})
+        self._save_args = dict(save_args or {})
+        self.metadata = metadata
+
+    def load(self) -> pd.DataFrame:
+        return read_table(self._filepath, required_columns=self._required, **self._load_args)
+
+    def save(self, data: pd.DataFrame) -> None:
+        write_table(data, self._filepath, **self._save_args)
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "required_columns": self._required}
+
+    def preview(self, nrows: int = 5) -> dict:
+        """Rows shown by kedro-viz."""
+        return read_table(self._filepath, **self._load_args).head(nrows).to_dict(orient="split")
+
+
+class JSONDataset(AbstractDataset[dict, dict]):
+    """A JSON document, written atomically (metrics, manifests, marker files)."""
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
+        self._filepath = Path(PurePosixPath(filepath))
+        self.metadata = metadata
+
+    def load(self) -> dict:
+        if not self._filepath.exists():
+            raise InputDataError(self._filepath, "file not found")
+        try:
+            return json.loads(self._filepath.read_text())
+        except json.JSONDecodeError as exc:
+            raise InputDataError(self._filepath, f"not valid JSON ({exc})") from exc
+
+    def save(self, data: dict) -> None:
+        with atomic_path(self._filepath) as tmp:
+            tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+class TextDataset(AbstractDataset[str, str]):
+    """A text file (GMT gene sets, markdown tables), written atomically."""
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
+        self._filepath = Path(PurePosixPath(filepath))
+        self.metadata = metadata
+
+    def load(self) -> str:
+        if not self._filepath.exists():
+            raise InputDataError(self._filepath, "file not found")
+        return self._filepath.read_text()
+
+    def save(self, data: str) -> None:
+        with atomic_path(self._filepath) as tmp:
+            tmp.write_text(data)
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}

@@ -1,0 +1,19 @@
+"""One exception type for bad user input, so that every reader stops with a message naming the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class InputDataError(ValueError):
+    """Bad input data: ``source`` names the file (or catalog entry), ``problem`` says what is wrong."""
+
+    def __init__(self, source: str | Path | None, problem: str):
+        self.source = str(source) if source is not None else "<input>"
+        self.problem = problem
+        super().__init__(f"{self.source}: {problem}")
+
+
+def source_of(frame, default: str) -> str:
+    """The file a DataFrame was read from (stamped by the project's datasets), else ``default``."""
+    return str(getattr(frame, "attrs", {}).get("source", default))

@@ -1,0 +1,54 @@
+"""The ``data_engineering`` pipeline (RNA-seq + PPI part)."""
+
+from kedro.pipeline import Node, Pipeline
+
+from gb_kedro.pipelines.data_engineering import nodes
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(nodes.prepare_gene_annotation, "gencode_genes_raw", ["gene_annotation", "annotation_dropped_genes"], name="prepare_gene_annotation"),
+            Node(
+                nodes.assemble_tcga,
+                ["tcga_star_counts", "tcga_sample_sheet", "params:data_engineering.tcga"],
+                ["tcga_expression", "tcga_samples"],
+                name="assemble_tcga",
+            ),
+            Node(
+                nodes.read_cohort,
+                ["cohort_expression_raw", "cohort_sample_sheet", "params:data_engineering.cohort"],
+                ["cohort_expression", "cohort_samples"],
+                name="read_cohort",
+            ),
+            Node(
+                nodes.harmonise,
+                ["tcga_expression", "cohort_expression", "gene_annotation", "annotation_dropped_genes", "params:data_engineering.harmonise"],
+                ["tcga_harmonised", "cohort_harmonised", "harmonised_genes", "harmonise_dropped_genes"],
+                name="harmonise_genes",
+            ),
+            Node(
+                nodes.normalise,
+                [
+                    "tcga_harmonised", "cohort_harmonised", "harmonised_genes", "harmonise_dropped_genes",
+                    "params:data_engineering.tcga", "params:data_engineering.cohort", "params:data_engineering.variance",
+                ],
+                ["tcga_features", "cohort_features", "gene_table", "dropped_genes", "data_engineering_summary"],
+                name="normalise",
+            ),
+            Node(nodes.read_ppi, ["ppi_raw", "gene_annotation", "params:data_engineering.ppi"], ["ppi_edges", "ppi_dropped_nodes", "ppi_summary"], name="read_ppi"),
+            Node(
+                nodes.ppi_gene_groups,
+                ["ppi_edges", "gene_table", "params:data_engineering.gene_grouping"],
+                ["ppi.gene_groups", "ppi.group_sizes", "ppi.grouping_metrics"],
+                name="ppi_gene_groups",
+            ),
+            Node(
+                nodes.chromosome_gene_groups,
+                ["gene_table", "params:data_engineering.gene_grouping"],
+                ["chromosome.gene_groups", "chromosome.group_sizes", "chromosome.grouping_metrics"],
+                name="chromosome_gene_groups",
+            ),
+        ],
+        tags="data_engineering",
+    )

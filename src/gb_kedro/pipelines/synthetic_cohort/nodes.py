@@ -1,0 +1,78 @@
+"""Nodes of the ``synthetic_cohort`` pipeline."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from gb_kedro.errors import InputDataError
+from gb_kedro.synthetic.cohort import Preset, generate
+
+logger = logging.getLogger(__name__)
+
+MARKER_NAME = ".gb_kedro_synthetic.json"
+_IGNORED = {".gitkeep", MARKER_NAME, ".DS_Store"}
+
+
+def claim_raw_directory(options: dict) -> dict:
+    """Refuse to generate into a raw-data folder that holds files this generator did not write.
+
+    The generator writes ``<raw_dir>/.gb_kedro_synthetic.json`` (this node's output) before anything
+    else; a raw folder with files but no marker holds a user's data and is never overwritten.
+
+    Args:
+        options: ``params:synthetic_cohort`` (``enabled``, ``raw_dir``, ``preset``, ``seed``, ``presets``).
+
+    Returns:
+        The marker document (preset, seed, sizes, time).
+    """
+    raw_dir = Path(options["raw_dir"])
+    if not options.get("enabled", True):
+        raise InputDataError(
+            raw_dir,
+            "the synthetic cohort generator is disabled in this environment (synthetic_cohort.enabled: false); "
+            "run the method on your data with `kedro run --env <env> --pipeline analysis`",
+        )
+    preset_name = options["preset"]
+    if preset_name not in options["presets"]:
+        raise InputDataError("parameters synthetic_cohort.preset", f"unknown preset {preset_name!r}; choose one of {sorted(options['presets'])}")
+    if raw_dir.exists() and not (raw_dir / MARKER_NAME).exists():
+        foreign = [p for p in raw_dir.rglob("*") if p.is_file() and p.name not in _IGNORED]
+        if foreign:
+            raise InputDataError(
+                raw_dir,
+                f"holds {len(foreign)} file(s) the synthetic generator did not write (e.g. {foreign[0]}) and no "
+                f"{MARKER_NAME} marker: refusing to overwrite your data. Point synthetic_cohort.raw_dir and the "
+                "catalog elsewhere, or run `--pipeline analysis` on your data",
+            )
+    return {
+        "generator": "gb_kedro.synthetic.cohort",
+        "preset": preset_name,
+        "seed": int(options["seed"]),
+        "sizes": dict(options["presets"][preset_name]),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def generate_synthetic_cohort(marker: dict) -> dict:
+    """Generate every raw file of the cohort described by ``marker`` (see :mod:`gb_kedro.synthetic.cohort`)."""
+    preset = Preset.from_dict(marker["sizes"])
+    logger.info("Generating the '%s' synthetic cohort (seed %d)", marker["preset"], marker["seed"])
+    out = generate(preset, marker["seed"])
+    out["tcga_star"] = dict(out["tcga_star"])
+    return out
+
+
+def summarise_synthetic_cohort(marker: dict, sheet: pd.DataFrame, cohort_sheet: pd.DataFrame, lineages: pd.DataFrame) -> dict:
+    """A short JSON summary of what was generated (for the log and reports)."""
+    return {
+        **marker,
+        "tcga_samples": int(len(sheet)),
+        "tcga_projects": sheet["Project ID"].value_counts().to_dict(),
+        "cohort_patients": int(cohort_sheet["patient_id"].nunique()),
+        "cohort_lineages": int(cohort_sheet["lineage_id"].nunique()),
+        "aggressiveness_range": [float(lineages["aggressiveness"].min()), float(lineages["aggressiveness"].max())],
+    }

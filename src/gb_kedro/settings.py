@@ -1,0 +1,16 @@
+"""Project settings (https://docs.kedro.org/en/stable/configure/configuration_basics/)."""
+
+from kedro.config import OmegaConfigLoader
+
+from gb_kedro.hooks import CleanInputErrorHooks
+
+HOOKS = (CleanInputErrorHooks(),)
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    "config_patterns": {
+        "mlflow": ["mlflow*", "mlflow*/**"],
+    },
+}
