@@ -34,7 +34,7 @@ def claim_raw_directory(options: dict) -> dict:
         raise InputDataError(
             raw_dir,
             "the synthetic cohort generator is disabled in this environment (synthetic_cohort.enabled: false); "
-            "run the method on your data with `kedro run --env <env> --pipeline analysis`",
+            "run the method on your data with `kedro run --env <env> --pipelines analysis`",
         )
     preset_name = options["preset"]
     if preset_name not in options["presets"]:
@@ -46,7 +46,7 @@ def claim_raw_directory(options: dict) -> dict:
                 raw_dir,
                 f"holds {len(foreign)} file(s) the synthetic generator did not write (e.g. {foreign[0]}) and no "
                 f"{MARKER_NAME} marker: refusing to overwrite your data. Point synthetic_cohort.raw_dir and the "
-                "catalog elsewhere, or run `--pipeline analysis` on your data",
+                "catalog elsewhere, or run `--pipelines analysis` on your data",
             )
     return {
         "generator": "gb_kedro.synthetic.cohort",

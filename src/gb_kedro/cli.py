@@ -1,0 +1,40 @@
+"""Project CLI: Kedro's own ``kedro run``, with bad input reported as one line instead of a traceback.
+
+Kedro picks up ``run`` from ``<package>.cli``; every option of the stock command is kept.
+"""
+
+from __future__ import annotations
+
+import click
+from kedro.framework.cli.project import run as _kedro_run
+
+from gb_kedro.errors import InputDataError
+
+
+@click.group(name="gb-kedro")
+def cli() -> None:
+    """gb-kedro project commands."""
+
+
+def _run(**kwargs):
+    try:
+        return _kedro_run.callback(**kwargs)
+    except InputDataError as exc:
+        raise click.ClickException(f"bad input: {exc}") from None
+    except Exception as exc:  # Kedro may wrap a dataset's error; report ours plainly if it is inside.
+        cause = exc
+        while cause is not None and not isinstance(cause, InputDataError):
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, InputDataError):
+            raise click.ClickException(f"bad input: {cause}") from None
+        raise
+
+
+run = click.Command(
+    name="run",
+    callback=_run,
+    params=list(_kedro_run.params),
+    help=_kedro_run.help,
+    short_help=_kedro_run.short_help,
+)
+cli.add_command(run)
