@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kedro.io import DatasetError
 
-class InputDataError(ValueError):
-    """Bad input data: ``source`` names the file (or catalog entry), ``problem`` says what is wrong."""
+
+class InputDataError(DatasetError, ValueError):
+    """Bad input data: ``source`` names the file (or catalog entry), ``problem`` says what is wrong.
+
+    A ``DatasetError`` so that Kedro passes it through a dataset's ``load`` unwrapped.
+    """
 
     def __init__(self, source: str | Path | None, problem: str):
         self.source = str(source) if source is not None else "<input>"

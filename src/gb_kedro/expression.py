@@ -170,7 +170,6 @@ def parse_expression_matrix(
     matrix = body.T if orientation == "genes_x_samples" else body
     matrix.index.name = "sample_id"
     _no_duplicate_labels(matrix.index, "sample ID", source)
-    _no_duplicate_labels(matrix.columns, "gene identifier", source)
     values = matrix.apply(pd.to_numeric, errors="coerce")
     if values.isna().to_numpy().any():
         rows, cols = np.where(values.isna().to_numpy())
@@ -185,6 +184,10 @@ def parse_expression_matrix(
             f"{len(rows)} negative value(s) in a linear-scale matrix, e.g. sample {values.index[rows[0]]!r}, "
             f"gene {values.columns[cols[0]]!r} (set value_scale to log2p1/log1p if the data are logged)",
         )
+    if values.columns.duplicated().any():
+        dups = values.columns[values.columns.duplicated()].unique()
+        logger.warning("%s: %d gene identifier(s) appear on several rows (e.g. %s): their values are averaged", source, len(dups), list(dups[:3]))
+        values = values.T.groupby(level=0, sort=False).mean().T
     out = values.astype(np.float32)
     out.attrs["source"] = source
     return out

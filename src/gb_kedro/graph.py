@@ -295,7 +295,7 @@ def group_sizes(gene_groups: pd.DataFrame) -> pd.DataFrame:
                 "n_genes": int(len(part)),
                 "n_communities": int(part.loc[part["community"] >= 0, "community"].nunique()),
                 "n_without_ppi_edge": int((~part["in_ppi"]).sum()),
-                "chromosomes": ",".join(c for c in CHROM_ORDER if c in set(part["chrom"])),
+                "chromosomes": ",".join(c for c in CHROM_ORDER if c in set(part["chrom"])) if "chrom" in part else "",
             }
         )
     return pd.DataFrame(rows)

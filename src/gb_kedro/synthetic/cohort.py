@@ -108,7 +108,7 @@ def make_genes(preset: Preset, rng: np.random.Generator) -> pd.DataFrame:
     sizes = module_sizes(len(in_ppi), preset.n_modules, rng)
     module[in_ppi] = np.repeat(np.arange(preset.n_modules), sizes)
     genes["module"] = module
-    base = rng.normal(2.2, 1.3, size=n)
+    base = np.clip(rng.normal(2.2, 1.3, size=n), -2.0, 5.5)
     base[genes["gene_type"] != "protein_coding"] -= 1.5
     genes["base"] = base
     return genes
@@ -179,8 +179,20 @@ def make_ppi(genes: pd.DataFrame, preset: Preset, rng: np.random.Generator) -> t
 def make_lineages(preset: Preset, rng: np.random.Generator, max_tries: int = 10_000) -> pd.DataFrame:
     """Patients, lineages and their morphology codes (levels -1/0/+1 per axis) and aggressiveness.
 
-    Codes are pairwise at Hamming distance >= 2; lineages of one patient share the levels of two axes.
+    Codes are pairwise at Hamming distance >= 2; lineages of one patient share the levels of two axes;
+    on every axis no level holds more than 70 % of the lineages (else that axis's drivers would
+    barely vary across the cohort and carry little signal).
     """
+    axes = MORPHOLOGY_AXES[: preset.n_axes]
+    for _ in range(1000):
+        lineages = _draw_lineages(preset, rng, max_tries)
+        majority = max(lineages[a].value_counts(normalize=True).iloc[0] for a in axes)
+        if majority <= 0.7:
+            return lineages
+    raise RuntimeError("could not draw lineage codes in which every morphology axis varies enough")
+
+
+def _draw_lineages(preset: Preset, rng: np.random.Generator, max_tries: int) -> pd.DataFrame:
     axes = MORPHOLOGY_AXES[: preset.n_axes]
     per_patient = np.full(preset.n_patients, preset.n_lineages // preset.n_patients)
     per_patient[: preset.n_lineages % preset.n_patients] += 1

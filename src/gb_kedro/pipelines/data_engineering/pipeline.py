@@ -40,13 +40,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 nodes.ppi_gene_groups,
                 ["ppi_edges", "gene_table", "params:data_engineering.gene_grouping"],
-                ["ppi.gene_groups", "ppi.group_sizes", "ppi.grouping_metrics"],
+                ["gene_groups_ppi", "group_sizes_ppi", "grouping_metrics_ppi"],
                 name="ppi_gene_groups",
             ),
             Node(
                 nodes.chromosome_gene_groups,
                 ["gene_table", "params:data_engineering.gene_grouping"],
-                ["chromosome.gene_groups", "chromosome.group_sizes", "chromosome.grouping_metrics"],
+                ["gene_groups_chromosome", "group_sizes_chromosome", "grouping_metrics_chromosome"],
                 name="chromosome_gene_groups",
             ),
         ],
