@@ -1,0 +1,1 @@
+"""Whole-slide images: opening slides, tumour-patch scoring and tiling, the lazy patch ``Dataset``."""
