@@ -10,6 +10,7 @@ Every dataset here
 """
 
 from gb_kedro.datasets.atomic import atomic_path
+from gb_kedro.datasets.slides import PyramidTiffDataset
 from gb_kedro.datasets.star_counts import STAR_COLUMNS, STAR_SUMMARY_ROWS, StarCountsDataset
 from gb_kedro.datasets.table import JSONDataset, TableDataset, TextDataset
 
@@ -17,6 +18,7 @@ __all__ = [
     "STAR_COLUMNS",
     "STAR_SUMMARY_ROWS",
     "JSONDataset",
+    "PyramidTiffDataset",
     "StarCountsDataset",
     "TableDataset",
     "TextDataset",

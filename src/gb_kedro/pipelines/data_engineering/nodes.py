@@ -8,8 +8,16 @@ from collections.abc import Callable, Mapping
 
 import pandas as pd
 
+from pathlib import Path
+
 from gb_kedro import expression, graph
+from gb_kedro.errors import InputDataError, source_of
 from gb_kedro.genes import prepare_annotation
+from gb_kedro.slides.qc import qc_figure
+from gb_kedro.slides.split import assign_split
+from gb_kedro.slides.tiling import TilingOptions, score_slides
+
+MANIFEST_COLUMNS = ["slide_id", "mouse_id", "lineage_id", "patient_id", "path"]
 
 logger = logging.getLogger(__name__)
 
@@ -116,3 +124,73 @@ def chromosome_gene_groups(gene_table: pd.DataFrame, options: dict) -> tuple[pd.
     """The ablation: the same number of groups, by chromosome."""
     groups, sizes = graph.chromosome_groups(gene_table, n_groups=options["n_groups"])
     return groups, sizes, {"n_groups": int(sizes.shape[0]), "group_sizes": sizes["n_genes"].tolist()}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Whole-slide images
+# ---------------------------------------------------------------------------------------------------
+def resolve_slide_manifest(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Check the slide manifest and make ``path`` absolute (relative paths are relative to the manifest)."""
+    source = source_of(manifest, "slide manifest")
+    missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
+    if missing:
+        raise InputDataError(source, f"missing required column(s) {missing}")
+    out = manifest.copy()
+    for column in MANIFEST_COLUMNS:
+        out[column] = out[column].astype(str)
+    dup = out["slide_id"][out["slide_id"].duplicated()]
+    if len(dup):
+        raise InputDataError(source, f"duplicate slide_id {dup.iloc[0]!r}")
+    base = Path(source).parent if source != "slide manifest" else Path.cwd()
+    out["path"] = [str(p if Path(p).is_absolute() else (base / p).resolve()) for p in out["path"]]
+    return out
+
+
+def tile_slides(manifest: pd.DataFrame, tiling: dict, run: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score the patches of every slide of the manifest (streaming, parallel over slides).
+
+    A manifest row whose file is missing, or a slide OpenSlide cannot read, stops the run with a message
+    naming the slide; with ``on_slide_error: skip`` it is recorded in the summary and the run goes on.
+
+    Returns ``(patch_scores, slide_summary)``.
+    """
+    slides = resolve_slide_manifest(manifest)
+    patches, summary = score_slides(slides[["slide_id", "path"]], TilingOptions.from_dict(tiling), n_workers=int(run.get("n_workers", 1)), on_error=run.get("on_slide_error", "raise"))
+    summary = slides[["slide_id", "mouse_id", "lineage_id", "patient_id"]].merge(summary, on="slide_id", how="left")
+    n_failed = int((summary["status"] == "failed").sum())
+    logger.info("Tiling: %d slides, %d tumour patches, %d slide(s) without tumour patch, %d failed",
+                len(summary), int(summary["tumour_patches"].sum()), int((summary["status"] == "no_tumour").sum()), n_failed)
+    return patches, summary
+
+
+def build_patch_index(patch_scores: pd.DataFrame, manifest: pd.DataFrame, split: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Tumour patches with their mouse, lineage and patient, and the evaluation split (``params:split``).
+
+    Returns ``(patch_index, lineage_split)``.
+    """
+    slides = resolve_slide_manifest(manifest)
+    tumour = patch_scores[patch_scores["tumour"]].drop(columns=["tumour"])
+    index = tumour.merge(slides[["slide_id", "mouse_id", "lineage_id", "patient_id"]], on="slide_id", how="left")
+    index = index[["slide_id", "x", "y", "level", "size", "size_level0", "brown_ratio", "lineage_id", "patient_id", "mouse_id"]]
+    index, lineage_split = assign_split(index.reset_index(drop=True), split)
+    missing = sorted(set(slides["lineage_id"]) - set(index["lineage_id"]))
+    if missing:
+        logger.warning("No tumour patch for lineage(s) %s", missing)
+    logger.info("Patch index: %d tumour patches, split '%s': %d test", len(index), split.get("mode"), int((index["split"] == "test").sum()))
+    return index, lineage_split
+
+
+def slide_qc_thumbnails(manifest: pd.DataFrame, patch_scores: pd.DataFrame, tiling: dict, qc: dict) -> dict:
+    """One QC figure per slide (``qc.max_slides`` first slides; all when null): kept patches outlined."""
+    slides = resolve_slide_manifest(manifest)
+    limit = qc.get("max_slides")
+    threshold = TilingOptions.from_dict(tiling).threshold
+    figures = {}
+    for row in slides.head(limit if limit else len(slides)).itertuples(index=False):
+        if not Path(row.path).exists():
+            continue
+        try:
+            figures[f"{row.slide_id}.png"] = qc_figure(row.path, row.slide_id, patch_scores[patch_scores["slide_id"] == row.slide_id], threshold, int(qc.get("thumbnail_px", 768)))
+        except InputDataError as exc:
+            logger.warning("QC thumbnail skipped: %s", exc)
+    return figures

@@ -49,6 +49,19 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["gene_groups_chromosome", "group_sizes_chromosome", "grouping_metrics_chromosome"],
                 name="chromosome_gene_groups",
             ),
+            Node(
+                nodes.tile_slides,
+                ["slide_manifest", "params:data_engineering.tiling", "params:data_engineering.slides"],
+                ["patch_scores", "slide_summary"],
+                name="tile_slides",
+            ),
+            Node(nodes.build_patch_index, ["patch_scores", "slide_manifest", "params:split"], ["patch_index", "lineage_split"], name="build_patch_index"),
+            Node(
+                nodes.slide_qc_thumbnails,
+                ["slide_manifest", "patch_scores", "params:data_engineering.tiling", "params:data_engineering.qc"],
+                "slide_qc_thumbnails",
+                name="slide_qc_thumbnails",
+            ),
         ],
         tags="data_engineering",
     )

@@ -10,6 +10,7 @@ import pandas as pd
 
 from gb_kedro.errors import InputDataError
 from gb_kedro.synthetic.cohort import Preset, generate
+from gb_kedro.synthetic.slides import make_mice, make_scene
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,25 @@ def generate_synthetic_cohort(marker: dict) -> dict:
     return out
 
 
-def summarise_synthetic_cohort(marker: dict, sheet: pd.DataFrame, cohort_sheet: pd.DataFrame, lineages: pd.DataFrame) -> dict:
+def generate_slides(marker: dict, lineages: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
+    """One slide per mouse, ``mice_per_lineage`` mice per lineage, rendered lazily at save time.
+
+    Returns ``(slides, manifest)``: slide ID -> callable returning the slide's scene (the catalog's
+    ``PyramidTiffDataset`` renders and writes it strip by strip), and the slide manifest (``slide_id``,
+    ``mouse_id``, ``lineage_id``, ``patient_id``, ``survival_days``, ``path`` relative to the manifest).
+    """
+    sizes = marker["sizes"]
+    manifest, specs = make_mice(
+        lineages, int(sizes.get("mice_per_lineage", 3)), seed=marker["seed"] + 1,
+        width=int(sizes.get("slide_width", 3072)), height=int(sizes.get("slide_height", 3072)), mpp=float(sizes.get("slide_mpp", 1.0)),
+    )
+    manifest["path"] = "images/" + manifest["slide_id"] + ".tif"
+    logger.info("Rendering %d synthetic slides of %dx%d px", len(specs), specs[0].width, specs[0].height)
+    slides = {spec.slide_id: (lambda spec=spec: make_scene(spec)) for spec in specs}
+    return slides, manifest
+
+
+def summarise_synthetic_cohort(marker: dict, sheet: pd.DataFrame, cohort_sheet: pd.DataFrame, lineages: pd.DataFrame, manifest: pd.DataFrame) -> dict:
     """A short JSON summary of what was generated (for the log and reports)."""
     return {
         **marker,
@@ -75,4 +94,6 @@ def summarise_synthetic_cohort(marker: dict, sheet: pd.DataFrame, cohort_sheet: 
         "cohort_patients": int(cohort_sheet["patient_id"].nunique()),
         "cohort_lineages": int(cohort_sheet["lineage_id"].nunique()),
         "aggressiveness_range": [float(lineages["aggressiveness"].min()), float(lineages["aggressiveness"].max())],
+        "mice": int(manifest["mouse_id"].nunique()),
+        "slides": int(len(manifest)),
     }

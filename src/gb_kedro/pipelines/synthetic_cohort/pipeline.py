@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from gb_kedro.pipelines.synthetic_cohort.nodes import claim_raw_directory, generate_synthetic_cohort, summarise_synthetic_cohort
+from gb_kedro.pipelines.synthetic_cohort.nodes import claim_raw_directory, generate_slides, generate_synthetic_cohort, summarise_synthetic_cohort
 
 RAW_OUTPUTS = {
     "annotation": "gencode_genes_raw",
@@ -25,9 +25,10 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(claim_raw_directory, inputs="params:synthetic_cohort", outputs="synthetic_marker", name="claim_raw_directory"),
             Node(generate_synthetic_cohort, inputs="synthetic_marker", outputs=RAW_OUTPUTS, name="generate_synthetic_cohort"),
+            Node(generate_slides, inputs=["synthetic_marker", "truth_lineages"], outputs=["slide_images", "slide_manifest"], name="generate_slides"),
             Node(
                 summarise_synthetic_cohort,
-                inputs=["synthetic_marker", "tcga_sample_sheet", "cohort_sample_sheet", "truth_lineages"],
+                inputs=["synthetic_marker", "tcga_sample_sheet", "cohort_sample_sheet", "truth_lineages", "slide_manifest"],
                 outputs="synthetic_cohort_summary",
                 name="summarise_synthetic_cohort",
             ),
