@@ -58,7 +58,7 @@ def test_gene_groups(tiny_project):
 def test_real_environment_runs_the_method_on_a_users_folder(tiny_project, tmp_path, kedro_run, monkeypatch):
     user = tmp_path / "mydata"
     raw = tiny_project / "data" / "01_raw"
-    for sub in ("tcga", "cohort", "ppi"):
+    for sub in ("tcga", "cohort", "ppi", "slides"):
         shutil.copytree(raw / sub, user / sub)
     (user / "annotation").mkdir()
     shutil.copy(raw / "annotation" / "gencode_genes.tsv", user / "annotation" / "gencode.v36.genes.tsv")
@@ -70,7 +70,8 @@ def test_real_environment_runs_the_method_on_a_users_folder(tiny_project, tmp_pa
     kedro_run(project, "analysis", {"real_data_dir": str(user)}, env="real")
     groups = pd.read_csv(project / "data" / "05_model_input" / "gene_groups_ppi.tsv", sep="\t")
     assert groups["group"].nunique() == 7  # from the PrimeKG kg.csv this time
-    assert sorted(p.name for p in user.iterdir()) == ["annotation", "cohort", "ppi", "tcga"]  # nothing written there
+    assert sorted(p.name for p in user.iterdir()) == ["annotation", "cohort", "ppi", "slides", "tcga"]  # nothing written there
+    assert len(pd.read_parquet(project / "data" / "03_primary" / "patch_index.parquet")) > 0
 
 
 def test_bad_input_stops_with_one_line_naming_the_file(tiny_project, tmp_path):
@@ -89,3 +90,36 @@ def test_bad_input_stops_with_one_line_naming_the_file(tiny_project, tmp_path):
     assert f"Error: bad input: {sheet}: duplicate sample_id" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr + result.stdout
     assert (project / "data" / "05_model_input" / "cohort_features.parquet").read_bytes() == before
+
+
+def test_slides_patch_index_and_qc(tiny_project):
+    data = tiny_project / "data"
+    manifest = pd.read_csv(data / "01_raw" / "slides" / "manifest.tsv", sep="\t")
+    assert {"slide_id", "mouse_id", "lineage_id", "patient_id", "survival_days", "path"} <= set(manifest.columns)
+    assert (manifest.groupby("lineage_id").size() >= 3).all()
+    assert all((data / "01_raw" / "slides" / p).is_file() for p in manifest["path"])
+    index = pd.read_parquet(data / "03_primary" / "patch_index.parquet")
+    assert ["slide_id", "x", "y", "level", "size"] == list(index.columns[:5])
+    assert {"brown_ratio", "lineage_id", "patient_id", "mouse_id", "split"} <= set(index.columns)
+    assert set(index["lineage_id"]) == set(manifest["lineage_id"])  # tumour patches for every lineage
+    assert (index["brown_ratio"] > 0.2).all() and set(index["split"]) == {"train", "test"}
+    summary = pd.read_csv(data / "08_reporting" / "slide_summary.tsv", sep="\t")
+    assert len(summary) == len(manifest) and (summary["status"] == "ok").all()
+    assert sorted(p.stem for p in (data / "08_reporting" / "slide_qc").glob("*.png")) == sorted(manifest["slide_id"])
+
+
+def test_manifest_row_with_a_missing_file_is_named(tiny_project, tmp_path):
+    from gb_kedro.errors import InputDataError
+    from gb_kedro.pipelines.data_engineering.nodes import tile_slides
+
+    manifest = pd.read_csv(tiny_project / "data" / "01_raw" / "slides" / "manifest.tsv", sep="\t").head(2)
+    manifest["path"] = [str(tiny_project / "data" / "01_raw" / "slides" / manifest.at[0, "path"]), "images/gone.tif"]
+    manifest.attrs["source"] = str(tmp_path / "manifest.tsv")
+    slide = manifest.at[1, "slide_id"]
+    import pytest
+
+    with pytest.raises(InputDataError, match=rf"slide {slide} \(.*gone\.tif\): file not found"):
+        tile_slides(manifest, {}, {"n_workers": 1, "on_slide_error": "raise"})
+    patches, summary = tile_slides(manifest, {}, {"n_workers": 1, "on_slide_error": "skip"})
+    assert summary.set_index("slide_id").at[slide, "status"] == "failed"
+    assert set(patches["slide_id"]) == {manifest.at[0, "slide_id"]}

@@ -12,13 +12,14 @@ def test_writes_every_raw_file_with_a_marker(tiny_project):
     expected = [
         "annotation/gencode_genes.tsv", "tcga/gdc_sample_sheet.tsv", "cohort/expression.tsv", "cohort/sample_sheet.tsv",
         "ppi/signalling_edges.tsv", "ppi/kg.csv", "synthetic_truth/genes.tsv", "synthetic_truth/drivers.tsv",
-        "synthetic_truth/lineages.tsv", "synthetic_truth/planted_modules.gmt",
+        "synthetic_truth/lineages.tsv", "synthetic_truth/planted_modules.gmt", "slides/manifest.tsv",
     ]
     for name in expected:
         assert (raw / name).is_file(), name
     star = sorted((raw / "tcga" / "star_counts").rglob("*.rna_seq.augmented_star_gene_counts.tsv"))
     assert len(star) == 40  # tiny: 4 sites x 10 samples, one folder per file as GDC downloads them
     assert star[0].read_text().startswith("# gene-model: GENCODE v36\ngene_id\tgene_name\tgene_type\tunstranded")
+    assert len(list((raw / "slides" / "images").glob("*.tif"))) == 21  # tiny: 7 lineages x 3 mice
 
 
 def test_refuses_to_overwrite_files_it_did_not_write(project_copy, kedro_run):
