@@ -86,3 +86,14 @@ def test_a_slide_without_tumour_is_reported_not_fatal(shared):
     slides = pd.DataFrame({"slide_id": ["he"], "path": [str(shared("slides/cmu_small_region_he.svs"))]})
     patches, summary = score_slides(slides, TilingOptions(prefilter="tissue"))
     assert summary.at[0, "status"] == "no_tumour" and summary.at[0, "tumour_patches"] == 0
+
+
+def test_raw_tile_reader_gives_openslides_scores_and_falls_back(synthetic_slide, shared):
+    fast, summary = score_slide(synthetic_slide, {"prefilter": "none", "reader": "auto"})
+    slow, slow_summary = score_slide(synthetic_slide, {"prefilter": "none", "reader": "openslide"})
+    assert (summary["reader"], slow_summary["reader"]) == ("tifffile", "openslide")
+    np.testing.assert_array_equal(fast["brown_ratio"].to_numpy(), slow["brown_ratio"].to_numpy())
+    svs = shared("slides/cmu_small_region_he.svs")  # 240-px tiles: not the patches
+    assert score_slide(svs, {"prefilter": "none"})[1]["reader"] == "openslide"
+    with pytest.raises(ValueError, match="not stored as 256x256 RGB tiles"):
+        score_slide(svs, {"reader": "tifffile"})
