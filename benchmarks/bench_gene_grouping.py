@@ -15,13 +15,14 @@ the planted modules (raw communities; merged groups too for gb_kedro).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
 
+
 import networkx as nx
 import numpy as np
+from _common import write_result  # benchmarks/ is on sys.path when a script of it runs
 import pandas as pd
 from sklearn.metrics import normalized_mutual_info_score
 
@@ -81,10 +82,7 @@ def main() -> dict:
             "nmi_planted": round(normalized_mutual_info_score(truth, [ref_label[n] for n in nodes]), 4),
         },
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return result
+    return write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+
 import numpy as np
+from _common import write_result  # benchmarks/ is on sys.path when a script of it runs
 
 PATCH = 256
 
@@ -221,10 +223,7 @@ def main() -> dict:
         "methods": report,
         "speedup_best_tiler_vs_naive": round(best / naive, 1) if naive else None,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return result
+    return write_result(result, args.out)
 
 
 if __name__ == "__main__":

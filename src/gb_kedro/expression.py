@@ -201,13 +201,7 @@ def validate_cohort_samples(matrix: pd.DataFrame, sample_sheet: pd.DataFrame) ->
     """
     sheet_src = source_of(sample_sheet, "cohort sample sheet")
     matrix_src = source_of(matrix, "cohort expression matrix")
-    missing = [c for c in COHORT_SHEET_COLUMNS if c not in sample_sheet.columns]
-    if missing:
-        raise InputDataError(sheet_src, f"missing required column(s) {missing}")
-    sheet = sample_sheet.copy()
-    for column in COHORT_SHEET_COLUMNS:
-        sheet[column] = sheet[column].astype(str)
-    _no_duplicates(sheet, "sample_id", sheet_src)
+    sheet = checked_sheet(sample_sheet, COHORT_SHEET_COLUMNS, "sample_id", sheet_src)
     in_sheet, in_matrix = set(sheet["sample_id"]), set(matrix.index)
     if in_sheet != in_matrix:
         only_sheet = sorted(in_sheet - in_matrix)
@@ -219,6 +213,18 @@ def validate_cohort_samples(matrix: pd.DataFrame, sample_sheet: pd.DataFrame) ->
             f"{len(only_matrix)} only in the matrix (e.g. {only_matrix[:3]})",
         )
     return sheet.set_index("sample_id").loc[matrix.index].reset_index()
+
+
+def checked_sheet(frame: pd.DataFrame, required: list[str], id_column: str, source: str) -> pd.DataFrame:
+    """A copy of a sample sheet / manifest with the ``required`` columns as text and unique ``id_column``."""
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise InputDataError(source, f"missing required column(s) {missing}")
+    out = frame.copy()
+    for column in required:
+        out[column] = out[column].astype(str)
+    _no_duplicates(out, id_column, source)
+    return out
 
 
 def _no_duplicates(frame: pd.DataFrame, column: str, source: str) -> None:

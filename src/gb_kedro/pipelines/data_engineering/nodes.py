@@ -132,15 +132,7 @@ def chromosome_gene_groups(gene_table: pd.DataFrame, options: dict) -> tuple[pd.
 def resolve_slide_manifest(manifest: pd.DataFrame) -> pd.DataFrame:
     """Check the slide manifest and make ``path`` absolute (relative paths are relative to the manifest)."""
     source = source_of(manifest, "slide manifest")
-    missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
-    if missing:
-        raise InputDataError(source, f"missing required column(s) {missing}")
-    out = manifest.copy()
-    for column in MANIFEST_COLUMNS:
-        out[column] = out[column].astype(str)
-    dup = out["slide_id"][out["slide_id"].duplicated()]
-    if len(dup):
-        raise InputDataError(source, f"duplicate slide_id {dup.iloc[0]!r}")
+    out = expression.checked_sheet(manifest, MANIFEST_COLUMNS, "slide_id", source)
     base = Path(source).parent if source != "slide manifest" else Path.cwd()
     out["path"] = [str(p if Path(p).is_absolute() else (base / p).resolve()) for p in out["path"]]
     return out
