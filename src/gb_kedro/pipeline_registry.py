@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from gb_kedro.pipelines import data_engineering, synthetic_cohort
+from gb_kedro.pipelines import data_engineering, rna_encoding, synthetic_cohort
 
 # Downstream pipelines, in the order the method chains them; later pipelines are appended here.
 ANALYSIS_PIPELINES = {
     "data_engineering": data_engineering.create_pipeline,
+    "rna_encoding": rna_encoding.create_pipeline,
 }
 
 

@@ -13,6 +13,7 @@ from gb_kedro.datasets.atomic import atomic_path
 from gb_kedro.datasets.slides import PyramidTiffDataset
 from gb_kedro.datasets.star_counts import STAR_COLUMNS, STAR_SUMMARY_ROWS, StarCountsDataset
 from gb_kedro.datasets.table import JSONDataset, TableDataset, TextDataset
+from gb_kedro.datasets.torch_model import TorchModelDataset
 
 __all__ = [
     "STAR_COLUMNS",
@@ -22,5 +23,6 @@ __all__ = [
     "StarCountsDataset",
     "TableDataset",
     "TextDataset",
+    "TorchModelDataset",
     "atomic_path",
 ]

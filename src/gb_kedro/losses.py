@@ -1,0 +1,35 @@
+"""Losses of the method, one function per equation."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def multi_positive_info_nce(z: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Pairwise contrastive loss (paper eq. 3-4) with several positives per anchor.
+
+    For anchor i, positives P(i) = {j != i : labels[j] == labels[i]}; all j != i are in the denominator::
+
+        l_i = -1/|P(i)| * sum_{p in P(i)} log( exp(z_i.z_p / t) / sum_{a != i} exp(z_i.z_a / t) )
+
+    Anchors without a positive are skipped; the loss is the mean over the others.
+
+    Args:
+        z: [N, D] embeddings (normalised here).
+        labels: [N] integer labels (same label = positive pair: same lineage, or two views of a sample).
+        temperature: t.
+    """
+    z = F.normalize(z.float(), dim=-1)
+    n = z.shape[0]
+    sim = z @ z.T / temperature
+    eye = torch.eye(n, dtype=torch.bool, device=z.device)
+    sim = sim.masked_fill(eye, float("-inf"))
+    log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
+    positives = (labels[:, None] == labels[None, :]) & ~eye
+    n_pos = positives.sum(dim=1)
+    valid = n_pos > 0
+    if not valid.any():
+        return z.sum() * 0.0
+    per_anchor = -log_prob.masked_fill(~positives, 0.0).sum(dim=1) / n_pos.clamp(min=1)
+    return per_anchor[valid].mean()

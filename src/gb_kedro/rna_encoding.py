@@ -1,0 +1,157 @@
+"""Training and evaluating the RNA encoder (paper 2.2, eq. 2-5, Fig. 5).
+
+Two stages with the same loss, L = w_r * L_r (eq. 2) + w_c * L_c (eq. 3-4):
+
+1. **TCGA pretraining**: no lineages, so the positive of a sample is a second view of it with a different
+   masked group; a validation part drives early stopping.
+2. **Cohort**: positives share a lineage. The cohort has ONE RNA sample per lineage, so there too the only
+   positives are two differently masked views of the same sample; other samples are negatives.
+
+Lineages held out by the ``lineage`` evaluation split are never trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
+from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
+from torch.utils.data import TensorDataset
+
+from gb_kedro.errors import InputDataError
+from gb_kedro.losses import multi_positive_info_nce
+from gb_kedro.models.rna_mae import RNAMaskedAutoencoder, rna_mae
+
+logger = logging.getLogger(__name__)
+
+
+def group_vector(gene_groups: pd.DataFrame, genes: list[str]) -> list[int]:
+    """The group index of every model gene (``genes`` = feature columns), from a gene-groups table."""
+    by_gene = gene_groups.set_index("gene_id")["group"]
+    missing = [g for g in genes if g not in by_gene.index]
+    if missing:
+        raise InputDataError("gene groups", f"{len(missing)} model gene(s) have no group, e.g. {missing[:3]}: rerun data_engineering")
+    return [int(by_gene[g]) for g in genes]
+
+
+def make_step(temperature: float, recon_weight: float = 1.0, contrastive_weight: float = 1.0):
+    """The training step: two views of each sample with DIFFERENT masked groups, eq. 2 + eq. 3-4."""
+
+    def step(model: RNAMaskedAutoencoder, batch, device) -> dict[str, torch.Tensor]:
+        x, labels = (t.to(device) for t in batch)
+        g = len(model.group_sizes)
+        mask1 = torch.randint(g, (x.shape[0],), device=device)
+        mask2 = (mask1 + torch.randint(1, g, (x.shape[0],), device=device)) % g if g > 1 else mask1
+        v1, v2 = model(x, mask_idx=mask1), model(x, mask_idx=mask2)
+        recon = (v1["recon_full"] + v2["recon_full"]) / 2
+        recon_masked = (v1["recon_masked"] + v2["recon_masked"]) / 2
+        contrastive = multi_positive_info_nce(torch.cat([v1["z"], v2["z"]]), torch.cat([labels, labels]), temperature)
+        loss = recon_weight * recon + contrastive_weight * contrastive
+        return {"loss": loss, "recon_full": recon.detach(), "recon_masked": recon_masked.detach(), "contrastive": contrastive.detach()}
+
+    return step
+
+
+def fingerprint(*parts) -> str:
+    """A short hash of configs and data, so a checkpoint is only resumed for the same run."""
+    h = hashlib.sha1()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            h.update(np.ascontiguousarray(part).tobytes())
+        else:
+            h.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def split_tcga(samples: pd.DataFrame, test_fraction: float, seed: int) -> pd.DataFrame:
+    """Held-out TCGA samples for the embedding evaluation, stratified by primary site."""
+    rng = np.random.default_rng(seed)
+    split = pd.Series("train", index=samples.index)
+    for _, part in samples.groupby("primary_site"):
+        k = int(round(test_fraction * len(part)))
+        if k and len(part) > 1:
+            split[rng.choice(part.index, size=min(k, len(part) - 1), replace=False)] = "test"
+    return pd.DataFrame({"sample_id": samples["sample_id"].to_numpy(), "primary_site": samples["primary_site"].to_numpy(), "split": split.to_numpy()})
+
+
+def build_model(group_of_gene: list[int], options: dict) -> RNAMaskedAutoencoder:
+    model_opts = dict(options.get("model", {}))
+    preset = model_opts.pop("preset", "tiny")
+    return rna_mae(group_of_gene, preset, **model_opts)
+
+
+@torch.no_grad()
+def embed(model: RNAMaskedAutoencoder, features: np.ndarray, batch_size: int = 256, device: str | torch.device = "cpu") -> np.ndarray:
+    """CLS embeddings of unmasked inputs: [N, n_genes] -> [N, D]."""
+    model.eval().to(device)
+    out = [model.forward_features(torch.as_tensor(features[i : i + batch_size], device=device))[0].float().cpu() for i in range(0, len(features), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, model.config.dim), np.float32)
+
+
+def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 5) -> float:
+    clf = KNeighborsClassifier(n_neighbors=min(k, len(train_x))).fit(train_x, train_y)
+    return float((clf.predict(test_x) == np.asarray(test_y)).mean())
+
+
+def nearest_site_fraction(reference_x, reference_sites, query_x, site: str = "brain", k: int = 5) -> float:
+    """Fraction of queries whose k nearest reference samples are mostly of ``site``."""
+    nn = NearestNeighbors(n_neighbors=min(k, len(reference_x))).fit(reference_x)
+    _, idx = nn.kneighbors(query_x)
+    votes = (np.asarray(reference_sites)[idx] == site).mean(axis=1)
+    return float((votes > 0.5).mean())
+
+
+def tsne_figure(tcga_x, tcga_sites, cohort_x, title: str, seed: int = 0, perplexity: float = 30.0) -> Figure:
+    """Fig. 5: t-SNE of TCGA (circles, coloured by primary site) and cohort (stars) embeddings."""
+    both = np.vstack([tcga_x, cohort_x])
+    coords = TSNE(n_components=2, perplexity=min(perplexity, (len(both) - 1) / 3), random_state=seed, init="pca").fit_transform(both)
+    fig = Figure(figsize=(7, 6), dpi=110)
+    ax = fig.add_subplot(1, 1, 1)
+    sites = np.asarray(tcga_sites)
+    cmap = __import__("matplotlib").colormaps["tab10"]
+    for k, site in enumerate(sorted(set(sites))):
+        sel = sites == site
+        ax.scatter(coords[: len(tcga_x)][sel, 0], coords[: len(tcga_x)][sel, 1], s=12, alpha=0.7, color=cmap(k % 10), label=f"TCGA {site}")
+    ax.scatter(coords[len(tcga_x) :, 0], coords[len(tcga_x) :, 1], marker="*", s=160, color="black", edgecolor="gold", label="cohort")
+    ax.legend(fontsize=7, loc="best", markerscale=1.0)
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def evaluate_embeddings(
+    embeddings: pd.DataFrame, tcga_features: pd.DataFrame, cohort_features: pd.DataFrame, tcga_split: pd.DataFrame, k: int = 5, site: str = "brain"
+) -> dict:
+    """The numbers behind Fig. 5: 5-NN primary-site accuracy of held-out TCGA embeddings, the same for
+    PCA of the input at the same width, and the fraction of cohort samples nearest to brain TCGA."""
+    emb = embeddings.set_index("sample_id")
+    cols = [c for c in emb.columns if c.startswith("e")]
+    split = tcga_split.set_index("sample_id")
+    train_ids = split.index[split["split"] == "train"]
+    test_ids = split.index[split["split"] == "test"]
+    cohort_ids = emb.index[emb["source"] == "cohort"]
+    sites = split["primary_site"]
+    width = len(cols)
+    pca = PCA(n_components=min(width, len(train_ids) - 1, tcga_features.shape[1]), random_state=0).fit(tcga_features.loc[train_ids].to_numpy())
+    pca_tcga = pd.DataFrame(pca.transform(tcga_features.loc[split.index].to_numpy()), index=split.index)
+    metrics = {
+        "knn_site_accuracy_encoder": knn_accuracy(emb.loc[train_ids, cols], sites[train_ids], emb.loc[test_ids, cols], sites[test_ids], k),
+        "knn_site_accuracy_pca": knn_accuracy(pca_tcga.loc[train_ids], sites[train_ids], pca_tcga.loc[test_ids], sites[test_ids], k),
+        "cohort_nearest_brain_fraction_encoder": nearest_site_fraction(emb.loc[split.index, cols], sites, emb.loc[cohort_ids, cols], site, k),
+        "cohort_nearest_brain_fraction_pca": nearest_site_fraction(pca_tcga, sites, pca.transform(cohort_features.to_numpy()), site, k),
+        "k": k,
+        "width": width,
+        "tcga_train": int(len(train_ids)),
+        "tcga_test": int(len(test_ids)),
+        "cohort_samples": int(len(cohort_ids)),
+    }
+    return metrics

@@ -1,0 +1,48 @@
+"""MLflow helpers: kedro-mlflow opens ONE run per ``kedro run``; each trained variant gets a nested run."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+logger = logging.getLogger(__name__)
+
+
+def flatten(params: dict, prefix: str = "") -> dict[str, str]:
+    """Nested dict -> ``{"a.b": "value"}`` with values cut to MLflow's 250 characters."""
+    out: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = str(value)[:250]
+    return out
+
+
+@contextlib.contextmanager
+def nested_run(name: str, params: dict | None = None, run_id: str | None = None) -> Iterator[object | None]:
+    """A nested MLflow run under the active (kedro-mlflow) run, or ``run_id`` reopened; yields None and
+    tracks nothing when no run is active (a node called outside ``kedro run``)."""
+    import mlflow
+
+    if mlflow.active_run() is None:
+        logger.info("No active MLflow run: '%s' is not tracked", name)
+        yield None
+        return
+    kwargs = {"run_id": run_id} if run_id else {"run_name": name}
+    with mlflow.start_run(nested=True, **kwargs) as run:
+        if params:
+            mlflow.log_params(flatten(params))
+        yield run
+
+
+def log_metrics(run, metrics: dict, step: int | None = None) -> None:
+    """Log numeric metrics to ``run`` (no-op when ``run`` is None); names keep MLflow's allowed characters."""
+    if run is None:
+        return
+    import mlflow
+
+    clean = {k.replace("@", "_at_"): float(v) for k, v in metrics.items() if isinstance(v, int | float) and v == v}
+    mlflow.log_metrics(clean, step=step)

@@ -1,0 +1,222 @@
+"""One training loop for every encoder of the project.
+
+AdamW (no weight decay on biases, norms and tokens), linear warm-up then cosine decay per step, gradient
+clipping, a validation set with early stopping (best weights restored at the end), a checkpoint after
+every epoch and resume from it, ``device: auto``, bf16 autocast on CUDA, seeded and reproducible: each
+epoch re-seeds from ``(seed, epoch)``, so a run killed after epoch k and resumed from its checkpoint ends
+with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+logger = logging.getLogger(__name__)
+
+StepFn = Callable[[torch.nn.Module, object, torch.device], dict[str, torch.Tensor]]
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0
+    patience: int = 5          # epochs without validation improvement before stopping (0 = never stop)
+    seed: int = 0
+    device: str = "auto"
+    num_workers: int = 0
+    drop_last: bool = False
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> TrainConfig:
+        values = dict(values or {})
+        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or name.endswith("token") or "pos_embed" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return f
+
+
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def fit(
+    model: torch.nn.Module,
+    train_set: Dataset,
+    val_set: Dataset | None,
+    step: StepFn,
+    config: TrainConfig,
+    checkpoint_dir: str | Path | None = None,
+    on_epoch: Callable[[int, dict], None] | None = None,
+    desc: str = "train",
+    fingerprint: str | None = None,
+) -> dict:
+    """Train ``model`` with ``step(model, batch, device) -> {"loss": ..., other metrics}``.
+
+    Args:
+        checkpoint_dir: ``last.pt`` is written there after every epoch; if it exists when ``fit`` starts,
+            training resumes from it (a finished run returns at once).
+        on_epoch: called with ``(epoch, metrics)`` after each epoch's checkpoint (MLflow logging).
+        fingerprint: identifies the run (configs + data); a checkpoint with another fingerprint is
+            ignored (started afresh), so a changed config or dataset never resumes a stale run.
+
+    Returns:
+        ``history`` (one dict of mean metrics per epoch, ``train/*`` and ``val/*``), ``best_epoch``,
+        ``stopped_early``, ``device``. The model holds the best validation weights (the last ones
+        without a validation set).
+    """
+    device = resolve_device(config.device)
+    model.to(device)
+    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr)
+    steps_per_epoch = max(1, (len(train_set) // config.batch_size) if config.drop_last else math.ceil(len(train_set) / config.batch_size))
+    total = steps_per_epoch * config.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, int(config.warmup_epochs * steps_per_epoch), config.min_lr_ratio))
+    state = {"epoch": 0, "history": [], "best": float("inf"), "best_epoch": -1, "bad_epochs": 0, "done": False, "best_state": None, "fingerprint": fingerprint}
+    ckpt = Path(checkpoint_dir) / "last.pt" if checkpoint_dir else None
+    saved = torch.load(ckpt, map_location=device, weights_only=False) if ckpt is not None and ckpt.exists() else None
+    if saved is not None and saved["state"].get("fingerprint") != fingerprint:
+        logger.info("%s: checkpoint %s belongs to another run (config or data changed): starting afresh", desc, ckpt)
+        saved = None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = saved["state"]
+        logger.info("%s: resumed from %s at epoch %d", desc, ckpt, state["epoch"])
+    autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" else _null()
+
+    bar = tqdm(range(state["epoch"], config.epochs), desc=desc, unit="epoch", leave=False)
+    for epoch in bar:
+        if state["done"]:
+            break
+        seed_everything(config.seed * 1_000_003 + epoch)
+        loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=config.drop_last,
+                            num_workers=config.num_workers, generator=torch.Generator().manual_seed(config.seed + epoch))
+        model.train()
+        sums: dict[str, float] = {}
+        count = 0
+        for batch in loader:
+            with autocast:
+                metrics = step(model, batch, device)
+            optimizer.zero_grad(set_to_none=True)
+            metrics["loss"].backward()
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            n = _batch_len(batch)
+            count += n
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * n
+        record = {f"train/{k}": v / max(count, 1) for k, v in sums.items()}
+        record["lr"] = scheduler.get_last_lr()[0]
+        if val_set is not None and len(val_set):
+            record.update({f"val/{k}": v for k, v in evaluate(model, val_set, step, config, device).items()})
+            if record["val/loss"] < state["best"] - 1e-6:
+                state.update(best=record["val/loss"], best_epoch=epoch, bad_epochs=0, best_state=copy.deepcopy(model.state_dict()))
+            else:
+                state["bad_epochs"] += 1
+            if config.patience and state["bad_epochs"] >= config.patience:
+                state["done"] = True
+        record["epoch"] = epoch
+        state["history"].append(record)
+        state["epoch"] = epoch + 1
+        if state["epoch"] >= config.epochs:
+            state["done"] = True
+        if state["done"] and state["best_state"] is not None:
+            model.load_state_dict(state["best_state"])
+        if ckpt is not None:
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "state": state}, ckpt)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("train/loss", "val/loss")})
+        if on_epoch is not None:
+            on_epoch(epoch, record)
+    bar.close()
+    if state["best_state"] is not None:
+        model.load_state_dict(state["best_state"])
+    return {
+        "history": state["history"],
+        "best_epoch": state["best_epoch"],
+        "stopped_early": bool(state["epoch"] < config.epochs),
+        "device": str(device),
+        "config": asdict(config),
+    }
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, dataset: Dataset, step: StepFn, config: TrainConfig, device: torch.device) -> dict[str, float]:
+    """Mean metrics of ``step`` over ``dataset`` in eval mode, with a fixed seed (same masks every epoch)."""
+    model.eval()
+    cpu_state = torch.get_rng_state()
+    torch.manual_seed(config.seed)
+    sums: dict[str, float] = {}
+    count = 0
+    for batch in DataLoader(dataset, batch_size=config.batch_size, shuffle=False, num_workers=config.num_workers):
+        metrics = step(model, batch, device)
+        n = _batch_len(batch)
+        count += n
+        for k, v in metrics.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * n
+    torch.set_rng_state(cpu_state)
+    model.train()
+    return {k: v / max(count, 1) for k, v in sums.items()}
+
+
+def _batch_len(batch) -> int:
+    first = batch[0] if isinstance(batch, list | tuple) else batch
+    return int(first.shape[0])
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
