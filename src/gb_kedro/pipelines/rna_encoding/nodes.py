@@ -65,9 +65,14 @@ def train_rna_encoder(
     history = []
     params = {"variant": name, "n_genes": len(genes), "group_sizes": model.group_sizes, "held_out_lineages": sorted(held), **{k: v for k, v in options.items() if k != "checkpoint_dir"}}
     with nested_run(f"rna_encoding.{name}", params) as run:
+        # Stage 2 replays the TCGA training samples beside the cohort (each its own label) so that the
+        # small cohort does not pull the embedding space away from what pretraining learned.
+        replay = bool(options["cohort"].get("replay_tcga", True))
+        x_stage2 = np.vstack([x_cohort, x_tcga[~val_mask]]) if replay else x_cohort
+        y_stage2 = np.concatenate([lineage_codes, lineage_codes.max(initial=-1) + 1 + np.arange((~val_mask).sum())]) if replay else lineage_codes
         stages = [
             ("pretrain", dataset(x_tcga[~val_mask], np.arange((~val_mask).sum())), dataset(x_tcga[val_mask], np.arange(val_mask.sum())) if val_mask.any() else None),
-            ("cohort", dataset(x_cohort, lineage_codes), None),
+            ("cohort", dataset(x_stage2, y_stage2), None),
         ]
         for stage, train_set, val_set in stages:
             config = TrainConfig.from_dict({**options[stage], "seed": seed, "device": device})
