@@ -183,8 +183,8 @@ def main() -> dict:
         plan.append(("b_naive", "b", 1))
     for prefilter in ("none", "tissue", "brown"):
         plan.append((f"c_tiler_openslide_{prefilter}_1proc", f"c:{prefilter}:openslide", 1))
-    plan.append((f"c_tiler_openslide_tissue_{args.workers}proc", f"c:tissue:openslide", args.workers))
-    plan.append((f"c_tiler_openslide_brown_{args.workers}proc", f"c:brown:openslide", args.workers))
+    plan.append((f"c_tiler_openslide_tissue_{args.workers}proc", "c:tissue:openslide", args.workers))
+    plan.append((f"c_tiler_openslide_brown_{args.workers}proc", "c:brown:openslide", args.workers))
     for prefilter in ("none", "tissue"):
         plan.append((f"c_tiler_tifffile_{prefilter}_1proc", f"c:{prefilter}:tifffile", 1))
         plan.append((f"c_tiler_tifffile_{prefilter}_{args.workers}proc", f"c:{prefilter}:tifffile", args.workers))

@@ -5,7 +5,6 @@ import pytest
 from gb_kedro import expression
 from gb_kedro.datasets.table import read_table
 from gb_kedro.errors import InputDataError
-from gb_kedro.genes import prepare_annotation
 
 
 def _frame(data, source="m.tsv"):

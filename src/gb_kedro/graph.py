@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 
 import networkx as nx
-import numpy as np
 import pandas as pd
 
 from gb_kedro.errors import InputDataError, source_of

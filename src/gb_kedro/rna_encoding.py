@@ -23,7 +23,6 @@ from matplotlib.figure import Figure
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
-from torch.utils.data import TensorDataset
 
 from gb_kedro.errors import InputDataError
 from gb_kedro.losses import multi_positive_info_nce

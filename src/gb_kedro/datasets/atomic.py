@@ -6,7 +6,10 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from kedro.io import AbstractDataset
 
 
 @contextlib.contextmanager
@@ -30,3 +33,25 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+class LocalFileDataset(AbstractDataset):
+    """Base of the project's single-file datasets: a local ``filepath``, existence, description and a
+    file-not-found check that names the file."""
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
+        self._filepath = Path(PurePosixPath(filepath))
+        self.metadata = metadata
+
+    def _require_file(self) -> Path:
+        from gb_kedro.errors import InputDataError
+
+        if not self._filepath.exists():
+            raise InputDataError(self._filepath, "file not found")
+        return self._filepath
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}

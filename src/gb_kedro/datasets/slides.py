@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kedro.io import AbstractDataset
-
-from gb_kedro.datasets.atomic import atomic_path
+from gb_kedro.datasets.atomic import LocalFileDataset, atomic_path
 
 
-class PyramidTiffDataset(AbstractDataset):
+class PyramidTiffDataset(LocalFileDataset):
     """A pyramidal JPEG-tiled TIFF that OpenSlide opens (generic-tiff).
 
     ``save`` takes a :class:`gb_kedro.synthetic.slides.Scene` and renders it strip by strip (bounded
@@ -19,10 +16,9 @@ class PyramidTiffDataset(AbstractDataset):
     """
 
     def __init__(self, filepath: str, downsamples: list[int] | None = None, quality: int = 90, metadata: dict[str, Any] | None = None):
-        self._filepath = Path(PurePosixPath(filepath))
+        super().__init__(filepath, metadata)
         self._downsamples = tuple(downsamples or (1, 4, 16))
         self._quality = quality
-        self.metadata = metadata
 
     def load(self):
         from gb_kedro.slides.tiling import open_slide
@@ -34,9 +30,6 @@ class PyramidTiffDataset(AbstractDataset):
 
         with atomic_path(self._filepath) as tmp:
             write_pyramid_tiff(tmp, data, downsamples=self._downsamples, quality=self._quality)
-
-    def _exists(self) -> bool:
-        return self._filepath.is_file()
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "downsamples": self._downsamples}

@@ -15,14 +15,12 @@ A folder of them is read with Kedro's ``partitions.PartitionedDataset`` using th
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from kedro.io import AbstractDataset
 
-from gb_kedro.datasets.atomic import atomic_path
+from gb_kedro.datasets.atomic import LocalFileDataset, atomic_path
 from gb_kedro.errors import InputDataError
 
 STAR_COLUMNS = [
@@ -109,25 +107,15 @@ def write_star_counts(genes: pd.DataFrame, path: str | Path, summary: dict[str, 
             body.to_csv(handle, sep="\t", header=False, index=False, lineterminator="\n")
 
 
-class StarCountsDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+class StarCountsDataset(LocalFileDataset):
     """One GDC STAR-counts TSV. Use as the ``dataset`` of a ``partitions.PartitionedDataset``.
 
     ``save`` takes a frame with the STAR columns and, optionally, ``attrs["summary"]`` holding the
     ``N_*`` counts.
     """
 
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
-        self._filepath = Path(PurePosixPath(filepath))
-        self.metadata = metadata
-
     def load(self) -> pd.DataFrame:
         return read_star_counts(self._filepath)
 
     def save(self, data: pd.DataFrame) -> None:
         write_star_counts(data, self._filepath, summary=data.attrs.get("summary"))
-
-    def _exists(self) -> bool:
-        return self._filepath.is_file()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}

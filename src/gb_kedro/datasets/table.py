@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 from kedro.io import AbstractDataset
 
-from gb_kedro.datasets.atomic import atomic_path
+from gb_kedro.datasets.atomic import LocalFileDataset, atomic_path
 from gb_kedro.errors import InputDataError
 
 _SEPARATORS = {".tsv": "\t", ".txt": "\t", ".tab": "\t", ".csv": ","}
@@ -118,30 +118,18 @@ class TableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return read_table(self._filepath, **self._load_args).head(nrows).to_dict(orient="split")
 
 
-class JSONDataset(AbstractDataset[dict, dict]):
+class JSONDataset(LocalFileDataset):
     """A JSON document, written atomically (metrics, manifests, marker files)."""
 
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
-        self._filepath = Path(PurePosixPath(filepath))
-        self.metadata = metadata
-
     def load(self) -> dict:
-        if not self._filepath.exists():
-            raise InputDataError(self._filepath, "file not found")
         try:
-            return json.loads(self._filepath.read_text())
+            return json.loads(self._require_file().read_text())
         except json.JSONDecodeError as exc:
             raise InputDataError(self._filepath, f"not valid JSON ({exc})") from exc
 
     def save(self, data: dict) -> None:
         with atomic_path(self._filepath) as tmp:
             tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
-
-    def _exists(self) -> bool:
-        return self._filepath.is_file()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
 
 
 def _json_default(value: Any) -> Any:
@@ -152,24 +140,12 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-class TextDataset(AbstractDataset[str, str]):
+class TextDataset(LocalFileDataset):
     """A text file (GMT gene sets, markdown tables), written atomically."""
 
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
-        self._filepath = Path(PurePosixPath(filepath))
-        self.metadata = metadata
-
     def load(self) -> str:
-        if not self._filepath.exists():
-            raise InputDataError(self._filepath, "file not found")
-        return self._filepath.read_text()
+        return self._require_file().read_text()
 
     def save(self, data: str) -> None:
         with atomic_path(self._filepath) as tmp:
             tmp.write_text(data)
-
-    def _exists(self) -> bool:
-        return self._filepath.is_file()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
