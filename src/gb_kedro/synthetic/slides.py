@@ -337,7 +337,10 @@ def write_pyramid_tiff(path, scene: Scene, downsamples=(1, 4, 16), tile: int = 2
     px_per_cm = 1e4 / spec.mpp
 
     def tiles():
-        for y0 in range(0, height, strip):
+        from tqdm.auto import tqdm
+
+        starts = range(0, height, strip)
+        for y0 in tqdm(starts, desc=f"Rendering {spec.slide_id}", unit="strip", leave=False, disable=len(starts) < 16):
             h = min(strip, height - y0)
             rgb = scene.render(0, y0, width, h)
             for ds, arr in lower.items():

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from gb_kedro.errors import InputDataError
 from gb_kedro.synthetic.cohort import Preset, generate
@@ -81,7 +82,18 @@ def generate_slides(marker: dict, lineages: pd.DataFrame) -> tuple[dict, pd.Data
     )
     manifest["path"] = "images/" + manifest["slide_id"] + ".tif"
     logger.info("Rendering %d synthetic slides of %dx%d px", len(specs), specs[0].width, specs[0].height)
-    slides = {spec.slide_id: (lambda spec=spec: make_scene(spec)) for spec in specs}
+    bar = tqdm(total=len(specs), desc="Synthetic slides", unit="slide", leave=False)
+
+    def lazy(spec):
+        def scene():  # called by the catalog right before it renders and writes this slide
+            bar.update()
+            if bar.n == bar.total:
+                bar.close()
+            return make_scene(spec)
+
+        return scene
+
+    slides = {spec.slide_id: lazy(spec) for spec in specs}
     return slides, manifest
 
 
