@@ -32,3 +32,15 @@ def test_gradient_flows():
     z = torch.randn(6, 4, requires_grad=True)
     multi_positive_info_nce(z, torch.tensor([0, 0, 1, 1, 2, 2]), 0.1).backward()
     assert z.grad is not None and torch.isfinite(z.grad).all()
+
+
+def test_batch_hard_triplet_by_hand():
+    from gb_kedro.losses import batch_hard_triplet
+
+    # labels 0: (0,0), (1,0); labels 1: (0,3), (0,4); margin 2.5
+    # anchor 0: d+ = 1, d- = 3 -> 0.5; anchor 1: d+ = 1, d- = sqrt(10) -> 3.5 - sqrt(10);
+    # anchor 2: d+ = 1, d- = 3 -> 0.5; anchor 3: d+ = 1, d- = 4 -> 0.
+    e = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 3.0], [0.0, 4.0]])
+    loss = batch_hard_triplet(e, torch.tensor([0, 0, 1, 1]), margin=2.5)
+    assert float(loss) == pytest.approx((0.5 + 3.5 - math.sqrt(10) + 0.5 + 0.0) / 4, rel=1e-5)
+    assert float(batch_hard_triplet(e, torch.tensor([0, 1, 2, 3]), 1.0)) == 0.0  # no positives

@@ -33,3 +33,27 @@ def multi_positive_info_nce(z: torch.Tensor, labels: torch.Tensor, temperature: 
         return z.sum() * 0.0
     per_anchor = -log_prob.masked_fill(~positives, 0.0).sum(dim=1) / n_pos.clamp(min=1)
     return per_anchor[valid].mean()
+
+
+def batch_hard_triplet(embeddings: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
+    """Triplet loss (paper eq. 6) with batch-hard online mining.
+
+    For each anchor: its hardest positive (the farthest same-label sample) and hardest negative (the
+    closest other-label sample), Euclidean distances; loss = mean over anchors having both of
+    ``max(0, d(a, p) - d(a, n) + margin)``.
+
+    Args:
+        embeddings: [N, D]; labels: [N].
+    """
+    x = embeddings.float()
+    dist = torch.cdist(x, x)
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(len(labels), dtype=torch.bool, device=x.device)
+    pos = same & ~eye
+    neg = ~same
+    valid = pos.any(1) & neg.any(1)
+    if not valid.any():
+        return x.sum() * 0.0
+    hardest_pos = dist.masked_fill(~pos, float("-inf")).max(1).values
+    hardest_neg = dist.masked_fill(~neg, float("inf")).min(1).values
+    return torch.relu(hardest_pos - hardest_neg + margin)[valid].mean()

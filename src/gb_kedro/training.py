@@ -97,6 +97,7 @@ def fit(
     on_epoch: Callable[[int, dict], None] | None = None,
     desc: str = "train",
     fingerprint: str | None = None,
+    batch_sampler: Callable[[int], object] | None = None,
 ) -> dict:
     """Train ``model`` with ``step(model, batch, device) -> {"loss": ..., other metrics}``.
 
@@ -106,6 +107,8 @@ def fit(
         on_epoch: called with ``(epoch, metrics)`` after each epoch's checkpoint (MLflow logging).
         fingerprint: identifies the run (configs + data); a checkpoint with another fingerprint is
             ignored (started afresh), so a changed config or dataset never resumes a stale run.
+        batch_sampler: ``batch_sampler(epoch)`` -> a batch sampler for the training loader (e.g. P lineages
+            x K patches); default: shuffled batches of ``batch_size``.
 
     Returns:
         ``history`` (one dict of mean metrics per epoch, ``train/*`` and ``val/*``), ``best_epoch``,
@@ -115,7 +118,7 @@ def fit(
     device = resolve_device(config.device)
     model.to(device)
     optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr)
-    steps_per_epoch = max(1, (len(train_set) // config.batch_size) if config.drop_last else math.ceil(len(train_set) / config.batch_size))
+    steps_per_epoch = len(batch_sampler(0)) if batch_sampler is not None else max(1, (len(train_set) // config.batch_size) if config.drop_last else math.ceil(len(train_set) / config.batch_size))
     total = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, int(config.warmup_epochs * steps_per_epoch), config.min_lr_ratio))
     state = {"epoch": 0, "history": [], "best": float("inf"), "best_epoch": -1, "bad_epochs": 0, "done": False, "best_state": None, "fingerprint": fingerprint}
@@ -137,8 +140,13 @@ def fit(
         if state["done"]:
             break
         seed_everything(config.seed * 1_000_003 + epoch)
-        loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=config.drop_last,
-                            num_workers=config.num_workers, generator=torch.Generator().manual_seed(config.seed + epoch))
+        if hasattr(step, "set_epoch"):  # epoch-dependent losses (e.g. a warm-up phase)
+            step.set_epoch(epoch)
+        if batch_sampler is not None:
+            loader = DataLoader(train_set, batch_sampler=batch_sampler(epoch), num_workers=config.num_workers)
+        else:
+            loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=config.drop_last,
+                                num_workers=config.num_workers, generator=torch.Generator().manual_seed(config.seed + epoch))
         model.train()
         sums: dict[str, float] = {}
         count = 0

@@ -28,8 +28,9 @@ def test_outputs_and_mlflow_runs_of_the_default_run(tiny_project):
     mlflow.set_tracking_uri(f"sqlite:///{tiny_project / 'mlflow.db'}")
     try:
         runs = mlflow.search_runs(experiment_names=["gb_kedro"])
-        nested = runs[runs["tags.mlflow.runName"].str.startswith("rna_encoding.")]
-        assert set(nested["tags.mlflow.runName"]) == {"rna_encoding.ppi", "rna_encoding.chromosome"}
+        default = runs.loc[runs["tags.mlflow.runName"] == "__default__", "run_id"]
+        nested = runs[runs["tags.mlflow.runName"].str.startswith("rna_encoding.") & runs["tags.mlflow.parentRunId"].isin(default)]
+        assert sorted(nested["tags.mlflow.runName"]) == ["rna_encoding.chromosome", "rna_encoding.ppi"]
         assert nested["tags.mlflow.parentRunId"].notna().all()
         assert nested["metrics.pretrain/train/loss"].notna().all() and nested["metrics.eval/knn_site_accuracy_encoder"].notna().all()
         models = mlflow.search_logged_models(experiment_ids=list(runs["experiment_id"].unique()))

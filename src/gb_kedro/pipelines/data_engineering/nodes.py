@@ -11,13 +11,13 @@ import pandas as pd
 from pathlib import Path
 
 from gb_kedro import expression, graph
-from gb_kedro.errors import InputDataError, source_of
+from gb_kedro.errors import InputDataError
 from gb_kedro.genes import prepare_annotation
+from gb_kedro.slides.manifest import resolve_slide_manifest
 from gb_kedro.slides.qc import qc_figure
 from gb_kedro.slides.split import assign_split
 from gb_kedro.slides.tiling import TilingOptions, score_slides
 
-MANIFEST_COLUMNS = ["slide_id", "mouse_id", "lineage_id", "patient_id", "path"]
 
 logger = logging.getLogger(__name__)
 
@@ -129,15 +129,6 @@ def chromosome_gene_groups(gene_table: pd.DataFrame, options: dict) -> tuple[pd.
 # ---------------------------------------------------------------------------------------------------
 # Whole-slide images
 # ---------------------------------------------------------------------------------------------------
-def resolve_slide_manifest(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Check the slide manifest and make ``path`` absolute (relative paths are relative to the manifest)."""
-    source = source_of(manifest, "slide manifest")
-    out = expression.checked_sheet(manifest, MANIFEST_COLUMNS, "slide_id", source)
-    base = Path(source).parent if source != "slide manifest" else Path.cwd()
-    out["path"] = [str(p if Path(p).is_absolute() else (base / p).resolve()) for p in out["path"]]
-    return out
-
-
 def tile_slides(manifest: pd.DataFrame, tiling: dict, run: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score the patches of every slide of the manifest (streaming, parallel over slides).
 

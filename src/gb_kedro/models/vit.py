@@ -1,0 +1,91 @@
+"""Vision Transformer over the 16x16 sub-patches of a tumour patch (paper 2.3).
+
+A 256x256 RGB patch is cut into 16x16 sub-patches (256 tokens; 64 for the 128-px CPU demo), each linearly
+embedded; a CLS token and learned position embeddings are added; pre-norm blocks with
+``F.scaled_dot_product_attention`` (:mod:`gb_kedro.models.layers`) follow. ``forward_features`` returns all
+tokens, ``forward_head`` the CLS embedding; the multimodal fusion uses the tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from gb_kedro.models.layers import Block, init_weights
+
+
+@dataclass
+class ViTConfig:
+    img_size: int = 128
+    patch_size: int = 16
+    dim: int = 96
+    depth: int = 4
+    num_heads: int = 3
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    num_classes: int = 0          # > 0: a linear classification head on the CLS (the warm-start loss)
+    grad_checkpointing: bool = False
+
+    @property
+    def num_patches(self) -> int:
+        return (self.img_size // self.patch_size) ** 2
+
+
+class VisionTransformer(nn.Module):
+    def __init__(self, config: ViTConfig):
+        super().__init__()
+        if config.img_size % config.patch_size:
+            raise ValueError(f"img_size {config.img_size} is not a multiple of patch_size {config.patch_size}")
+        self.config = config
+        d = config.dim
+        self.patch_embed = nn.Conv2d(3, d, kernel_size=config.patch_size, stride=config.patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.pos_embed = nn.Parameter(torch.zeros(1, config.num_patches + 1, d))
+        self.blocks = nn.ModuleList([Block(d, config.num_heads, config.mlp_ratio, config.dropout) for _ in range(config.depth)])
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, config.num_classes) if config.num_classes > 0 else nn.Identity()
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        self.apply(init_weights)
+
+    @classmethod
+    def from_config(cls, config: dict | ViTConfig) -> VisionTransformer:
+        return cls(config if isinstance(config, ViTConfig) else ViTConfig(**config))
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [N, 3, H, W] in [0, 1] -> tokens [N, 1 + L, D] (CLS first, L = (H / 16)^2)."""
+        x = self.patch_embed(x * 2.0 - 1.0).flatten(2).transpose(1, 2)  # [N, L, D]
+        cls = self.cls_token.expand(x.shape[0], -1, -1)
+        x = torch.cat([cls, x], dim=1) + self.pos_embed
+        for block in self.blocks:
+            x = checkpoint(block, x, use_reentrant=False) if self.config.grad_checkpointing and self.training else block(x)
+        return self.norm(x)
+
+    def forward_head(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens [N, 1 + L, D] -> CLS embedding [N, D]."""
+        return tokens[:, 0]
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Returns ``cls`` [N, D], ``tokens`` [N, L, D] and ``logits`` [N, num_classes] (when a head exists)."""
+        tokens = self.forward_features(x)
+        cls = self.forward_head(tokens)
+        out = {"cls": cls, "tokens": tokens[:, 1:]}
+        if self.config.num_classes > 0:
+            out["logits"] = self.head(cls)
+        return out
+
+
+PRESETS = {
+    "tiny": {"dim": 96, "depth": 4, "num_heads": 3, "mlp_ratio": 4.0},      # CPU demo
+    "small": {"dim": 384, "depth": 12, "num_heads": 6, "mlp_ratio": 4.0},   # ViT-S/16, for a GPU
+}
+
+
+def vit(preset: str = "tiny", **overrides) -> VisionTransformer:
+    return VisionTransformer(ViTConfig(**{**PRESETS[preset], **overrides}))

@@ -1,0 +1,34 @@
+"""Batches of P lineages x K patches, for triplet mining inside the batch."""
+
+from __future__ import annotations
+
+import numpy as np
+from torch.utils.data import Sampler
+
+
+class PKSampler(Sampler[list[int]]):
+    """Each batch: ``p`` distinct labels, ``k`` items of each (drawn with replacement when a label has
+    fewer than ``k`` items). An epoch has ``len(labels) // (p * k)`` batches (at least one)."""
+
+    def __init__(self, labels, p: int, k: int, seed: int = 0):
+        self.labels = np.asarray(labels)
+        self.by_label = {lab: np.flatnonzero(self.labels == lab) for lab in np.unique(self.labels)}
+        if len(self.by_label) < 2:
+            raise ValueError("PK sampling needs at least two labels")
+        self.p = min(p, len(self.by_label))
+        self.k = max(k, 2)
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return max(1, len(self.labels) // (self.p * self.k))
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed)
+        keys = list(self.by_label)
+        for _ in range(len(self)):
+            chosen = rng.choice(len(keys), size=self.p, replace=False)
+            batch = []
+            for c in chosen:
+                items = self.by_label[keys[c]]
+                batch.extend(rng.choice(items, size=self.k, replace=len(items) < self.k).tolist())
+            yield batch

@@ -1,0 +1,35 @@
+import json
+
+import mlflow
+import pandas as pd
+
+
+def test_outputs_metrics_and_mlflow_run(tiny_project):
+    data = tiny_project / "data"
+    assert (data / "06_models" / "wsi_encoder.pt").is_file()
+    index = pd.read_parquet(data / "03_primary" / "patch_index.parquet")
+    emb = pd.read_parquet(data / "07_model_output" / "wsi_embeddings.parquet")
+    assert len(emb) == len(index) and {"split", "lineage_id"} <= set(emb.columns)
+    metrics = json.loads((data / "08_reporting" / "wsi_metrics.json").read_text())
+    for key in ("model_accuracy", "colour_baseline_accuracy", "model_chance", "split_mode"):
+        assert key in metrics
+    assert (data / "08_reporting" / "wsi_confusion.png").is_file()
+    history = pd.read_csv(data / "08_reporting" / "wsi_training_history.tsv", sep="\t")
+    # The lineage softmax of the warm-up learns, and the triplet stage that follows does not collapse
+    # (collapse: all normalised embeddings equal, spread -> 0, triplet loss pinned at the margin).
+    params = __import__("yaml").safe_load((tiny_project / "conf/base/parameters_wsi_encoding.yml").read_text())["wsi_encoding"]
+    warmup, margin = params["loss"]["warmup_epochs"], params["loss"]["margin"]
+    assert history["train/ce"].iloc[warmup - 1] < history["train/ce"].iloc[0]
+    assert history["train/spread"].iloc[-1] >= 0.5 * history["train/spread"].iloc[warmup - 1]
+    assert abs(history["train/triplet"].iloc[-1] - margin) > 0.01
+    mlflow.set_tracking_uri(f"sqlite:///{tiny_project / 'mlflow.db'}")
+    try:
+        runs = mlflow.search_runs(experiment_names=["gb_kedro"])
+        # Other tests of this session run other pipelines in-process: keep the children of the default run.
+        default = runs.loc[runs["tags.mlflow.runName"] == "__default__", "run_id"]
+        run = runs[(runs["tags.mlflow.runName"] == "wsi_encoding") & runs["tags.mlflow.parentRunId"].isin(default)]
+        assert len(run) == 1 and run["metrics.eval/model_accuracy"].notna().all()
+        models = mlflow.search_logged_models(experiment_ids=list(runs["experiment_id"].unique()))
+        assert set(run["run_id"]) <= set(models["source_run_id"])
+    finally:
+        mlflow.set_tracking_uri("")
