@@ -60,7 +60,7 @@ class PatchTensorDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int):
-        x = torch.from_numpy(np.asarray(self.images[i])).float().div_(255.0)
+        x = torch.from_numpy(np.array(self.images[i])).float().div_(255.0)  # a copy: rows of a disk cache are read-only
         if self.crop and self.crop < x.shape[-1]:
             span = x.shape[-1] - self.crop
             y0, x0 = (int(torch.randint(span + 1, (1,))), int(torch.randint(span + 1, (1,)))) if self.augment is not None else (span // 2, span // 2)

@@ -66,7 +66,7 @@ class PatchDataset(Dataset):
         """The RGB uint8 pixels of patch ``i``: ``[size, size, 3]``."""
         row = self.index.iloc[i]
         region = self._slide(row["slide_id"]).read_region((int(row["x"]), int(row["y"])), int(row["level"]), (int(row["size"]), int(row["size"])))
-        return np.asarray(region.convert("RGB"))
+        return np.array(region.convert("RGB"))  # a writable copy (torch.from_numpy needs one)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         image = torch.from_numpy(self.read(i)).permute(2, 0, 1).float().div_(255.0)
