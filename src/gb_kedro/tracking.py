@@ -46,3 +46,25 @@ def log_metrics(run, metrics: dict, step: int | None = None) -> None:
 
     clean = {k.replace("@", "_at_"): float(v) for k, v in metrics.items() if isinstance(v, int | float) and v == v}
     mlflow.log_metrics(clean, step=step)
+
+
+def log_torch_model(run, model) -> None:
+    """Log a PyTorch model to ``run`` with ``mlflow.pytorch`` (pickle format, torch pinned; no-op without a run)."""
+    if run is None:
+        return
+    import mlflow.pytorch
+    import torch
+
+    mlflow.pytorch.log_model(model, name="model", serialization_format="pickle", pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+
+
+def log_evaluation(name: str, run_id: str | None, metrics: dict, figure=None, figure_name: str | None = None) -> None:
+    """Reopen a training node's nested run and add its evaluation metrics (``eval/*``) and figure."""
+    if not run_id:
+        return
+    with nested_run(name, run_id=run_id) as run:
+        log_metrics(run, {f"eval/{k}": v for k, v in metrics.items()})
+        if run is not None and figure is not None:
+            import mlflow
+
+            mlflow.log_figure(figure, figure_name or f"{name}.png")

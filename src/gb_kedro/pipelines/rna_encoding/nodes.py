@@ -12,7 +12,7 @@ from torch.utils.data import TensorDataset
 
 from gb_kedro import rna_encoding as rna
 from gb_kedro.models.rna_mae import RNAMaskedAutoencoder
-from gb_kedro.tracking import log_metrics, nested_run
+from gb_kedro.tracking import log_evaluation, log_metrics, log_torch_model, nested_run
 from gb_kedro.training import TrainConfig, fit, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -87,10 +87,7 @@ def train_rna_encoder(
         model.cpu().eval()
         bundle = {"config": model.config_dict(), "state_dict": model.state_dict(), "variant": name, "genes": genes,
                   "mlflow_run_id": run.info.run_id if run is not None else None}
-        if run is not None:
-            import mlflow.pytorch
-
-            mlflow.pytorch.log_model(model, name="model", serialization_format="pickle", pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+        log_torch_model(run, model)
     return bundle, pd.DataFrame(history)
 
 
@@ -137,12 +134,6 @@ def evaluate_rna_embeddings(
         f"(PCA {metrics['knn_site_accuracy_pca']:.2f}); cohort near brain {metrics['cohort_nearest_brain_fraction_encoder']:.0%}",
         seed=int(tsne.get("seed", 0)), perplexity=float(tsne.get("perplexity", 30)),
     )
-    if bundle.get("mlflow_run_id"):
-        with nested_run(f"rna_encoding.{bundle['variant']}", run_id=bundle["mlflow_run_id"]) as run:
-            log_metrics(run, {f"eval/{k_}": v for k_, v in metrics.items()})
-            if run is not None:
-                import mlflow
-
-                mlflow.log_figure(figure, f"rna_tsne_{bundle['variant']}.png")
+    log_evaluation(f"rna_encoding.{bundle['variant']}", bundle.get("mlflow_run_id"), metrics, figure, f"rna_tsne_{bundle['variant']}.png")
     logger.info("rna_encoding.%s: %s", bundle["variant"], {k_: v for k_, v in metrics.items() if isinstance(v, float)})
     return metrics, figure

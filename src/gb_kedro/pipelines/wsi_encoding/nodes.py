@@ -16,7 +16,7 @@ from gb_kedro.rna_encoding import fingerprint
 from gb_kedro.slides.augment import Augment
 from gb_kedro.slides.manifest import slide_paths
 from gb_kedro.slides.sampling import PKSampler
-from gb_kedro.tracking import log_metrics, nested_run
+from gb_kedro.tracking import log_evaluation, log_metrics, log_torch_model, nested_run
 from gb_kedro.training import TrainConfig, fit, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -73,10 +73,7 @@ def train_wsi_encoder(patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, o
         )
         model.cpu().eval()
         bundle = {"config": model.config_dict(), "state_dict": model.state_dict(), "lineages": lineages, "mlflow_run_id": run.info.run_id if run is not None else None}
-        if run is not None:
-            import mlflow.pytorch
-
-            mlflow.pytorch.log_model(model, name="model", serialization_format="pickle", pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+        log_torch_model(run, model)
     logger.info("wsi_encoding: %d epochs, best epoch %d, device %s", len(result["history"]), result["best_epoch"], result["device"])
     return bundle, pd.DataFrame(result["history"])
 
@@ -113,13 +110,7 @@ def evaluate_wsi_embeddings(embeddings: pd.DataFrame, patch_index: pd.DataFrame,
     figure = wsi.confusion_figure(y[test], model_eval["predicted"],
                                   f"WSI encoder, 1-NN lineage retrieval ({metrics['split_mode']} split): {model_eval['accuracy']:.2f} "
                                   f"(colour {colour_eval['accuracy']:.2f}, chance {model_eval['chance']:.2f})")
-    if bundle.get("mlflow_run_id"):
-        with nested_run("wsi_encoding", run_id=bundle["mlflow_run_id"]) as run:
-            log_metrics(run, {f"eval/{k}": v for k, v in metrics.items() if isinstance(v, float)})
-            if run is not None:
-                import mlflow
-
-                mlflow.log_figure(figure, "wsi_confusion.png")
+    log_evaluation("wsi_encoding", bundle.get("mlflow_run_id"), metrics, figure, "wsi_confusion.png")
     logger.info("wsi_encoding (%s split): 1-NN lineage accuracy %.3f, colour baseline %.3f, chance %.3f",
                 metrics["split_mode"], model_eval["accuracy"], colour_eval["accuracy"], model_eval["chance"])
     return metrics, figure
