@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 from kedro.framework.cli.project import run as _kedro_run
 
-from gb_kedro.errors import InputDataError
+from gb_kedro.errors import find_input_error
 
 
 @click.group(name="gb-kedro")
@@ -19,13 +19,9 @@ def cli() -> None:
 def _run(**kwargs):
     try:
         return _kedro_run.callback(**kwargs)
-    except InputDataError as exc:
-        raise click.ClickException(f"bad input: {exc}") from None
     except Exception as exc:  # Kedro may wrap a dataset's error; report ours plainly if it is inside.
-        cause = exc
-        while cause is not None and not isinstance(cause, InputDataError):
-            cause = cause.__cause__ or cause.__context__
-        if isinstance(cause, InputDataError):
+        cause = find_input_error(exc)
+        if cause is not None:
             raise click.ClickException(f"bad input: {cause}") from None
         raise
 

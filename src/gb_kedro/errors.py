@@ -22,3 +22,10 @@ class InputDataError(DatasetError, ValueError):
 def source_of(frame, default: str) -> str:
     """The file a DataFrame was read from (stamped by the project's datasets), else ``default``."""
     return str(getattr(frame, "attrs", {}).get("source", default))
+
+
+def find_input_error(error: BaseException | None) -> InputDataError | None:
+    """The :class:`InputDataError` in ``error``'s cause/context chain (Kedro may wrap it), or None."""
+    while error is not None and not isinstance(error, InputDataError):
+        error = error.__cause__ or error.__context__
+    return error

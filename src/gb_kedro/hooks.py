@@ -6,7 +6,7 @@ import logging
 
 from kedro.framework.hooks import hook_impl
 
-from gb_kedro.errors import InputDataError
+from gb_kedro.errors import find_input_error
 
 logger = logging.getLogger(__name__)
 
@@ -20,8 +20,6 @@ class CleanInputErrorHooks:
 
     @hook_impl
     def on_node_error(self, error: Exception, node, catalog, inputs, is_async, run_id):  # noqa: D401
-        cause = error
-        while cause is not None and not isinstance(cause, InputDataError):
-            cause = cause.__cause__ or cause.__context__
-        if isinstance(cause, InputDataError):
+        cause = find_input_error(error)
+        if cause is not None:
             logger.error("Bad input in node '%s': %s", node.name, cause)
