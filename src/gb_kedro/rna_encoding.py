@@ -12,8 +12,6 @@ Lineages held out by the ``lineage`` evaluation split are never trained on.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 
 import numpy as np
@@ -56,17 +54,6 @@ def make_step(temperature: float, recon_weight: float = 1.0, contrastive_weight:
         return {"loss": loss, "recon_full": recon.detach(), "recon_masked": recon_masked.detach(), "contrastive": contrastive.detach()}
 
     return step
-
-
-def fingerprint(*parts) -> str:
-    """A short hash of configs and data, so a checkpoint is only resumed for the same run."""
-    h = hashlib.sha1()
-    for part in parts:
-        if isinstance(part, np.ndarray):
-            h.update(np.ascontiguousarray(part).tobytes())
-        else:
-            h.update(json.dumps(part, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:16]
 
 
 def split_tcga(samples: pd.DataFrame, test_fraction: float, seed: int) -> pd.DataFrame:

@@ -10,6 +10,8 @@ with the same weights as an uninterrupted run.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
 import math
 import os
@@ -47,6 +49,17 @@ class TrainConfig:
     def from_dict(cls, values: dict | None) -> TrainConfig:
         values = dict(values or {})
         return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+
+
+def fingerprint(*parts) -> str:
+    """A short hash of configs and data, so a checkpoint is only resumed for the same run."""
+    h = hashlib.sha1()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            h.update(np.ascontiguousarray(part).tobytes())
+        else:
+            h.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -71,3 +73,17 @@ def init_weights(module: nn.Module) -> None:
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
+
+
+class ConfigurableModel(nn.Module):
+    """A model built from one dataclass config: ``from_config`` rebuilds it from ``config_dict()``
+    (how model bundles in ``data/06_models`` store it). Subclasses set ``config_class``."""
+
+    config_class: type
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config if isinstance(config, cls.config_class) else cls.config_class(**config))
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)

@@ -12,13 +12,13 @@ a linear projection of it feeds the contrastive loss (eq. 3-4).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gb_kedro.models.layers import Block, init_weights
+from gb_kedro.models.layers import Block, ConfigurableModel, init_weights
 
 
 @dataclass
@@ -43,7 +43,9 @@ class RNAMAEConfig:
         return max(self.group_of_gene) + 1
 
 
-class RNAMaskedAutoencoder(nn.Module):
+class RNAMaskedAutoencoder(ConfigurableModel):
+    config_class = RNAMAEConfig
+
     def __init__(self, config: RNAMAEConfig):
         super().__init__()
         self.config = config
@@ -79,13 +81,6 @@ class RNAMaskedAutoencoder(nn.Module):
         for p in (self.cls_token, self.mask_token, self.pos_embed, self.decoder_pos_embed):
             nn.init.trunc_normal_(p, std=0.02)
         self.apply(init_weights)
-
-    @classmethod
-    def from_config(cls, config: dict | RNAMAEConfig) -> RNAMaskedAutoencoder:
-        return cls(config if isinstance(config, RNAMAEConfig) else RNAMAEConfig(**config))
-
-    def config_dict(self) -> dict:
-        return asdict(self.config)
 
     # -----------------------------------------------------------------------------------------------
     def tokenize(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,13 +8,13 @@ tokens, ``forward_head`` the CLS embedding; the multimodal fusion uses the token
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from gb_kedro.models.layers import Block, init_weights
+from gb_kedro.models.layers import Block, ConfigurableModel, init_weights
 
 
 @dataclass
@@ -34,7 +34,9 @@ class ViTConfig:
         return (self.img_size // self.patch_size) ** 2
 
 
-class VisionTransformer(nn.Module):
+class VisionTransformer(ConfigurableModel):
+    config_class = ViTConfig
+
     def __init__(self, config: ViTConfig):
         super().__init__()
         if config.img_size % config.patch_size:
@@ -50,13 +52,6 @@ class VisionTransformer(nn.Module):
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         self.apply(init_weights)
-
-    @classmethod
-    def from_config(cls, config: dict | ViTConfig) -> VisionTransformer:
-        return cls(config if isinstance(config, ViTConfig) else ViTConfig(**config))
-
-    def config_dict(self) -> dict:
-        return asdict(self.config)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, 3, H, W] in [0, 1] -> tokens [N, 1 + L, D] (CLS first, L = (H / 16)^2)."""

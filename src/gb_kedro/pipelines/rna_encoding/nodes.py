@@ -13,7 +13,7 @@ from torch.utils.data import TensorDataset
 from gb_kedro import rna_encoding as rna
 from gb_kedro.models.rna_mae import RNAMaskedAutoencoder
 from gb_kedro.tracking import log_evaluation, log_metrics, log_torch_model, nested_run
-from gb_kedro.training import TrainConfig, fit, resolve_device
+from gb_kedro.training import TrainConfig, fingerprint, fit, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def train_rna_encoder(
                 model, train_set, val_set, step, config, checkpoint_dir=ckpt_root / stage,
                 on_epoch=lambda epoch, metrics, stage=stage: log_metrics(run, {f"{stage}/{k}": v for k, v in metrics.items() if k != "epoch"}, step=epoch),
                 desc=f"rna {name} {stage}",
-                fingerprint=rna.fingerprint(model.config_dict(), config.__dict__, loss, stage, train_set.tensors[0].numpy()),
+                fingerprint=fingerprint(model.config_dict(), config.__dict__, loss, stage, train_set.tensors[0].numpy()),
             )
             history.extend({"stage": stage, **h} for h in result["history"])
             logger.info("rna_encoding.%s %s: %d epochs, best epoch %d, device %s", name, stage, len(result["history"]), result["best_epoch"], result["device"])
