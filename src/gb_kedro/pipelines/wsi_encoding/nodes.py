@@ -12,12 +12,11 @@ import torch
 from gb_kedro import wsi_encoding as wsi
 from gb_kedro.baselines import colour_histogram_features
 from gb_kedro.models.vit import VisionTransformer, vit
-from gb_kedro.rna_encoding import fingerprint
 from gb_kedro.slides.augment import Augment
 from gb_kedro.slides.manifest import slide_paths
 from gb_kedro.slides.sampling import PKSampler
 from gb_kedro.tracking import log_evaluation, log_metrics, log_torch_model, nested_run
-from gb_kedro.training import TrainConfig, fit, resolve_device
+from gb_kedro.training import TrainConfig, fingerprint, fit, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ def _patches(index: pd.DataFrame, manifest: pd.DataFrame, options: dict) -> np.n
     read_px, _ = _geometry(options)
     cache_dir = Path(options.get("checkpoint_dir", "data/06_models/checkpoints"))
     key = fingerprint(index[["slide_id", "x", "y", "level", "size"]].to_numpy().astype(str).tolist(), read_px)
-    return wsi.read_patches(index, slide_paths(manifest), read_px, int(data.get("num_workers", 0)), data.get("cache", "ram"), cache_dir / f"wsi_patches_{key}.npy")
+    return wsi.read_patches(index, slide_paths(manifest), read_px, int(data.get("num_workers", 0)), data.get("cache", "disk"), cache_dir / f"wsi_patches_{key}.npy")
 
 
 def train_wsi_encoder(patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, options: dict) -> tuple[dict, pd.DataFrame]:
@@ -47,7 +46,9 @@ def train_wsi_encoder(patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, o
     train = patch_index[patch_index["split"] == "train"].reset_index(drop=True)
     lineages = sorted(train["lineage_id"].unique())
     labels = train["lineage_id"].map({lab: i for i, lab in enumerate(lineages)}).to_numpy()
-    images = _patches(train, slide_manifest, options)
+    # Decode every patch of the index (the same cache key as the embedding and evaluation nodes, so with
+    # `cache: disk` the slides are decoded once per run), then keep the training rows.
+    images = np.asarray(_patches(patch_index.reset_index(drop=True), slide_manifest, options)[(patch_index["split"] == "train").to_numpy()])
     rng = np.random.default_rng(seed)
     val = rng.random(len(train)) < float(options.get("val_fraction", 0.1))
     model_opts = dict(options.get("model", {}))
