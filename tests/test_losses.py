@@ -44,3 +44,41 @@ def test_batch_hard_triplet_by_hand():
     loss = batch_hard_triplet(e, torch.tensor([0, 0, 1, 1]), margin=2.5)
     assert float(loss) == pytest.approx((0.5 + 3.5 - math.sqrt(10) + 0.5 + 0.0) / 4, rel=1e-5)
     assert float(batch_hard_triplet(e, torch.tensor([0, 1, 2, 3]), 1.0)) == 0.0  # no positives
+
+
+def test_cross_modal_info_nce_two_positives_by_hand():
+    import math
+
+    from gb_kedro.losses import cross_modal_info_nce
+
+    # images a0, a1 (lineage 0, 1); RNA rows b0, b1 (lineage 0), b2 (lineage 1). Unit vectors in 2-D.
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    b = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    la, lb, t = torch.tensor([0, 1]), torch.tensor([0, 0, 1]), 0.5
+    s = [[1.0, 0.6, 0.0], [0.0, 0.8, 1.0]]  # a . b
+    def log_softmax(row, j):
+        return row[j] / t - math.log(sum(math.exp(v / t) for v in row))
+    a2b = (-(log_softmax(s[0], 0) + log_softmax(s[0], 1)) / 2 - log_softmax(s[1], 2)) / 2
+    cols = [[s[0][j], s[1][j]] for j in range(3)]  # b_j . a_i
+    b2a = (-log_softmax(cols[0], 0) - log_softmax(cols[1], 0) - log_softmax(cols[2], 1)) / 3
+    expected = (a2b + b2a) / 2
+    assert cross_modal_info_nce(a, b, la, lb, t).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_hard_negatives_never_positive_and_favour_hard_ones():
+    from gb_kedro.losses import sample_hard_negatives
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3])
+    pos = labels[:, None] == labels[None, :]
+    sim = torch.randn(7, 7, generator=g) * 5
+    sim[pos] = 100.0  # positives are the most similar: a naive argmax would pick them
+    for _ in range(200):
+        idx = sample_hard_negatives(sim, pos, generator=g)
+        assert not pos[torch.arange(7), idx].any()
+    hard = torch.zeros(2, 4)
+    hard[:, 3] = 5.0  # column 3 is the hardest negative
+    picks = torch.stack([sample_hard_negatives(hard, torch.tensor([[True, False, False, False]] * 2), generator=g) for _ in range(300)])
+    assert (picks == 3).float().mean() > 0.9
+    with pytest.raises(ValueError, match="no negative"):
+        sample_hard_negatives(torch.zeros(2, 2), torch.ones(2, 2, dtype=torch.bool))

@@ -57,3 +57,50 @@ def batch_hard_triplet(embeddings: torch.Tensor, labels: torch.Tensor, margin: f
     hardest_pos = dist.masked_fill(~pos, float("-inf")).max(1).values
     hardest_neg = dist.masked_fill(~neg, float("inf")).min(1).values
     return torch.relu(hardest_pos - hardest_neg + margin)[valid].mean()
+
+
+def cross_modal_info_nce(z_a: torch.Tensor, z_b: torch.Tensor, labels_a: torch.Tensor, labels_b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Symmetric image<->RNA contrastive alignment (paper eq. 7-8, ALBEF's ITC) with several positives.
+
+    s_ij = z_a_i . z_b_j / t (embeddings normalised here); the positives of a_i are the b_j with the same
+    label (same lineage), and the target distribution is uniform over them::
+
+        L_a2b = mean_i -1/|P(i)| sum_{j in P(i)} log softmax_j(s_i.)
+        L     = (L_a2b + L_b2a) / 2          (L_b2a: the same on s.T)
+
+    Anchors without a positive are skipped.
+
+    Args:
+        z_a: [Na, E]; z_b: [Nb, E]; labels_a: [Na]; labels_b: [Nb]; temperature: t.
+    """
+    a = F.normalize(z_a.float(), dim=-1)
+    b = F.normalize(z_b.float(), dim=-1)
+    sim = a @ b.T / temperature
+    positives = labels_a[:, None] == labels_b[None, :]
+
+    def one_way(s: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        log_prob = s - torch.logsumexp(s, dim=1, keepdim=True)
+        n_pos = pos.sum(dim=1)
+        valid = n_pos > 0
+        per_anchor = -log_prob.masked_fill(~pos, 0.0).sum(dim=1) / n_pos.clamp(min=1)
+        return per_anchor[valid].mean() if valid.any() else s.sum() * 0.0
+
+    return (one_way(sim, positives) + one_way(sim.T, positives.T)) / 2
+
+
+def sample_hard_negatives(similarity: torch.Tensor, positives: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """ALBEF's hard negatives for the matching head: for each row i, one column j drawn with probability
+    softmax(similarity_i) over the NON-positive columns (positives get probability 0).
+
+    Args:
+        similarity: [N, M] (e.g. image-to-RNA similarities / t); positives: bool [N, M].
+
+    Returns:
+        [N] column indices, never a positive. Rows whose columns are all positive raise ValueError.
+    """
+    if (positives.all(dim=1)).any():
+        raise ValueError("a row has no negative to draw (every candidate is a positive): batches need several lineages")
+    logits = similarity.detach().float().masked_fill(positives, float("-inf"))
+    weights = torch.softmax(logits, dim=1)
+    weights = torch.nan_to_num(weights, nan=0.0).masked_fill(positives, 0.0)
+    return torch.multinomial(weights, 1, generator=generator).squeeze(1)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from gb_kedro.pipelines import data_engineering, rna_encoding, synthetic_cohort, wsi_encoding
+from gb_kedro.pipelines import data_engineering, multimodal, rna_encoding, synthetic_cohort, wsi_encoding
 
 # Downstream pipelines, in the order the method chains them; later pipelines are appended here.
 ANALYSIS_PIPELINES = {
     "data_engineering": data_engineering.create_pipeline,
     "rna_encoding": rna_encoding.create_pipeline,
     "wsi_encoding": wsi_encoding.create_pipeline,
+    "multimodal": multimodal.create_pipeline,
 }
 
 

@@ -23,6 +23,8 @@ from tqdm.auto import tqdm
 from gb_kedro.losses import batch_hard_triplet
 from gb_kedro.slides.augment import Augment
 from gb_kedro.slides.dataset import PatchDataset
+from gb_kedro.slides.manifest import slide_paths
+from gb_kedro.training import fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,24 @@ def read_patches(index: pd.DataFrame, slide_paths: dict, output_size: int, num_w
         Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
         np.save(cache_path, out)
     return out
+
+
+def patch_geometry(options: dict) -> tuple[int, int | None]:
+    """(pixels read per patch, crop fed to the model or None). ``downsample``: the patch resized to
+    ``patch_px``; ``crop``: read at full size, windows of ``patch_px`` fed to the model."""
+    data = options.get("data", {})
+    px = int(data.get("patch_px", 128))
+    if data.get("mode", "downsample") == "crop":
+        return int(data.get("read_px", 256)), px
+    return px, None
+
+
+def decoded_patches(index: pd.DataFrame, manifest: pd.DataFrame, options: dict) -> np.ndarray:
+    data = options.get("data", {})
+    read_px, _ = patch_geometry(options)
+    cache_dir = Path(options.get("checkpoint_dir", "data/06_models/checkpoints"))
+    key = fingerprint(index[["slide_id", "x", "y", "level", "size"]].to_numpy().astype(str).tolist(), read_px)
+    return read_patches(index, slide_paths(manifest), read_px, int(data.get("num_workers", 0)), data.get("cache", "disk"), cache_dir / f"wsi_patches_{key}.npy")
 
 
 class PatchTensorDataset(Dataset):

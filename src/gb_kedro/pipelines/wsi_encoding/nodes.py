@@ -13,30 +13,11 @@ from gb_kedro import wsi_encoding as wsi
 from gb_kedro.baselines import colour_histogram_features
 from gb_kedro.models.vit import VisionTransformer, vit
 from gb_kedro.slides.augment import Augment
-from gb_kedro.slides.manifest import slide_paths
 from gb_kedro.slides.sampling import PKSampler
 from gb_kedro.tracking import log_evaluation, log_metrics, log_torch_model, nested_run
 from gb_kedro.training import TrainConfig, fingerprint, fit, resolve_device
 
 logger = logging.getLogger(__name__)
-
-
-def _geometry(options: dict) -> tuple[int, int | None]:
-    """(pixels read per patch, crop fed to the model or None). ``downsample``: the patch resized to
-    ``patch_px``; ``crop``: read at full size, windows of ``patch_px`` fed to the model."""
-    data = options.get("data", {})
-    px = int(data.get("patch_px", 128))
-    if data.get("mode", "downsample") == "crop":
-        return int(data.get("read_px", 256)), px
-    return px, None
-
-
-def _patches(index: pd.DataFrame, manifest: pd.DataFrame, options: dict) -> np.ndarray:
-    data = options.get("data", {})
-    read_px, _ = _geometry(options)
-    cache_dir = Path(options.get("checkpoint_dir", "data/06_models/checkpoints"))
-    key = fingerprint(index[["slide_id", "x", "y", "level", "size"]].to_numpy().astype(str).tolist(), read_px)
-    return wsi.read_patches(index, slide_paths(manifest), read_px, int(data.get("num_workers", 0)), data.get("cache", "disk"), cache_dir / f"wsi_patches_{key}.npy")
 
 
 def train_wsi_encoder(patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, options: dict) -> tuple[dict, pd.DataFrame]:
@@ -48,13 +29,13 @@ def train_wsi_encoder(patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, o
     labels = train["lineage_id"].map({lab: i for i, lab in enumerate(lineages)}).to_numpy()
     # Decode every patch of the index (the same cache key as the embedding and evaluation nodes, so with
     # `cache: disk` the slides are decoded once per run), then keep the training rows.
-    images = np.asarray(_patches(patch_index.reset_index(drop=True), slide_manifest, options)[(patch_index["split"] == "train").to_numpy()])
+    images = np.asarray(wsi.decoded_patches(patch_index.reset_index(drop=True), slide_manifest, options)[(patch_index["split"] == "train").to_numpy()])
     rng = np.random.default_rng(seed)
     val = rng.random(len(train)) < float(options.get("val_fraction", 0.1))
     model_opts = dict(options.get("model", {}))
     preset = model_opts.pop("preset", "tiny")
     torch.manual_seed(seed)
-    read_px, crop = _geometry(options)
+    read_px, crop = wsi.patch_geometry(options)
     model = vit(preset, img_size=crop or read_px, num_classes=len(lineages), **model_opts)
     loss = options.get("loss", {})
     step = wsi.TripletStep(float(loss.get("margin", 0.3)), int(loss.get("warmup_epochs", 3)), float(loss.get("ce_weight", 0.0)))
@@ -87,8 +68,8 @@ def load_wsi_encoder(bundle: dict) -> VisionTransformer:
 
 def embed_wsi_patches(bundle: dict, patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, options: dict) -> pd.DataFrame:
     """CLS embeddings (L2-normalised) of every tumour patch, train and held out, with the index columns."""
-    images = _patches(patch_index, slide_manifest, options)
-    z = wsi.embed(load_wsi_encoder(bundle), images, device=resolve_device(options.get("device", "auto")), crop=_geometry(options)[1])
+    images = wsi.decoded_patches(patch_index, slide_manifest, options)
+    z = wsi.embed(load_wsi_encoder(bundle), images, device=resolve_device(options.get("device", "auto")), crop=wsi.patch_geometry(options)[1])
     frame = patch_index[["slide_id", "x", "y", "lineage_id", "patient_id", "mouse_id", "split"]].reset_index(drop=True)
     return pd.concat([frame, pd.DataFrame(z, columns=[f"e{i}" for i in range(z.shape[1])])], axis=1)
 
@@ -102,7 +83,7 @@ def evaluate_wsi_embeddings(embeddings: pd.DataFrame, patch_index: pd.DataFrame,
     patient_of = dict(zip(embeddings["lineage_id"], embeddings["patient_id"], strict=False))
     y = embeddings["lineage_id"].to_numpy()
     model_eval = wsi.nearest_neighbour_eval(embeddings.loc[train, cols].to_numpy(), y[train], embeddings.loc[test, cols].to_numpy(), y[test], patient_of)
-    colour = colour_histogram_features(np.moveaxis(_patches(patch_index.reset_index(drop=True), slide_manifest, options), 1, -1))
+    colour = colour_histogram_features(np.moveaxis(wsi.decoded_patches(patch_index.reset_index(drop=True), slide_manifest, options), 1, -1))
     colour = (colour - colour[train].mean(0)) / (colour[train].std(0) + 1e-6)
     colour_eval = wsi.nearest_neighbour_eval(colour[train], y[train], colour[test], y[test], patient_of)
     metrics = {"split_mode": split.get("mode", "patch")}

@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+import torch
+
+from gb_kedro import multimodal as mm
+
+
+def test_retrieval_metrics_on_a_constructed_case():
+    # 3 candidate RNA samples: lineages A1, A2 (patient A), B1 (patient B). 6 held-out patches on 3 slides.
+    cand = np.array(["A1", "A2", "B1"])
+    patient_of = {"A1": "A", "A2": "A", "B1": "B"}
+    rna = np.eye(3)
+    true = np.array(["A1", "A1", "A2", "A2", "B1", "B1"])
+    slides = np.array(["s1", "s1", "s2", "s2", "s3", "s3"])
+    # patch 2 is closest to A1 (wrong lineage, right patient); patch 4 closest to A2 (wrong patient); rest right.
+    images = np.array([[1, 0, 0], [1, 0.1, 0], [1, 0.5, 0], [0, 1, 0], [0.2, 1, 0.1], [0, 0, 1]], float)
+    sim, ranked = mm.retrieval(images, rna, top=2)
+    assert sim.shape == (6, 3) and ranked.shape == (6, 2)
+    m = mm.retrieval_metrics(ranked, true, slides, cand, patient_of, n_boot=200, seed=0)
+    assert m["lineage_accuracy"] == pytest.approx(4 / 6)
+    assert m["patient_accuracy"] == pytest.approx(5 / 6)
+    assert m["errors_within_patient"] == pytest.approx(1 / 2)
+    assert m["lineage_balanced_accuracy"] == pytest.approx((1 + 0.5 + 0.5) / 3)  # A1 1, A2 0.5, B1 0.5
+    assert m["lineage_top2_accuracy"] == pytest.approx(5 / 6)  # patch 4 ranks A2, A1 before B1
+    assert m["lineage_chance"] == pytest.approx(1 / 3)
+    assert m["patient_chance"] == pytest.approx((2 / 3 * 4 + 1 / 3 * 2) / 6)
+    assert m["n_slides"] == 3 and m["n_candidates"] == 3
+    assert m["lineage_accuracy_ci_low"] <= m["lineage_accuracy"] <= m["lineage_accuracy_ci_high"]
+    # Resampling slides: per-slide lineage accuracy is 1, 0.5, 0.5, so the interval lies in [0.5, 1].
+    assert 0.5 <= m["lineage_accuracy_ci_low"] and m["lineage_accuracy_ci_high"] <= 1.0
+
+
+def test_bootstrap_interval_is_by_slide():
+    # One slide all right, one all wrong: every bootstrap mean is a mix of the two slides' means.
+    cand = np.array(["A", "B"])
+    ranked = np.array([[0]] * 10 + [[0]] * 10)
+    true = np.array(["A"] * 10 + ["B"] * 10)
+    slides = np.array(["s1"] * 10 + ["s2"] * 10)
+    m = mm.retrieval_metrics(ranked, true, slides, cand, {"A": "p", "B": "q"}, n_boot=500)
+    assert m["lineage_accuracy"] == 0.5
+    assert m["lineage_accuracy_ci_low"] == 0.0 and m["lineage_accuracy_ci_high"] == 1.0
+
+
+def test_step_losses_and_training_signal():
+    from gb_kedro.models.multimodal import MultimodalModel
+    from gb_kedro.models.rna_mae import rna_mae
+    from gb_kedro.models.vit import vit
+
+    torch.manual_seed(0)
+    model = MultimodalModel.from_encoders(rna_mae([0, 1, 2] * 4, "tiny", dim=32, depth=1), vit("tiny", img_size=32, dim=48, depth=1), embed_dim=16, fusion_depth=1)
+    step = mm.MultimodalStep(temperature=0.1, recon_weight=1.0)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    images = torch.rand(6, 3, 32, 32) * 0.2 + labels[:, None, None, None] * 0.3
+    rna = torch.randn(3, 12)[labels]
+    optim = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    first = None
+    for _ in range(40):
+        out = step(model, (images, rna, labels), "cpu")
+        optim.zero_grad()
+        out["loss"].backward()
+        optim.step()
+        first = first if first is not None else {k: float(v.detach()) for k, v in out.items()}
+    assert {"itc", "itm", "recon", "recon_masked", "itm_accuracy"} <= set(out)
+    assert float(out["itc"]) < first["itc"] and float(out["loss"]) < first["loss"]
+
+
+def test_table1_markdown_layout():
+    row = {"configuration": "x", "split": "mouse", "patient_accuracy": 0.5, "lineage_accuracy": 0.25, "n_patches": 10, "n_slides": 2, "n_candidates": 4,
+           "lineage_balanced_accuracy": 0.3, "lineage_top5_accuracy": 0.9, "lineage_chance": 0.25, "patient_chance": 0.5, "errors_within_patient": float("nan")}
+    for k in ("patient_accuracy", "lineage_accuracy"):
+        row[k + "_ci_low"], row[k + "_ci_high"] = 0.1, 0.9
+    table = mm.table1([row, {**row, "configuration": "y"}])
+    assert list(table.columns[:4]) == ["configuration", "split", "patient_accuracy", "lineage_accuracy"]
+    text = mm.table1_markdown(table)
+    assert "| x | 0.500 (0.100-0.900) | 0.250 (0.100-0.900) |" in text and "Split: **mouse**" in text
