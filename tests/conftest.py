@@ -106,7 +106,8 @@ def tiny_project(tmp_path_factory) -> Path:
     cwd = os.getcwd()
     os.chdir(path)
     try:
-        run_kedro(path, "__default__", {"synthetic_cohort": {"preset": "tiny"}})
+        # One permutation-null retraining instead of three keeps the suite fast.
+        run_kedro(path, "__default__", {"synthetic_cohort": {"preset": "tiny"}, "reporting": {"n_permutations": 1}})
     finally:
         os.chdir(cwd)
     return path

@@ -60,19 +60,25 @@ class MultimodalStep:
 
     For the matching head (ALBEF): the N positive pairs, then for each image a negative RNA and for each
     RNA a negative image, drawn from the contrastive similarities (harder = more likely, positives never).
-    With ``mask_rna`` one gene group of each RNA input is masked (as in RNA pretraining): the only RNA
-    augmentation when a lineage has one sample; ``recon_masked`` is the decoder's error on that group.
+    With ``mask_rna`` one gene group of each RNA input is masked (as in RNA pretraining) and with
+    ``gene_dropout`` a share of the gene values is set to 0 (the authors' release masks 30 % of the values):
+    the RNA side's augmentations when a lineage has one sample. The decoder reconstructs the intact vector;
+    ``recon_masked`` is its error on the masked group.
     """
 
-    def __init__(self, temperature: float, itc_weight: float = 1.0, itm_weight: float = 1.0, recon_weight: float = 0.0, mask_rna: bool = True):
+    def __init__(self, temperature: float, itc_weight: float = 1.0, itm_weight: float = 1.0, recon_weight: float = 0.0, mask_rna: bool = True, gene_dropout: float = 0.0):
         self.temperature, self.itc_weight, self.itm_weight, self.recon_weight, self.mask_rna = temperature, itc_weight, itm_weight, recon_weight, mask_rna
+        self.gene_dropout = gene_dropout
 
     def __call__(self, model: MultimodalModel, batch, device) -> dict[str, torch.Tensor]:
         images, rna, labels = (t.to(device) for t in batch)
         n = images.shape[0]
         g = len(model.rna_encoder.group_sizes)
         mask_idx = torch.randint(g, (n,), device=device) if self.mask_rna and g > 1 else None
-        out = model(images, rna, mask_idx)
+        rna_in = rna
+        if self.gene_dropout and model.training:  # the authors' RNA augmentation: a share of gene values set to 0 (the TCGA mean)
+            rna_in = rna * (torch.rand_like(rna) >= self.gene_dropout)
+        out = model(images, rna_in, mask_idx)
         itc = cross_modal_info_nce(out["z_img"], out["z_rna"], labels, labels, self.temperature)
         positives = labels[:, None] == labels[None, :]
         sim = out["z_img"].float() @ out["z_rna"].float().T / self.temperature

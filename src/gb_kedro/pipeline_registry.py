@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from gb_kedro.pipelines import data_engineering, multimodal, rna_encoding, synthetic_cohort, wsi_encoding
+from gb_kedro.pipelines import data_engineering, multimodal, reporting, rna_encoding, synthetic_cohort, wsi_encoding
 
 # Downstream pipelines, in the order the method chains them; later pipelines are appended here.
 ANALYSIS_PIPELINES = {
@@ -18,6 +18,7 @@ ANALYSIS_PIPELINES = {
     "rna_encoding": rna_encoding.create_pipeline,
     "wsi_encoding": wsi_encoding.create_pipeline,
     "multimodal": multimodal.create_pipeline,
+    "reporting": reporting.create_pipeline,
 }
 
 

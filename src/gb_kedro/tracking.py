@@ -48,14 +48,17 @@ def log_metrics(run, metrics: dict, step: int | None = None) -> None:
     mlflow.log_metrics(clean, step=step)
 
 
-def log_torch_model(run, model) -> None:
-    """Log a PyTorch model to ``run`` with ``mlflow.pytorch`` (pickle format, torch pinned; no-op without a run)."""
+def log_torch_model(run, model, registered_name: str | None = None) -> None:
+    """Log a PyTorch model to ``run`` with ``mlflow.pytorch`` (pickle format, torch pinned; no-op without a
+    run); with ``registered_name`` it also becomes a new version of that registered model (stable names:
+    ``gb_kedro.rna_encoder.<grouping>``, ``gb_kedro.wsi_encoder``, ``gb_kedro.multimodal.<row>``)."""
     if run is None:
         return
     import mlflow.pytorch
     import torch
 
-    mlflow.pytorch.log_model(model, name="model", serialization_format="pickle", pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+    mlflow.pytorch.log_model(model, name="model", serialization_format="pickle", pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                             registered_model_name=registered_name)
 
 
 def log_evaluation(name: str, run_id: str | None, metrics: dict, figure=None, figure_name: str | None = None) -> None:

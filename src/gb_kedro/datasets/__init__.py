@@ -10,12 +10,14 @@ Every dataset here
 """
 
 from gb_kedro.datasets.atomic import atomic_path
+from gb_kedro.datasets.figures import FigureDataset
 from gb_kedro.datasets.slides import PyramidTiffDataset
 from gb_kedro.datasets.star_counts import STAR_COLUMNS, STAR_SUMMARY_ROWS, StarCountsDataset
 from gb_kedro.datasets.table import JSONDataset, TableDataset, TextDataset
 from gb_kedro.datasets.torch_model import TorchModelDataset
 
 __all__ = [
+    "FigureDataset",
     "STAR_COLUMNS",
     "STAR_SUMMARY_ROWS",
     "JSONDataset",

@@ -94,14 +94,20 @@ class TableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         load_args: dict[str, Any] | None = None,
         save_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        missing_ok: bool = False,
     ):
         self._filepath = Path(PurePosixPath(filepath))
         self._required = list(required_columns or [])
+        self._missing_ok = missing_ok
         self._load_args = dict(load_args or {})
         self._save_args = dict(save_args or {})
         self.metadata = metadata
 
     def load(self) -> pd.DataFrame:
+        """The table; with ``missing_ok`` an absent file loads as an empty table with the required columns
+        (optional inputs, e.g. planted truth that only the embedded cohort has)."""
+        if self._missing_ok and not self._filepath.exists():
+            return pd.DataFrame(columns=self._required)
         return read_table(self._filepath, required_columns=self._required, **self._load_args)
 
     def save(self, data: pd.DataFrame) -> None:

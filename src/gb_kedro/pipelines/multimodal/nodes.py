@@ -48,6 +48,56 @@ def _patient_of(samples: pd.DataFrame, patch_index: pd.DataFrame) -> dict:
     return {**dict(zip(patch_index["lineage_id"], patch_index["patient_id"], strict=True)), **dict(zip(samples["lineage_id"], samples["patient_id"], strict=True))}
 
 
+def build_model(wsi_bundle: dict, rna_bundle: dict, options: dict, row: dict) -> MultimodalModel:
+    """The multimodal model of a Table 1 row: pretrained encoders (or all weights random), frozen or not."""
+    torch.manual_seed(int(options.get("seed", 0)))
+    model = MultimodalModel.from_encoders(load_rna_encoder(rna_bundle), load_wsi_encoder(wsi_bundle), **dict(options.get("model", {})))
+    if not row.get("pretrained", True):  # same architecture, fresh random weights everywhere
+        model = MultimodalModel.from_config(model.config_dict())
+    if row.get("freeze_encoders", False):
+        for p in [*model.rna_encoder.parameters(), *model.wsi_encoder.parameters()]:
+            p.requires_grad_(False)
+    return model
+
+
+def training_pairs(patch_index: pd.DataFrame, cohort_features: pd.DataFrame, cohort_samples: pd.DataFrame, genes: list[str]):
+    """The training patches (split == train) whose lineage has an RNA sample: (rows mask over the index,
+    lineages, integer labels, RNA vectors of each label)."""
+    samples, rna = _rna_table(cohort_features, cohort_samples, genes)
+    index = _paired_patches(patch_index, samples)
+    train_rows = ((index["split"] == "train") & index["lineage_id"].isin(samples["lineage_id"])).to_numpy()
+    train = index[train_rows]
+    lineages = sorted(train["lineage_id"].unique())
+    labels = train["lineage_id"].map({lab: i for i, lab in enumerate(lineages)}).to_numpy()
+    rna_of_label = [rna[(samples["lineage_id"] == lab).to_numpy()] for lab in lineages]
+    return train_rows, lineages, labels, rna_of_label
+
+
+def fit_pairs(model: MultimodalModel, images: np.ndarray, labels: np.ndarray, rna_of_label: list[np.ndarray], options: dict, wsi_options: dict,
+              recon_weight: float, name: str, run=None) -> dict:
+    """Train ``model`` on (patch, RNA of its label) pairs with :class:`MultimodalStep` (checkpointed per
+    ``name``; per-epoch metrics to ``run``). Returns :func:`gb_kedro.training.fit`'s result."""
+    seed = int(options.get("seed", 0))
+    _, crop = wsi.patch_geometry(wsi_options)
+    val = np.random.default_rng(seed).random(len(labels)) < float(options.get("val_fraction", 0.1))
+    aug = wsi_options.get("augment", {})
+    loss = {**options.get("loss", {}), "recon_weight": float(recon_weight)}
+    train_set = mm.PairDataset(images[~val], labels[~val], rna_of_label, Augment(aug.get("flips", True), aug.get("hed_sigma", 0.05), aug.get("hed_bias", 0.02)), crop=crop)
+    val_set = mm.PairDataset(images[val], labels[val], rna_of_label, crop=crop) if val.sum() > 1 and len(set(labels[val])) > 1 else None
+    step = mm.MultimodalStep(float(loss.get("temperature", 0.07)), float(loss.get("itc_weight", 1.0)), float(loss.get("itm_weight", 1.0)),
+                             float(loss.get("recon_weight", 0.0)), bool(loss.get("mask_rna", True)), float(loss.get("gene_dropout", 0.0)))
+    sampler = options.get("sampler", {})
+    config = TrainConfig.from_dict({**options.get("train", {}), "seed": seed, "device": options.get("device", "auto")})
+    return fit(
+        model, train_set, val_set, step, config,
+        checkpoint_dir=Path(options.get("checkpoint_dir", "data/06_models/checkpoints")) / f"multimodal_{name}",
+        on_epoch=lambda epoch, metrics: log_metrics(run, {k: v for k, v in metrics.items() if k != "epoch"}, step=epoch),
+        desc=f"multimodal {name}",
+        fingerprint=fingerprint(model.config_dict(), config.__dict__, loss, name, aug, sampler, labels[~val], images.shape, [r.tolist() for r in rna_of_label]),
+        batch_sampler=lambda epoch: PKSampler(labels[~val], int(sampler.get("p", 8)), int(sampler.get("k", 4)), seed=seed * 1000 + epoch),
+    )
+
+
 def train_multimodal(
     wsi_bundle: dict,
     rna_bundle: dict,
@@ -63,51 +113,17 @@ def train_multimodal(
     training patches of the evaluation split paired with their lineage's RNA sample, in a nested MLflow
     run ``multimodal.<row>``. ``row``: ``name``, ``pretrained``, ``train``, ``freeze_encoders``, ``recon_weight``."""
     name = row["name"]
-    seed = int(options.get("seed", 0))
-    torch.manual_seed(seed)
-    rna_encoder, wsi_encoder = load_rna_encoder(rna_bundle), load_wsi_encoder(wsi_bundle)
-    sizes = dict(options.get("model", {}))
-    model = MultimodalModel.from_encoders(rna_encoder, wsi_encoder, **sizes)
-    if not row.get("pretrained", True):  # same architecture, fresh random weights everywhere
-        model = MultimodalModel.from_config(model.config_dict())
-    if row.get("freeze_encoders", False):
-        for p in [*model.rna_encoder.parameters(), *model.wsi_encoder.parameters()]:
-            p.requires_grad_(False)
-
-    samples, rna = _rna_table(cohort_features, cohort_samples, rna_bundle["genes"])
-    index = _paired_patches(patch_index, samples)
-    train_rows = (index["split"] == "train") & index["lineage_id"].isin(samples["lineage_id"])
-    train = index[train_rows].reset_index(drop=True)
-    lineages = sorted(train["lineage_id"].unique())
-    labels = train["lineage_id"].map({lab: i for i, lab in enumerate(lineages)}).to_numpy()
-    rna_of_label = [rna[(samples["lineage_id"] == lab).to_numpy()] for lab in lineages]
-
+    model = build_model(wsi_bundle, rna_bundle, options, row)
+    train_rows, lineages, labels, rna_of_label = training_pairs(patch_index, cohort_features, cohort_samples, rna_bundle["genes"])
     loss = {**options.get("loss", {}), "recon_weight": float(row.get("recon_weight", 0.0))}
     params = {"row": name, "label": row.get("label", name), "rna_grouping": rna_bundle.get("variant"), "pretrained": row.get("pretrained", True),
               "trained": row.get("train", True), "freeze_encoders": row.get("freeze_encoders", False), "lineages": len(lineages),
-              "train_patches": len(train), **{k: v for k, v in options.items() if k not in ("checkpoint_dir", "loss")}, "loss": loss}
+              "train_patches": len(labels), **{k: v for k, v in options.items() if k not in ("checkpoint_dir", "loss")}, "loss": loss}
     history: list[dict] = []
     with nested_run(f"multimodal.{name}", params) as run:
         if row.get("train", True):
-            images = np.asarray(wsi.decoded_patches(patch_index.reset_index(drop=True), slide_manifest, wsi_options)[train_rows.to_numpy()])
-            _, crop = wsi.patch_geometry(wsi_options)
-            rng = np.random.default_rng(seed)
-            val = rng.random(len(train)) < float(options.get("val_fraction", 0.1))
-            aug = wsi_options.get("augment", {})
-            train_set = mm.PairDataset(images[~val], labels[~val], rna_of_label, Augment(aug.get("flips", True), aug.get("hed_sigma", 0.05), aug.get("hed_bias", 0.02)), crop=crop)
-            val_set = mm.PairDataset(images[val], labels[val], rna_of_label, crop=crop) if val.sum() > 1 and len(set(labels[val])) > 1 else None
-            step = mm.MultimodalStep(float(loss.get("temperature", 0.07)), float(loss.get("itc_weight", 1.0)), float(loss.get("itm_weight", 1.0)),
-                                     float(loss.get("recon_weight", 0.0)), bool(loss.get("mask_rna", True)))
-            sampler = options.get("sampler", {})
-            config = TrainConfig.from_dict({**options.get("train", {}), "seed": seed, "device": options.get("device", "auto")})
-            result = fit(
-                model, train_set, val_set, step, config,
-                checkpoint_dir=Path(options.get("checkpoint_dir", "data/06_models/checkpoints")) / f"multimodal_{name}",
-                on_epoch=lambda epoch, metrics: log_metrics(run, {k: v for k, v in metrics.items() if k != "epoch"}, step=epoch),
-                desc=f"multimodal {name}",
-                fingerprint=fingerprint(model.config_dict(), config.__dict__, loss, row, aug, sampler, labels[~val], images.shape, rna),
-                batch_sampler=lambda epoch: PKSampler(labels[~val], int(sampler.get("p", 8)), int(sampler.get("k", 4)), seed=seed * 1000 + epoch),
-            )
+            images = np.asarray(wsi.decoded_patches(patch_index.reset_index(drop=True), slide_manifest, wsi_options)[train_rows])
+            result = fit_pairs(model, images, labels, rna_of_label, options, wsi_options, float(row.get("recon_weight", 0.0)), name, run)
             history = result["history"]
             logger.info("multimodal.%s: %d epochs, best epoch %d, device %s", name, len(history), result["best_epoch"], result["device"])
         else:
@@ -118,8 +134,8 @@ def train_multimodal(
         bundle = {"config": model.config_dict(), "state_dict": model.state_dict(), "row": name, "label": row.get("label", name),
                   "rna_grouping": rna_bundle.get("variant"), "genes": rna_bundle["genes"], "lineages": lineages,
                   "mlflow_run_id": run.info.run_id if run is not None else None}
-        log_torch_model(run, model)
-    return bundle, pd.DataFrame(history)
+        log_torch_model(run, model, registered_name=f"gb_kedro.multimodal.{name}")
+    return bundle, pd.DataFrame(history) if history else pd.DataFrame(columns=["epoch", "train/loss"])  # untrained: a header only
 
 
 def load_multimodal(bundle: dict) -> MultimodalModel:

@@ -87,7 +87,7 @@ def train_rna_encoder(
         model.cpu().eval()
         bundle = {"config": model.config_dict(), "state_dict": model.state_dict(), "variant": name, "genes": genes,
                   "mlflow_run_id": run.info.run_id if run is not None else None}
-        log_torch_model(run, model)
+        log_torch_model(run, model, registered_name=f"gb_kedro.rna_encoder.{name}")
     return bundle, pd.DataFrame(history)
 
 

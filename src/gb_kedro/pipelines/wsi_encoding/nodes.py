@@ -55,7 +55,7 @@ def train_wsi_encoder(patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, o
         )
         model.cpu().eval()
         bundle = {"config": model.config_dict(), "state_dict": model.state_dict(), "lineages": lineages, "mlflow_run_id": run.info.run_id if run is not None else None}
-        log_torch_model(run, model)
+        log_torch_model(run, model, registered_name="gb_kedro.wsi_encoder")
     logger.info("wsi_encoding: %d epochs, best epoch %d, device %s", len(result["history"]), result["best_epoch"], result["device"])
     return bundle, pd.DataFrame(result["history"])
 

@@ -1,0 +1,58 @@
+import json
+
+import mlflow
+import pandas as pd
+
+from gb_kedro.pipelines.multimodal.pipeline import ROWS
+
+TORCH_ROWS = list(ROWS)
+ALL_ROWS = [*ROWS, "colour_baseline"]
+
+
+def _children(project, parent_name):
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    try:
+        runs = mlflow.search_runs(experiment_names=["gb_kedro"])
+        parents = runs.loc[runs["tags.mlflow.runName"] == parent_name, "run_id"]
+        children = runs[runs["tags.mlflow.parentRunId"].isin(parents)]
+        models = mlflow.search_logged_models(experiment_ids=list(runs["experiment_id"].unique()))
+        return children, models
+    finally:
+        mlflow.set_tracking_uri("")
+
+
+def test_table1_rows_outputs_and_mlflow(tiny_project):
+    data = tiny_project / "data"
+    table = pd.read_csv(data / "08_reporting" / "table1.csv")
+    assert len(table) == len(ALL_ROWS) and list(table.columns[:4]) == ["configuration", "split", "patient_accuracy", "lineage_accuracy"]
+    assert (table["split"] == "patch").all()
+    assert ((table["lineage_accuracy_ci_low"] <= table["lineage_accuracy"]) & (table["lineage_accuracy"] <= table["lineage_accuracy_ci_high"])).all()
+    markdown = (data / "08_reporting" / "table1.md").read_text()
+    assert sum(line.startswith("| ") for line in markdown.splitlines()) == len(ALL_ROWS) + 1 and "Split: **patch**" in markdown
+    for row in TORCH_ROWS:
+        metrics = json.loads((data / "08_reporting" / f"retrieval_metrics_{row}.json").read_text())
+        assert metrics["row"] == row and 0 <= metrics["lineage_accuracy"] <= 1
+        assert (data / "08_reporting" / f"retrieval_confusion_{row}.png").is_file()
+        assert (data / "06_models" / f"multimodal_{row}.pt").is_file()
+    predictions = pd.read_parquet(data / "07_model_output" / "retrieval_predictions_ppi_no_recon.parquet")
+    index = pd.read_parquet(data / "03_primary" / "patch_index.parquet")
+    assert len(predictions) == int((index["split"] == "test").sum())
+    # Held-out patches are never trained on: the trained rows saw only `train` patches.
+    history = pd.read_csv(data / "08_reporting" / "multimodal_history_ppi_no_recon.tsv", sep="\t")
+    assert history["train/itc"].iloc[-1] < history["train/itc"].iloc[0]
+
+    children, models = _children(tiny_project, "__default__")
+    for row in ALL_ROWS:
+        run = children[children["tags.mlflow.runName"] == f"multimodal.{row}"]
+        assert len(run) == 1, row
+        assert run["metrics.eval/lineage_accuracy"].notna().all(), row
+        assert set(run["run_id"]) <= set(models["source_run_id"]), row  # a logged model per row
+
+
+def test_multimodal_runs_alone_on_persisted_encoders(tiny_project, kedro_run, monkeypatch):
+    monkeypatch.chdir(tiny_project)
+    before = (tiny_project / "data" / "08_reporting" / "table1.csv").stat().st_mtime
+    kedro_run(tiny_project, "multimodal")
+    assert (tiny_project / "data" / "08_reporting" / "table1.csv").stat().st_mtime > before
+    children, _ = _children(tiny_project, "multimodal")
+    assert {f"multimodal.{row}" for row in ALL_ROWS} <= set(children["tags.mlflow.runName"])

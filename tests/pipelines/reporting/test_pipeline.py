@@ -1,0 +1,45 @@
+import json
+
+import mlflow
+import pandas as pd
+
+
+def test_reporting_outputs(tiny_project):
+    rep = tiny_project / "data" / "08_reporting"
+    table2 = pd.read_csv(rep / "table2.csv")
+    assert list(table2.columns) == ["rank", "gene_id", "occurrence", "symbol"]
+    assert len(table2) == 15 and table2["rank"].tolist() == list(range(1, 16))
+    assert table2["occurrence"].is_monotonic_decreasing and table2["gene_id"].str.match(r"ENSG\d+\.\d+$").all()
+    assert (rep / "table2.md").read_text().startswith("| Rank | Gene ID | Occurrence | Symbol |")
+    validation = json.loads((rep / "gradcam_validation.json").read_text())
+    for key in ("gradcam_precision", "variance_precision", "random_precision_expected", "permutation_null_p95", "permutation_p_value"):
+        assert 0.0 <= validation[key] <= 1.0, key
+    assert validation["n_permutations"] == len(validation["permutation_null_values"]) >= 1
+    enrichment = pd.read_csv(rep / "enrichment.tsv", sep="\t")
+    assert {"gene_set", "overlap", "p_value", "q_value", "significant"} <= set(enrichment.columns)
+    assert enrichment["gene_set"].str.startswith("PLANTED_MODULE_").all()
+    tests = pd.read_csv(rep / "survival_tests.tsv", sep="\t")
+    assert tests["analysis"].str.startswith("mouse survival").any() and tests["p_value"].between(0, 1).all()
+    mice = pd.read_csv(rep / "mouse_outcomes.tsv", sep="\t")
+    assert {"survival_days", "rna_cluster", "image_cluster", "majority_lineage"} <= set(mice.columns)
+    for png in ("gradcam.png", "survival_km.png", "training_curves.png"):
+        assert (rep / png).stat().st_size > 1000, png
+    html = (rep / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and html.count("data:image/png;base64,") >= 6
+    for heading in ("Table 1", "Table 2", "Planted drivers", "enrichment", "survival", "Fig. 5", "Training curves", "Slide QC"):
+        assert heading in html, heading
+
+
+def test_models_registered_and_figures_logged(tiny_project):
+    mlflow.set_tracking_uri(f"sqlite:///{tiny_project / 'mlflow.db'}")
+    try:
+        client = mlflow.MlflowClient()
+        names = {m.name for m in client.search_registered_models()}
+        assert {"gb_kedro.rna_encoder.ppi", "gb_kedro.rna_encoder.chromosome", "gb_kedro.wsi_encoder", "gb_kedro.multimodal.ppi_no_recon"} <= names
+        runs = mlflow.search_runs(experiment_names=["gb_kedro"])
+        default = runs.loc[runs["tags.mlflow.runName"] == "__default__", "run_id"].iloc[0]
+        artifacts = {a.path for a in client.list_artifacts(default, "reporting")}
+        assert {"reporting/gradcam.png", "reporting/survival_km.png", "reporting/training_curves.png"} <= artifacts
+        assert any(a.path == "report.html" for a in client.list_artifacts(default))
+    finally:
+        mlflow.set_tracking_uri("")
