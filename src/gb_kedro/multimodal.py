@@ -12,6 +12,7 @@ sample (cosine); the predicted sample is the argmax; its lineage and patient are
 from __future__ import annotations
 
 import logging
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -207,7 +208,7 @@ def confusion_figure(true, pred, title: str, xlabel: str = "retrieved lineage") 
     ax.set_yticks(range(len(labels)), labels, fontsize=6)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("true lineage")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 70), fontsize=8)
     fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()
     return fig

@@ -4,13 +4,22 @@ can use them without re-plotting."""
 
 from __future__ import annotations
 
+import base64
+
 from kedro.io.core import get_filepath_str
+from kedro_datasets._typing import ImagePreview
 from kedro_datasets.matplotlib import MatplotlibDataset
 
 from gb_kedro.errors import InputDataError
 
 
 class FigureDataset(MatplotlibDataset):
+    def preview(self) -> ImagePreview:
+        """kedro-viz preview: the figure, or the first figure of a folder of figures."""
+        data = self.load()
+        png = next(iter(data.values())) if isinstance(data, dict) else data
+        return ImagePreview(base64.b64encode(png).decode("utf-8"))
+
     def load(self) -> bytes | dict[str, bytes]:
         path = get_filepath_str(self._get_load_path(), self._protocol)
         if not self._fs.exists(path):

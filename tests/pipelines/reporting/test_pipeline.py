@@ -43,3 +43,21 @@ def test_models_registered_and_figures_logged(tiny_project):
         assert any(a.path == "report.html" for a in client.list_artifacts(default))
     finally:
         mlflow.set_tracking_uri("")
+
+
+def test_report_renders_in_headless_chromium(tiny_project, tmp_path):
+    import shutil
+    import subprocess
+
+    import pytest
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no Chromium on this machine (apt-get install chromium to run this check)")
+    shot = tmp_path / "report.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400"]
+    subprocess.run([browser, *flags, f"--screenshot={shot}", (tiny_project / "data" / "08_reporting" / "report.html").as_uri()], check=True, timeout=120, capture_output=True)
+    dom = subprocess.run([browser, *flags, "--dump-dom", (tiny_project / "data" / "08_reporting" / "report.html").as_uri()], check=True, timeout=120, capture_output=True, text=True).stdout
+    assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+    assert dom.count("<img") >= 6 and "Table 2: Grad-CAM genes" in dom

@@ -328,8 +328,15 @@ def build_report(
     def note(text: str) -> str:
         return f'<p class="note">{html.escape(text)}</p>'
 
-    t1 = table1[["configuration", "split", "patient_accuracy", "patient_accuracy_ci_low", "patient_accuracy_ci_high", "lineage_accuracy",
-                 "lineage_accuracy_ci_low", "lineage_accuracy_ci_high", "lineage_balanced_accuracy", "errors_within_patient"]]
+    def with_ci(row, name):
+        return f"{row[name]:.3f} ({row[name + '_ci_low']:.3f}-{row[name + '_ci_high']:.3f})"
+
+    t1 = pd.DataFrame({
+        "configuration": table1["configuration"], "split": table1["split"],
+        "patient accuracy (95% CI)": [with_ci(r, "patient_accuracy") for _, r in table1.iterrows()],
+        "lineage accuracy (95% CI)": [with_ci(r, "lineage_accuracy") for _, r in table1.iterrows()],
+        "lineage balanced": table1["lineage_balanced_accuracy"], "errors within patient": table1["errors_within_patient"],
+    })
     first = table1.iloc[0]
     sections = [
         ("Table 1: WSI patch -> RNA retrieval", rep.table_html(t1) + note(
