@@ -12,18 +12,17 @@ sample (cosine); the predicted sample is the argmax; its lineage and patient are
 from __future__ import annotations
 
 import logging
-import textwrap
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from matplotlib.figure import Figure
 from torch.utils.data import Dataset
 
 from gb_kedro.losses import cross_modal_info_nce, sample_hard_negatives
 from gb_kedro.models.multimodal import MultimodalModel
 from gb_kedro.slides.augment import Augment
+from gb_kedro.wsi_encoding import training_view, windows
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +42,7 @@ class PairDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int):
-        x = torch.from_numpy(np.array(self.images[i])).float().div_(255.0)
-        if self.crop and self.crop < x.shape[-1]:
-            span = x.shape[-1] - self.crop
-            y0, x0 = (int(torch.randint(span + 1, (1,))), int(torch.randint(span + 1, (1,)))) if self.augment is not None else (span // 2, span // 2)
-            x = x[:, y0 : y0 + self.crop, x0 : x0 + self.crop]
-        if self.augment is not None:
-            x = self.augment(x)
+        x = training_view(self.images[i], self.crop, self.augment)
         label = int(self.labels[i])
         options = self.rna_of_label[label]
         rna = options[int(torch.randint(len(options), (1,)))] if len(options) > 1 else options[0]
@@ -101,14 +94,6 @@ class MultimodalStep:
             metrics["recon_masked"] = ((err * m).sum() / m.sum().clamp(min=1.0)).detach()
         loss = self.itc_weight * itc + self.itm_weight * itm + (self.recon_weight * recon if self.recon_weight else 0.0)
         return {"loss": loss, **metrics}
-
-
-def windows(images: torch.Tensor, crop: int | None) -> list[torch.Tensor]:
-    """The non-overlapping ``crop``-px windows of [N, 3, S, S] images (the images themselves without crop)."""
-    size = images.shape[-1]
-    if not crop or crop >= size:
-        return [images]
-    return [images[:, :, a : a + crop, b : b + crop] for a in range(0, size - crop + 1, crop) for b in range(0, size - crop + 1, crop)]
 
 
 @torch.no_grad()
@@ -195,23 +180,6 @@ def retrieval_metrics(
     for j, name in enumerate(("lineage_accuracy", "patient_accuracy")):
         metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = _ci(boot[:, j])
     return metrics
-
-
-def confusion_figure(true, pred, title: str, xlabel: str = "retrieved lineage") -> Figure:
-    """Confusion matrix (rows = true lineage, columns = retrieved lineage), counts of patches."""
-    labels = sorted(set(true) | set(pred))
-    matrix = pd.crosstab(pd.Categorical(true, labels), pd.Categorical(pred, labels), dropna=False).to_numpy()
-    fig = Figure(figsize=(6.5, 5.5), dpi=110)
-    ax = fig.add_subplot(1, 1, 1)
-    image = ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
-    ax.set_yticks(range(len(labels)), labels, fontsize=6)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("true lineage")
-    ax.set_title(textwrap.fill(title, 70), fontsize=8)
-    fig.colorbar(image, ax=ax, shrink=0.8)
-    fig.tight_layout()
-    return fig
 
 
 def colour_baseline_retrieval(train_colour: np.ndarray, train_rna: np.ndarray, test_colour: np.ndarray, candidate_rna: np.ndarray, top: int = 5, seed: int = 0):

@@ -220,7 +220,7 @@ def render_report(sections: list[tuple[str, str]], title: str) -> str:
 @torch.no_grad()
 def image_window_tokens(model: MultimodalModel, images: np.ndarray, crop: int | None, batch_size: int = 128) -> list[torch.Tensor]:
     """WSI encoder tokens of uint8 patches [N, 3, S, S], one tensor [N, 1 + L, Dw] per ``crop`` window."""
-    from gb_kedro.multimodal import windows
+    from gb_kedro.wsi_encoding import windows
 
     model.eval()
     per_window: list[list[torch.Tensor]] = []

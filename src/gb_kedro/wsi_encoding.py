@@ -10,6 +10,7 @@ mean distance between a batch's embeddings (``spread``) is logged to show there 
 from __future__ import annotations
 
 import logging
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,17 @@ def decoded_patches(index: pd.DataFrame, manifest: pd.DataFrame, options: dict) 
     return read_patches(index, slide_paths(manifest), read_px, int(data.get("num_workers", 0)), data.get("cache", "disk"), cache_dir / f"wsi_patches_{key}.npy")
 
 
+def training_view(image: np.ndarray, crop: int | None = None, augment: Augment | None = None) -> torch.Tensor:
+    """A uint8 patch [3, S, S] as float [0, 1] (a copy: rows of a disk cache are read-only), cut to a
+    ``crop`` x ``crop`` window (random with ``augment``, the centre one without) and augmented."""
+    x = torch.from_numpy(np.array(image)).float().div_(255.0)
+    if crop and crop < x.shape[-1]:
+        span = x.shape[-1] - crop
+        y0, x0 = (int(torch.randint(span + 1, (1,))), int(torch.randint(span + 1, (1,)))) if augment is not None else (span // 2, span // 2)
+        x = x[:, y0 : y0 + crop, x0 : x0 + crop]
+    return augment(x) if augment is not None else x
+
+
 class PatchTensorDataset(Dataset):
     """Decoded patches + integer labels, augmented on the fly: items ``(image [3, S, S] float, label)``.
 
@@ -80,14 +92,7 @@ class PatchTensorDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int):
-        x = torch.from_numpy(np.array(self.images[i])).float().div_(255.0)  # a copy: rows of a disk cache are read-only
-        if self.crop and self.crop < x.shape[-1]:
-            span = x.shape[-1] - self.crop
-            y0, x0 = (int(torch.randint(span + 1, (1,))), int(torch.randint(span + 1, (1,)))) if self.augment is not None else (span // 2, span // 2)
-            x = x[:, y0 : y0 + self.crop, x0 : x0 + self.crop]
-        if self.augment is not None:
-            x = self.augment(x)
-        return x, int(self.labels[i])
+        return training_view(self.images[i], self.crop, self.augment), int(self.labels[i])
 
 
 class TripletStep:
@@ -121,6 +126,14 @@ class TripletStep:
         return {"loss": loss, "triplet": triplet.detach(), "ce": ce.detach(), "spread": spread.detach()}
 
 
+def windows(images: torch.Tensor, crop: int | None) -> list[torch.Tensor]:
+    """The non-overlapping ``crop``-px windows of [N, 3, S, S] images (the images themselves without crop)."""
+    size = images.shape[-1]
+    if not crop or crop >= size:
+        return [images]
+    return [images[:, :, a : a + crop, b : b + crop] for a in range(0, size - crop + 1, crop) for b in range(0, size - crop + 1, crop)]
+
+
 @torch.no_grad()
 def embed(model, images: np.ndarray, batch_size: int = 128, device="cpu", crop: int | None = None) -> np.ndarray:
     """L2-normalised CLS embeddings of uint8 patches [N, 3, S, S] -> [N, D]. With ``crop``, the mean
@@ -130,8 +143,7 @@ def embed(model, images: np.ndarray, batch_size: int = 128, device="cpu", crop: 
     for i in range(0, len(images), batch_size):
         x = torch.from_numpy(np.asarray(images[i : i + batch_size])).float().div_(255.0).to(device)
         if crop and crop < x.shape[-1]:
-            windows = [x[:, :, a : a + crop, b : b + crop] for a in range(0, x.shape[-1] - crop + 1, crop) for b in range(0, x.shape[-1] - crop + 1, crop)]
-            z = torch.stack([F.normalize(model(w)["cls"].float(), dim=-1) for w in windows]).mean(0)
+            z = torch.stack([F.normalize(model(w)["cls"].float(), dim=-1) for w in windows(x, crop)]).mean(0)
         else:
             z = model(x)["cls"].float()
         out.append(F.normalize(z, dim=-1).cpu())
@@ -160,7 +172,8 @@ def nearest_neighbour_eval(train_x, train_y, test_x, test_y, patient_of: dict) -
     }
 
 
-def confusion_figure(true, pred, title: str) -> Figure:
+def confusion_figure(true, pred, title: str, xlabel: str = "retrieved lineage (1-NN)") -> Figure:
+    """Confusion matrix (rows = true lineage, columns = retrieved lineage), counts of patches; the title wrapped."""
     labels = sorted(set(true) | set(pred))
     matrix = pd.crosstab(pd.Categorical(true, labels), pd.Categorical(pred, labels), dropna=False).to_numpy()
     fig = Figure(figsize=(6.5, 5.5), dpi=110)
@@ -168,9 +181,9 @@ def confusion_figure(true, pred, title: str) -> Figure:
     image = ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
     ax.set_yticks(range(len(labels)), labels, fontsize=6)
-    ax.set_xlabel("retrieved lineage (1-NN)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("true lineage")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 70), fontsize=8)
     fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()
     return fig

@@ -151,6 +151,15 @@ def _held_out(index: pd.DataFrame) -> pd.DataFrame:
     return test
 
 
+def held_out_pairs(patch_index: pd.DataFrame, cohort_features: pd.DataFrame, cohort_samples: pd.DataFrame, genes: list[str]):
+    """The cohort's RNA samples and their vectors (``genes`` order), the patch index, the mask of held-out
+    patches whose lineage has an RNA sample and those rows (InputDataError when there is none)."""
+    samples, rna = _rna_table(cohort_features, cohort_samples, genes)
+    index = _paired_patches(patch_index, samples)
+    test_rows = ((index["split"] == "test") & index["lineage_id"].isin(samples["lineage_id"])).to_numpy()
+    return samples, rna, index, test_rows, _held_out(index[test_rows])
+
+
 def evaluate_multimodal(
     bundle: dict,
     patch_index: pd.DataFrame,
@@ -164,11 +173,7 @@ def evaluate_multimodal(
     """Eq. 9 on every held-out patch against every cohort RNA sample: Table 1 metrics of this row, a
     confusion plot and the per-patch predictions (top-k sample IDs and similarities)."""
     model = load_multimodal(bundle)
-    samples, rna = _rna_table(cohort_features, cohort_samples, bundle["genes"])
-    index = _paired_patches(patch_index, samples)
-    paired = index["lineage_id"].isin(samples["lineage_id"]).to_numpy()
-    test_rows = (index["split"] == "test").to_numpy() & paired
-    test = _held_out(index[paired & (index["split"] == "test").to_numpy()])
+    samples, rna, index, test_rows, test = held_out_pairs(patch_index, cohort_features, cohort_samples, bundle["genes"])
     device = resolve_device(options.get("device", "auto"))
     images = wsi.decoded_patches(patch_index.reset_index(drop=True), slide_manifest, wsi_options)
     image_z = mm.embed_images(model, np.asarray(images[test_rows]), crop=wsi.patch_geometry(wsi_options)[1], device=device)
@@ -185,7 +190,7 @@ def evaluate_multimodal(
         predictions[f"sample_{k + 1}"] = samples["sample_id"].to_numpy()[ranked[:, k]]
         predictions[f"similarity_{k + 1}"] = np.take_along_axis(sim, ranked[:, k : k + 1], axis=1)[:, 0]
     predictions["predicted_lineage"] = samples["lineage_id"].to_numpy()[ranked[:, 0]]
-    figure = mm.confusion_figure(predictions["lineage_id"], predictions["predicted_lineage"],
+    figure = wsi.confusion_figure(predictions["lineage_id"], predictions["predicted_lineage"],
                                  f"{metrics['configuration']} ({metrics['split']} split): lineage {metrics['lineage_accuracy']:.2f}, "
                                  f"patient {metrics['patient_accuracy']:.2f} (chance {metrics['lineage_chance']:.2f} / {metrics['patient_chance']:.2f})",
                                  xlabel="lineage of the retrieved RNA sample")
@@ -207,12 +212,8 @@ def colour_baseline(
 ) -> dict:
     """The non-deep Table 1 row: colour histogram + stain statistics -> RNA vector by ridge regression fit
     on the training pairs, then the same retrieval as eq. 9 (cosine to every cohort RNA sample)."""
-    samples, rna = _rna_table(cohort_features, cohort_samples, list(cohort_features.columns))
-    index = _paired_patches(patch_index, samples)
-    paired = index["lineage_id"].isin(samples["lineage_id"]).to_numpy()
-    train_rows = paired & (index["split"] == "train").to_numpy()
-    test_rows = paired & (index["split"] == "test").to_numpy()
-    test = _held_out(index[test_rows])
+    samples, rna, index, test_rows, test = held_out_pairs(patch_index, cohort_features, cohort_samples, list(cohort_features.columns))
+    train_rows = ((index["split"] == "train") & index["lineage_id"].isin(samples["lineage_id"])).to_numpy()
     images = wsi.decoded_patches(patch_index.reset_index(drop=True), slide_manifest, wsi_options)
     colour = colour_histogram_features(np.moveaxis(np.asarray(images), 1, -1))
     row_of_lineage = {lab: i for i, lab in enumerate(samples["lineage_id"])}  # one sample per lineage: the first

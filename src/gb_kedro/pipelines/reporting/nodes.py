@@ -121,7 +121,7 @@ def validate_against_truth(
     highest cohort expression variance, (b) random genes (expected value) and (c) a permutation null: the
     model of ``row`` RETRAINED with the patch -> RNA pairing shuffled (each lineage's patches paired with
     another lineage's RNA sample; ``n_permutations`` times), then the same Grad-CAM and Table 2."""
-    from gb_kedro.pipelines.multimodal.nodes import build_model, fit_pairs, training_pairs
+    from gb_kedro.pipelines.multimodal.nodes import build_model, fit_pairs, held_out_pairs, training_pairs
 
     if truth_drivers.empty:  # real data: no planted truth (the catalog entry is optional)
         logger.info("reporting: no planted truth (synthetic_truth/drivers.tsv): validation skipped")
@@ -143,9 +143,7 @@ def validate_against_truth(
     train_rows, lineages, labels, rna_of_label = training_pairs(index, cohort_features, cohort_samples, bundle["genes"])
     images = wsi.decoded_patches(index, slide_manifest, wsi_options)
     train_images = np.asarray(images[train_rows])
-    samples = cohort_samples[cohort_samples["sample_id"].isin(cohort_features.index)].reset_index(drop=True)
-    rna_all = cohort_features.loc[samples["sample_id"], bundle["genes"]].to_numpy(np.float32)
-    test_rows = ((index["split"] == "test") & index["lineage_id"].isin(samples["lineage_id"])).to_numpy()
+    _, rna_all, _, test_rows, _ = held_out_pairs(index, cohort_features, cohort_samples, bundle["genes"])
     crop = wsi.patch_geometry(wsi_options)[1]
     genes_table = pd.DataFrame({"gene_id": universe, "gene_id_versioned": bundle["genes"], "symbol": universe})
     baseline = _baseline(cohort_features, bundle, options)
