@@ -19,13 +19,12 @@ import platform
 import time
 from pathlib import Path
 
-
 import networkx as nx
 import numpy as np
-from _common import write_result  # benchmarks/ is on sys.path when a script of it runs
 import pandas as pd
 from sklearn.metrics import normalized_mutual_info_score
 
+from _common import write_result  # benchmarks/ is on sys.path when a script of it runs
 from gb_kedro.graph import directed_modularity, group_genes
 from gb_kedro.synthetic.graphs import module_sizes, planted_directed_graph
 

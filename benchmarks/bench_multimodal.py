@@ -19,12 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import write_result  # benchmarks/ is on sys.path when a script of it runs
 
+from _common import write_result  # benchmarks/ is on sys.path when a script of it runs
 from gb_kedro import multimodal as mm
+from gb_kedro.evaluation import retrieval
 from gb_kedro.models.multimodal import MultimodalModel
 from gb_kedro.models.rna_mae import rna_mae
 from gb_kedro.models.vit import vit
+from gb_kedro.slides.patches import windows
 from gb_kedro.training import resolve_device
 
 SIZES = {
@@ -40,7 +42,7 @@ def measure(name: str, batches: int, n_genes: int, device: torch.device) -> dict
     groups = rng.integers(7, size=n_genes).tolist()
     img_px = spec["crop"] or 256
     model = MultimodalModel.from_encoders(rna_mae(groups, spec["rna"]), vit(spec["vit"], img_size=img_px), **spec["fusion"]).to(device)
-    step = mm.MultimodalStep(temperature=0.07, recon_weight=1.0)
+    step = mm.MultimodalStep(temperature=0.07, itc_weight=1.0, itm_weight=1.0, recon_weight=1.0, mask_rna=True, gene_dropout=0.3)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     labels = torch.arange(8).repeat_interleave(4)
     rna_bank = torch.randn(8, n_genes)
@@ -65,14 +67,14 @@ def measure(name: str, batches: int, n_genes: int, device: torch.device) -> dict
     train_rate = seen / (time.perf_counter() - start)
     patches = rng.integers(0, 256, size=(max(64, batches * 16), 3, 256, 256), dtype=np.uint8)
     rna = rng.normal(size=(51, n_genes)).astype(np.float32)
-    mm.embed_images(model, patches[:8], crop=spec["crop"], device=device)  # warm-up
+    mm.embed_images(model, patches[:8], spec["crop"], 128, device=device)  # warm-up
     t0 = time.perf_counter()
-    z = mm.embed_images(model, patches, crop=spec["crop"], device=device)
-    mm.retrieval(z, mm.embed_rna(model, rna, device=device))
+    z = mm.embed_images(model, patches, spec["crop"], 128, device=device)
+    retrieval(z, mm.embed_rna(model, rna, 256, device=device), top=5)
     eval_rate = len(patches) / (time.perf_counter() - t0)
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"sizes": name, "image_px_fed": img_px, "parameters": int(sum(p.numel() for p in model.parameters())), "batch": len(labels),
-            "train_pairs_per_s": round(train_rate, 1), "eval_patches_per_s": round(eval_rate, 1), "eval_windows_per_patch": len(mm.windows(torch.zeros(1, 3, 256, 256), spec["crop"])),
+            "train_pairs_per_s": round(train_rate, 1), "eval_patches_per_s": round(eval_rate, 1), "eval_windows_per_patch": len(windows(torch.zeros(1, 3, 256, 256), spec["crop"])),
             "peak_memory_mb": round(peak, 1), "memory_kind": "cuda_max_allocated" if device.type == "cuda" else "process_peak_rss"}
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import write_result  # benchmarks/ is on sys.path when a script of it runs
 
+from _common import write_result  # benchmarks/ is on sys.path when a script of it runs
 from gb_kedro import rna_encoding as rna
 from gb_kedro.models.rna_mae import rna_mae
 from gb_kedro.training import resolve_device
@@ -30,7 +30,7 @@ def measure(preset: str, n_genes: int, n_groups: int, batch: int, steps: int, de
     groups = np.sort(np.random.default_rng(0).integers(0, n_groups, n_genes)).tolist()
     model = rna_mae(groups, preset).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    step = rna.make_step(temperature=0.1)
+    step = rna.make_step(temperature=0.1, recon_weight=1.0, contrastive_weight=1.0)
     x = torch.randn(batch, n_genes)
     labels = torch.arange(batch)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)

@@ -28,8 +28,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-
 import numpy as np
+
 from _common import write_result  # benchmarks/ is on sys.path when a script of it runs
 
 PATCH = 256
@@ -86,10 +86,11 @@ def method_b(path: str) -> dict:
 
 
 def _score_rows(args):
+    from gb_kedro.config import base_subtree
     from gb_kedro.slides.tiling import score_slide
 
     path, prefilter, reader, rows = args
-    patches, summary = score_slide(path, {"prefilter": prefilter, "target_mpp": None, "reader": reader}, rows=rows)
+    patches, summary = score_slide(path, base_subtree("data_engineering.tiling", Path(__file__).resolve().parents[1] / "conf" / "base", prefilter=prefilter, target_mpp=None, reader=reader), rows=rows)
     summary["peak_rss_mb"] = _peak_rss_mb()
     return patches, summary
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from _common import write_result  # benchmarks/ is on sys.path when a script of it runs
 
+from _common import write_result  # benchmarks/ is on sys.path when a script of it runs
 from gb_kedro.models.vit import vit
 from gb_kedro.slides.augment import Augment
 from gb_kedro.slides.dataset import PatchDataset
@@ -36,6 +36,7 @@ CODES = [
 
 
 def slides(folder: Path, size: int) -> tuple[pd.DataFrame, dict]:
+    from gb_kedro.config import base_subtree
     from gb_kedro.slides.tiling import score_slide
     from gb_kedro.synthetic.slides import SlideSpec, make_scene, write_pyramid_tiff
 
@@ -45,7 +46,7 @@ def slides(folder: Path, size: int) -> tuple[pd.DataFrame, dict]:
         path = folder / f"bench_wsi_{k}_{size}.tif"
         if not path.exists():
             write_pyramid_tiff(path, make_scene(SlideSpec(f"S{k}", f"M{k}", f"L{k}", "P", code, seed=100 + k, width=size, height=size)))
-        patches, _ = score_slide(path, {"target_mpp": None})
+        patches, _ = score_slide(path, base_subtree("data_engineering.tiling", Path(__file__).resolve().parents[1] / "conf" / "base", target_mpp=None))
         tumour = patches[patches["tumour"]].assign(slide_id=f"S{k}", lineage_id=f"L{k}")
         rows.append(tumour)
         paths[f"S{k}"] = str(path)
@@ -55,11 +56,11 @@ def slides(folder: Path, size: int) -> tuple[pd.DataFrame, dict]:
 def measure(index, paths, preset: str, px: int, batches: int, workers: int, device) -> dict:
     torch.manual_seed(0)
     lineages = sorted(index["lineage_id"].unique())
-    data = PatchDataset(index, paths, label_column="lineage_id", output_size=px, transform=Augment(hed_sigma=0.15, hed_bias=0.03))
+    data = PatchDataset(index, paths, label_column="lineage_id", output_size=px, transform=Augment(True, 0.15, 0.03))
     labels = index["lineage_id"].map({lab: i for i, lab in enumerate(lineages)}).to_numpy()
     model = vit(preset, img_size=px, num_classes=len(lineages)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    step = TripletStep(margin=0.3, warmup_epochs=0, ce_weight=1.0)
+    step = TripletStep(margin=0.3, warmup_epochs=0, ce_weight=1.0, scale=16.0)
     loader = torch.utils.data.DataLoader(data, batch_sampler=PKSampler(labels, p=4, k=8, seed=0), num_workers=workers, persistent_workers=workers > 0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()

@@ -7,11 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from gb_kedro.datasets.table import read_table
 from gb_kedro.genes import prepare_annotation
 from gb_kedro.synthetic.cohort import Preset, generate
+from tests.helpers import base_options
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GB_KEDRO_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
@@ -28,8 +28,7 @@ def shared_file(relative: str) -> Path:
 
 
 def tiny_preset() -> Preset:
-    params = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_synthetic_cohort.yml").read_text())
-    return Preset.from_dict(params["synthetic_cohort"]["presets"]["tiny"])
+    return Preset.from_dict(base_options("synthetic_cohort.presets.tiny"))
 
 
 @pytest.fixture(scope="session", name="tiny_preset")
@@ -56,10 +55,9 @@ def gencode():
 
 def run_kedro(project_path: Path, pipeline: str, params: dict | None = None, env: str | None = None) -> dict:
     """Run a registered pipeline of the project at ``project_path`` in-process."""
+    import mlflow
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
-
-    import mlflow
 
     bootstrap_project(project_path)
     try:

@@ -85,7 +85,7 @@ def test_variance_filter_keeps_genes_variable_in_either_matrix():
     rng = np.random.default_rng(0)
     tcga = pd.DataFrame(rng.normal(size=(50, 4)) * [1, 0.01, 0.01, 1], columns=list("abcd"))
     cohort = pd.DataFrame(rng.normal(size=(10, 4)) * [0.01, 1, 0.01, 1], columns=list("abcd"))
-    kept, table = expression.variance_filter({"tcga": tcga, "cohort": cohort}, quantile=0.5)
+    kept, table = expression.variance_filter({"tcga": tcga, "cohort": cohort}, quantile=0.5, min_variance=0.0)
     assert kept == ["a", "b", "d"]
 
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from gb_kedro import evaluation
 from gb_kedro import multimodal as mm
 
 
@@ -14,9 +15,9 @@ def test_retrieval_metrics_on_a_constructed_case():
     slides = np.array(["s1", "s1", "s2", "s2", "s3", "s3"])
     # patch 2 is closest to A1 (wrong lineage, right patient); patch 4 closest to A2 (wrong patient); rest right.
     images = np.array([[1, 0, 0], [1, 0.1, 0], [1, 0.5, 0], [0, 1, 0], [0.2, 1, 0.1], [0, 0, 1]], float)
-    sim, ranked = mm.retrieval(images, rna, top=2)
+    sim, ranked = evaluation.retrieval(images, rna, top=2)
     assert sim.shape == (6, 3) and ranked.shape == (6, 2)
-    m = mm.retrieval_metrics(ranked, true, slides, cand, patient_of, n_boot=200, seed=0)
+    m = evaluation.retrieval_metrics(ranked, true, slides, cand, patient_of, n_boot=200, seed=0)
     assert m["lineage_accuracy"] == pytest.approx(4 / 6)
     assert m["patient_accuracy"] == pytest.approx(5 / 6)
     assert m["errors_within_patient"] == pytest.approx(1 / 2)
@@ -36,7 +37,7 @@ def test_bootstrap_interval_is_by_slide():
     ranked = np.array([[0]] * 10 + [[0]] * 10)
     true = np.array(["A"] * 10 + ["B"] * 10)
     slides = np.array(["s1"] * 10 + ["s2"] * 10)
-    m = mm.retrieval_metrics(ranked, true, slides, cand, {"A": "p", "B": "q"}, n_boot=500)
+    m = evaluation.retrieval_metrics(ranked, true, slides, cand, {"A": "p", "B": "q"}, n_boot=500, seed=0)
     assert m["lineage_accuracy"] == 0.5
     assert m["lineage_accuracy_ci_low"] == 0.0 and m["lineage_accuracy_ci_high"] == 1.0
 
@@ -48,7 +49,7 @@ def test_step_losses_and_training_signal():
 
     torch.manual_seed(0)
     model = MultimodalModel.from_encoders(rna_mae([0, 1, 2] * 4, "tiny", dim=32, depth=1), vit("tiny", img_size=32, dim=48, depth=1), embed_dim=16, fusion_depth=1)
-    step = mm.MultimodalStep(temperature=0.1, recon_weight=1.0)
+    step = mm.MultimodalStep(temperature=0.1, itc_weight=1.0, itm_weight=1.0, recon_weight=1.0, mask_rna=True, gene_dropout=0.0)
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
     images = torch.rand(6, 3, 32, 32) * 0.2 + labels[:, None, None, None] * 0.3
     rna = torch.randn(3, 12)[labels]
@@ -69,7 +70,7 @@ def test_table1_markdown_layout():
            "lineage_balanced_accuracy": 0.3, "lineage_top5_accuracy": 0.9, "lineage_chance": 0.25, "patient_chance": 0.5, "errors_within_patient": float("nan")}
     for k in ("patient_accuracy", "lineage_accuracy"):
         row[k + "_ci_low"], row[k + "_ci_high"] = 0.1, 0.9
-    table = mm.table1([row, {**row, "configuration": "y"}])
+    table = evaluation.table1([row, {**row, "configuration": "y"}])
     assert list(table.columns[:4]) == ["configuration", "split", "patient_accuracy", "lineage_accuracy"]
-    text = mm.table1_markdown(table)
+    text = evaluation.table1_markdown(table)
     assert "| x | 0.500 (0.100-0.900) | 0.250 (0.100-0.900) |" in text and "Split: **mouse**" in text

@@ -4,7 +4,7 @@ import pytest
 import torch
 from scipy import stats
 
-from gb_kedro import reporting as rep
+from gb_kedro.reporting import enrichment, gradcam, report, survival
 
 
 def test_attention_gradcam_by_hand():
@@ -13,7 +13,7 @@ def test_attention_gradcam_by_hand():
     grad = torch.tensor([[[[2.0, -1.0], [1.0, 3.0]], [[-4.0, 5.0], [0.5, 0.0]]]])
     # head 0: [[0.5, 0], [0.5, 1.5]]; head 1: [[0, 0], [0.1, 0]]; mean over heads:
     expected = torch.tensor([[[0.25, 0.0], [0.3, 0.75]]])
-    assert torch.allclose(rep.attention_gradcam(attn, grad), expected)
+    assert torch.allclose(gradcam.attention_gradcam(attn, grad), expected)
 
 
 def _tiny_model():
@@ -31,7 +31,7 @@ def test_gradcam_matches_backward_through_retained_attention():
     images, rna = torch.rand(3, 3, 32, 32), torch.randn(3, 7)
     with torch.no_grad():
         tokens = model.wsi_encoder.forward_features(images)
-    groups, genes = rep.gradcam(model, [tokens], rna, layer=0)
+    groups, genes = gradcam.gradcam(model, [tokens], rna, layer=0)
     # The same by hand: explicit attention, .backward(), the retained gradient of the map; gradient x input.
     model.set_save_attention(True)
     x = rna.clone().requires_grad_(True)
@@ -45,20 +45,20 @@ def test_gradcam_matches_backward_through_retained_attention():
     assert np.allclose(genes, (x.grad * x).clamp(min=0).detach().numpy(), atol=1e-6)
     assert (groups > 0).any()
     # In the LAST layer only the CLS query reaches the matching head: the group rows get no gradient.
-    last, _ = rep.gradcam(model, [tokens], rna, layer=-1)
+    last, _ = gradcam.gradcam(model, [tokens], rna, layer=-1)
     assert np.allclose(last, 0.0)
     # A baseline: gradient x (input - baseline).
     base = torch.randn(7)
-    _, centred = rep.gradcam(model, [tokens], rna, layer=0, baseline=base)
+    _, centred = gradcam.gradcam(model, [tokens], rna, layer=0, baseline=base)
     assert np.allclose(centred, (x.grad * (x - base)).clamp(min=0).detach().numpy(), atol=1e-6)
 
 
 def test_occurrence_counting_and_table2_layout():
     genes = pd.DataFrame({"gene_id": ["G0", "G1", "G2", "G3"], "gene_id_versioned": ["G0.1", "G1.4", "G2.2", "G3.9"], "symbol": ["A", "B", "C", "D"]})
     scores = np.array([[0.1, 0.9, 0.5, 0.0], [0.2, 0.1, 0.8, 0.7], [0.0, 0.3, 0.9, 0.1]])
-    top = rep.top_k_genes(scores, 2)
+    top = gradcam.top_k_genes(scores, 2)
     assert top.tolist() == [[1, 2], [2, 3], [2, 1]]
-    table = rep.occurrence_table(top, genes, n=3)
+    table = gradcam.occurrence_table(top, genes, n=3)
     assert table[["rank", "gene_id", "occurrence", "symbol"]].values.tolist() == [[1, "G2.2", 3, "C"], [2, "G1.4", 2, "B"], [3, "G3.9", 1, "D"]]
 
 
@@ -66,7 +66,7 @@ def test_enrichment_p_values_match_scipy_and_bh():
     universe = {f"g{i}" for i in range(100)}
     selected = {f"g{i}" for i in range(10)}
     sets = {"hit": {f"g{i}" for i in range(0, 20)}, "miss": {f"g{i}" for i in range(50, 70)}, "half": {f"g{i}" for i in range(5, 30)}, "tiny": {"g1", "g2"}}
-    table = rep.hypergeometric_enrichment(selected, universe, sets, min_size=5).set_index("gene_set")
+    table = enrichment.hypergeometric_enrichment(selected, universe, sets, min_size=5).set_index("gene_set")
     assert "tiny" not in table.index  # below min_size
     assert table.loc["hit", "overlap"] == 10 and table.loc["miss", "overlap"] == 0 and table.loc["half", "overlap"] == 5
     for name, k, big_k in (("hit", 10, 20), ("miss", 0, 20), ("half", 5, 25)):
@@ -78,15 +78,15 @@ def test_enrichment_p_values_match_scipy_and_bh():
 
 def test_read_real_msigdb_gmt_mapped_by_symbol(shared, gencode):
     path = shared("genesets/h.all.v7.0.symbols.gmt")
-    sets = rep.read_gmt(path)
+    sets = enrichment.read_gmt(path)
     assert len(sets) == 50 and "HALLMARK_HYPOXIA" in sets
     genes = gencode[0]  # (genes, dropped): gene_id stripped, symbol
     symbol_to_id = dict(zip(genes["symbol"], genes["gene_id"], strict=False))
-    hypoxia = rep.map_gene_set(sets["HALLMARK_HYPOXIA"], symbol_to_id)
+    hypoxia = enrichment.map_gene_set(sets["HALLMARK_HYPOXIA"], symbol_to_id)
     assert len(hypoxia) >= 0.9 * len(sets["HALLMARK_HYPOXIA"]) and all(g.startswith("ENSG") for g in hypoxia)
     universe = set(genes.loc[genes["gene_type"] == "protein_coding", "gene_id"])
     selected = set(list(hypoxia)[:20])
-    table = rep.hypergeometric_enrichment(selected, universe, {k: rep.map_gene_set(v, symbol_to_id) for k, v in sets.items()})
+    table = enrichment.hypergeometric_enrichment(selected, universe, {k: enrichment.map_gene_set(v, symbol_to_id) for k, v in sets.items()}, min_size=5)
     assert table.iloc[0]["gene_set"] == "HALLMARK_HYPOXIA" and table.iloc[0]["q_value"] < 1e-10
 
 
@@ -94,28 +94,29 @@ def test_read_gmt_errors_name_the_file(tmp_path):
     from gb_kedro.errors import InputDataError
 
     with pytest.raises(InputDataError, match="not found"):
-        rep.read_gmt(tmp_path / "none.gmt")
+        enrichment.read_gmt(tmp_path / "none.gmt")
     bad = tmp_path / "bad.gmt"
     bad.write_text("only_a_name\n")
     with pytest.raises(InputDataError, match="bad.gmt.*line 1"):
-        rep.read_gmt(bad)
+        enrichment.read_gmt(bad)
 
 
 def test_kaplan_meier_and_log_rank():
-    t, s = rep.kaplan_meier(np.array([1, 2, 3, 4]), np.array([1, 1, 0, 1]))
+    t, s = survival.kaplan_meier(np.array([1, 2, 3, 4]), np.array([1, 1, 0, 1]))
     assert t.tolist() == [0, 1, 2, 4] and np.allclose(s, [1, 0.75, 0.5, 0.0])
     rng = np.random.default_rng(0)
     short, long_ = rng.exponential(10, 40), rng.exponential(40, 40)
-    chisq, p = rep.log_rank(np.r_[short, long_], np.ones(80), np.r_[["a"] * 40, ["b"] * 40])
+    chisq, p = survival.log_rank(np.r_[short, long_], np.ones(80), np.r_[["a"] * 40, ["b"] * 40])
     assert p < 0.01 and chisq > 0
-    assert np.isnan(rep.log_rank(short, np.ones(40), np.array(["a"] * 40))[1])
+    assert np.isnan(survival.log_rank(short, np.ones(40), np.array(["a"] * 40))[1])
 
 
 def test_report_is_self_contained_html():
-    from gb_kedro.reporting import figure_png, render_report
     from matplotlib.figure import Figure
+
+    from gb_kedro.reporting.report import figure_png, render_report
 
     fig = Figure()
     fig.add_subplot(1, 1, 1).plot([0, 1])
-    page = render_report([("A <table>", rep.table_html(pd.DataFrame({"x": [0.5]}))), ("Figure", f'<img src="{rep.png_data_uri(figure_png(fig))}">')], "t")
+    page = render_report([("A <table>", report.table_html(pd.DataFrame({"x": [0.5]}))), ("Figure", f'<img src="{report.png_data_uri(figure_png(fig))}">')], "t")
     assert page.startswith("<!DOCTYPE html>") and "A &lt;table&gt;" in page and "data:image/png;base64," in page and "http" not in page

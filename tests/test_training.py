@@ -7,7 +7,8 @@ from torch.utils.data import TensorDataset
 from gb_kedro import rna_encoding as rna
 from gb_kedro.datasets import TorchModelDataset
 from gb_kedro.models.rna_mae import RNAMaskedAutoencoder, rna_mae
-from gb_kedro.training import TrainConfig, fit
+from gb_kedro.training import fit
+from tests.helpers import train_config
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +34,9 @@ def _small_model(groups):
 def test_contrastive_and_masked_group_reconstruction_fall(cohort_data):
     x, groups = cohort_data
     model = _small_model(groups)
-    step = rna.make_step(temperature=0.2)
+    step = rna.make_step(temperature=0.2, recon_weight=1.0, contrastive_weight=1.0)
     data = TensorDataset(torch.from_numpy(x), torch.arange(len(x)))
-    result = fit(model, data, None, step, TrainConfig(epochs=25, batch_size=16, lr=2e-3, warmup_epochs=1, patience=0))
+    result = fit(model, data, None, step, train_config(epochs=25, batch_size=16, lr=2e-3, warmup_epochs=1, patience=0))
     first, last = result["history"][0], result["history"][-1]
     assert last["train/contrastive"] < 0.7 * first["train/contrastive"]
     assert last["train/recon_masked"] < 0.9 * first["train/recon_masked"]
@@ -43,10 +44,10 @@ def test_contrastive_and_masked_group_reconstruction_fall(cohort_data):
 
 def test_killed_and_resumed_run_ends_with_the_same_weights(cohort_data, tmp_path):
     x, groups = cohort_data
-    step = rna.make_step(temperature=0.2)
+    step = rna.make_step(temperature=0.2, recon_weight=1.0, contrastive_weight=1.0)
     data = TensorDataset(torch.from_numpy(x[:32]), torch.arange(32))
     val = TensorDataset(torch.from_numpy(x[32:]), torch.arange(len(x) - 32))
-    config = TrainConfig(epochs=6, batch_size=8, lr=1e-3, warmup_epochs=1, patience=0)
+    config = train_config(epochs=6, batch_size=8, lr=1e-3, warmup_epochs=1, patience=0)
 
     straight = _small_model(groups)
     fit(straight, data, val, step, config, checkpoint_dir=tmp_path / "a", fingerprint="f")
@@ -68,7 +69,7 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(cohort_data, tmp_path
         assert torch.equal(a, b), name
     # A checkpoint of another run (other fingerprint) is not resumed.
     other = _small_model(groups)
-    fresh = fit(other, data, val, step, TrainConfig(epochs=1, batch_size=8), checkpoint_dir=tmp_path / "b", fingerprint="g")
+    fresh = fit(other, data, val, step, train_config(epochs=1, batch_size=8), checkpoint_dir=tmp_path / "b", fingerprint="g")
     assert len(fresh["history"]) == 1
 
 
@@ -76,11 +77,10 @@ def test_save_load_round_trip_gives_identical_embeddings(cohort_data, tmp_path):
     x, groups = cohort_data
     model = _small_model(groups).eval()
     dataset = TorchModelDataset(str(tmp_path / "rna.pt"))
-    dataset.save({"config": model.config_dict(), "state_dict": model.state_dict()})
-    bundle = dataset.load()
-    again = RNAMaskedAutoencoder.from_config(bundle["config"])
-    again.load_state_dict(bundle["state_dict"])
-    np.testing.assert_array_equal(rna.embed(model, x), rna.embed(again, x))
+    dataset.save(model.describe(variant="ppi", genes=["g1"]))
+    again = dataset.load()
+    assert isinstance(again, RNAMaskedAutoencoder) and not again.training and again.meta == {"variant": "ppi", "genes": ["g1"]}
+    np.testing.assert_array_equal(rna.embed(model, x, 64), rna.embed(again, x, 64))
 
 
 def test_tcga_split_is_stratified():

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from gb_kedro.datasets.star_counts import STAR_COLUMNS
+from gb_kedro.datasets.table import checked_sheet, no_duplicates
 from gb_kedro.errors import InputDataError, source_of
 from gb_kedro.genes import looks_like_ensembl, to_stripped_ids
 
@@ -65,14 +67,12 @@ def assemble_star_counts(
     missing = [c for c in GDC_SHEET_COLUMNS if c not in sample_sheet.columns]
     if missing:
         raise InputDataError(sheet_src, f"not a GDC sample sheet: missing column(s) {missing}")
-    from gb_kedro.datasets.star_counts import STAR_COLUMNS
-
     if value_column not in STAR_COLUMNS[3:]:
         raise InputDataError("parameters data_engineering.tcga.value_column", f"{value_column!r} is not a STAR value column {STAR_COLUMNS[3:]}")
     sheet = sample_sheet.copy()
     sheet["File Name"] = sheet["File Name"].astype(str).str.strip()
-    _no_duplicates(sheet, "File Name", sheet_src)
-    _no_duplicates(sheet, "Sample ID", sheet_src)
+    no_duplicates(sheet, "File Name", sheet_src)
+    no_duplicates(sheet, "Sample ID", sheet_src)
     by_name = {PurePosixPath(pid).name: pid for pid in partitions}
     if len(by_name) != len(partitions):
         raise InputDataError("TCGA STAR folder", "two files share a base name in different sub-folders")
@@ -215,24 +215,6 @@ def validate_cohort_samples(matrix: pd.DataFrame, sample_sheet: pd.DataFrame) ->
     return sheet.set_index("sample_id").loc[matrix.index].reset_index()
 
 
-def checked_sheet(frame: pd.DataFrame, required: list[str], id_column: str, source: str) -> pd.DataFrame:
-    """A copy of a sample sheet / manifest with the ``required`` columns as text and unique ``id_column``."""
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise InputDataError(source, f"missing required column(s) {missing}")
-    out = frame.copy()
-    for column in required:
-        out[column] = out[column].astype(str)
-    _no_duplicates(out, id_column, source)
-    return out
-
-
-def _no_duplicates(frame: pd.DataFrame, column: str, source: str) -> None:
-    dup = frame[column][frame[column].duplicated()]
-    if len(dup):
-        raise InputDataError(source, f"duplicate {column} {dup.iloc[0]!r} ({len(dup)} duplicated value(s))")
-
-
 def _no_duplicate_labels(labels: pd.Index, what: str, source: str) -> None:
     dup = labels[labels.duplicated()]
     if len(dup):
@@ -325,7 +307,7 @@ def to_log1p(matrix: pd.DataFrame, value_scale: str) -> pd.DataFrame:
 
 
 def variance_filter(
-    matrices: Mapping[str, pd.DataFrame], quantile: float, min_variance: float = 0.0
+    matrices: Mapping[str, pd.DataFrame], quantile: float, min_variance: float
 ) -> tuple[list[str], pd.DataFrame]:
     """Genes to keep: a gene stays if, in ANY of ``matrices``, its variance is >= that matrix's
     ``quantile``-th variance quantile and >= ``min_variance``.
@@ -353,3 +335,36 @@ def fit_zscore(reference: pd.DataFrame) -> pd.DataFrame:
 
 def apply_zscore(matrix: pd.DataFrame, stats: pd.DataFrame) -> pd.DataFrame:
     return ((matrix - stats["mean"]) / stats["std"]).astype(np.float32)
+
+
+def normalise_features(tcga: pd.DataFrame, cohort: pd.DataFrame, genes: pd.DataFrame, dropped: pd.DataFrame, tcga_scale: str, cohort_scale: str,
+                       quantile: float, min_variance: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """ln(1+x), drop low-variance genes, z-score with TCGA statistics (applied to the cohort too).
+
+    Returns:
+        ``tcga_features``, ``cohort_features`` (samples x genes, float32, fixed gene order),
+        ``gene_table`` (``position``, IDs, symbol, chromosome, TCGA mean/std, variances), the full
+        ``dropped_genes`` table, and a summary.
+    """
+    tcga_log, cohort_log = to_log1p(tcga, tcga_scale), to_log1p(cohort, cohort_scale)
+    kept, variances = variance_filter({"tcga": tcga_log, "cohort": cohort_log}, quantile=quantile, min_variance=min_variance)
+    low = variances.index[~variances["kept"]]
+    reason = f"low variance (below the {quantile:.0%} quantile in TCGA and in the cohort)"
+    dropped = pd.concat([dropped, pd.DataFrame({"gene": list(low), "stage": "normalise", "reason": reason})], ignore_index=True)
+    stats = fit_zscore(tcga_log[kept])
+    tcga_z, cohort_z = apply_zscore(tcga_log[kept], stats), apply_zscore(cohort_log[kept], stats)
+    table = genes.set_index("gene_id").loc[kept].reset_index()
+    table.insert(0, "position", range(len(table)))
+    table["tcga_mean"] = stats["mean"].to_numpy()
+    table["tcga_std"] = stats["std"].to_numpy()
+    table["var_tcga"] = variances.loc[kept, "tcga"].to_numpy()
+    table["var_cohort"] = variances.loc[kept, "cohort"].to_numpy()
+    summary = {
+        "genes_harmonised": int(genes.shape[0]),
+        "genes_kept": int(len(kept)),
+        "genes_dropped_low_variance": int(len(low)),
+        "tcga_samples": int(tcga_z.shape[0]),
+        "cohort_samples": int(cohort_z.shape[0]),
+        "dropped_by_reason": dropped.groupby(["stage", "reason"]).size().rename("n").reset_index().to_dict(orient="records"),
+    }
+    return tcga_z, cohort_z, table, dropped, summary

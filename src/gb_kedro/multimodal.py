@@ -12,19 +12,40 @@ sample (cosine); the predicted sample is the argmax; its lineage and patient are
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
 from torch.utils.data import Dataset
 
+from gb_kedro.baselines import colour_histogram_features
+from gb_kedro.config import ColourRow, MultimodalConfig, SplitConfig, Table1Row, WSIEncodingConfig
+from gb_kedro.errors import InputDataError
+from gb_kedro.evaluation import colour_baseline_retrieval, confusion_figure, retrieval, retrieval_metrics
 from gb_kedro.losses import cross_modal_info_nce, sample_hard_negatives
 from gb_kedro.models.multimodal import MultimodalModel
+from gb_kedro.models.rna_mae import RNAMaskedAutoencoder
+from gb_kedro.models.vit import VisionTransformer
 from gb_kedro.slides.augment import Augment
-from gb_kedro.wsi_encoding import training_view, windows
+from gb_kedro.slides.patches import decoded_patches, training_view, window_batches
+from gb_kedro.slides.sampling import PKSampler
+from gb_kedro.tracking import log_evaluation, log_metrics, log_sklearn_model, log_torch_model, nested_run
+from gb_kedro.training import TrainConfig, fingerprint, fit, resolve_device
 
 logger = logging.getLogger(__name__)
+
+# Table 1: each row's parameters are ``params:<row>.table1_row``; the value is the RNA grouping it uses.
+TABLE1_ROWS = {
+    "random_init": "ppi",
+    "frozen_encoders": "ppi",
+    "all_losses": "ppi",
+    "chromosome_no_recon": "chromosome",
+    "ppi_no_recon": "ppi",
+}
 
 
 class PairDataset(Dataset):
@@ -60,7 +81,7 @@ class MultimodalStep:
     ``recon_masked`` is its error on the masked group.
     """
 
-    def __init__(self, temperature: float, itc_weight: float = 1.0, itm_weight: float = 1.0, recon_weight: float = 0.0, mask_rna: bool = True, gene_dropout: float = 0.0):
+    def __init__(self, temperature: float, itc_weight: float, itm_weight: float, recon_weight: float, mask_rna: bool, gene_dropout: float):
         self.temperature, self.itc_weight, self.itm_weight, self.recon_weight, self.mask_rna = temperature, itc_weight, itm_weight, recon_weight, mask_rna
         self.gene_dropout = gene_dropout
 
@@ -85,146 +106,228 @@ class MultimodalStep:
         logits = torch.cat([out["itm_logits"], model.forward_head(fused_neg)]).float()
         targets = torch.cat([torch.ones(n, dtype=torch.long, device=device), torch.zeros(2 * n, dtype=torch.long, device=device)])
         itm = F.cross_entropy(logits, targets)
-        err = (out["recon"].float() - rna.float()) ** 2
-        recon = err.mean()
+        recon_losses = model.rna_encoder.forward_loss(rna, out["recon"], mask_idx)  # the RNA encoder's eq. 2 errors
+        recon = recon_losses["recon_full"]
         metrics = {"itc": itc.detach(), "itm": itm.detach(), "recon": recon.detach(),
                    "itm_accuracy": (logits.argmax(1) == targets).float().mean().detach()}
         if mask_idx is not None:
-            m = model.rna_encoder.group_mask(mask_idx).float()
-            metrics["recon_masked"] = ((err * m).sum() / m.sum().clamp(min=1.0)).detach()
+            metrics["recon_masked"] = recon_losses["recon_masked"].detach()
         loss = self.itc_weight * itc + self.itm_weight * itm + (self.recon_weight * recon if self.recon_weight else 0.0)
         return {"loss": loss, **metrics}
 
 
 @torch.no_grad()
-def embed_images(model: MultimodalModel, images: np.ndarray, crop: int | None = None, batch_size: int = 128, device="cpu") -> np.ndarray:
+def embed_images(model: MultimodalModel, images: np.ndarray, crop: int | None, batch_size: int, device="cpu") -> np.ndarray:
     """Projected image embeddings of uint8 patches [N, 3, S, S] -> [N, E], L2-normalised (the mean over
     the ``crop`` windows of a patch, then normalised)."""
     model.eval().to(device)
     out = []
-    for i in range(0, len(images), batch_size):
-        x = torch.from_numpy(np.asarray(images[i : i + batch_size])).float().div_(255.0).to(device)
-        z = torch.stack([model.encode_image(w)[0].float() for w in windows(x, crop)]).mean(0)
+    for parts in window_batches(images, crop, batch_size, device):
+        z = torch.stack([model.encode_image(w)[0].float() for w in parts]).mean(0)
         out.append(F.normalize(z, dim=-1).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, model.config.embed_dim), np.float32)
 
 
 @torch.no_grad()
-def embed_rna(model: MultimodalModel, rna: np.ndarray, batch_size: int = 256, device="cpu") -> np.ndarray:
+def image_window_tokens(model: MultimodalModel, images: np.ndarray, crop: int | None, batch_size: int) -> list[torch.Tensor]:
+    """WSI encoder tokens of uint8 patches [N, 3, S, S], one tensor [N, 1 + L, Dw] per ``crop`` window."""
+    model.eval()
+    per_window: list[list[torch.Tensor]] = []
+    for parts in window_batches(images, crop, batch_size):
+        for w, part in enumerate(parts):
+            if len(per_window) <= w:
+                per_window.append([])
+            per_window[w].append(model.wsi_encoder.forward_features(part))
+    return [torch.cat(p) for p in per_window]
+
+
+@torch.no_grad()
+def embed_rna(model: MultimodalModel, rna: np.ndarray, batch_size: int, device="cpu") -> np.ndarray:
     """Projected RNA embeddings (no masking) [N, n_genes] -> [N, E], L2-normalised."""
     model.eval().to(device)
     out = [model.encode_rna(torch.as_tensor(rna[i : i + batch_size], dtype=torch.float32, device=device))[0].float().cpu() for i in range(0, len(rna), batch_size)]
     return torch.cat(out).numpy()
 
 
-def retrieval(image_z: np.ndarray, rna_z: np.ndarray, top: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """Eq. 9: cosine similarity of every image embedding to every RNA embedding [Ni, Nr] and, per image,
-    the indices of the ``top`` most similar RNA samples (best first) [Ni, top]."""
-    a = image_z / np.linalg.norm(image_z, axis=1, keepdims=True).clip(1e-12)
-    b = rna_z / np.linalg.norm(rna_z, axis=1, keepdims=True).clip(1e-12)
-    sim = a @ b.T
-    return sim, np.argsort(-sim, axis=1, kind="stable")[:, :top]
 
 
-def _ci(values: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
-    return float(np.quantile(values, alpha / 2)), float(np.quantile(values, 1 - alpha / 2))
+# --- pairs of the evaluation split -----------------------------------------------------------------
+def rna_table(cohort_features: pd.DataFrame, cohort_samples: pd.DataFrame, genes: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The cohort's RNA samples (sample_id, lineage_id, patient_id, ...) and their vectors in ``genes`` order."""
+    samples = cohort_samples[cohort_samples["sample_id"].isin(cohort_features.index)].reset_index(drop=True)
+    missing = [g for g in genes if g not in cohort_features.columns]
+    if missing:
+        raise InputDataError("cohort_features", f"{len(missing)} gene(s) of the RNA encoder are missing, e.g. {missing[:3]}: rerun data_engineering")
+    return samples, cohort_features.loc[samples["sample_id"], genes].to_numpy(np.float32)
 
 
-def retrieval_metrics(
-    ranked: np.ndarray,
-    true_lineage,
-    slide_id,
-    candidate_lineage,
-    patient_of: dict,
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> dict:
-    """Scores of a retrieval: ``ranked`` [N, k] candidate indices per held-out patch, best first.
+def _paired_index(patch_index: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
+    """Patch rows whose lineage has an RNA sample (others cannot be paired; dropped with a warning)."""
+    index = patch_index.reset_index(drop=True)
+    has_rna = index["lineage_id"].isin(samples["lineage_id"])
+    if not has_rna.any():
+        raise InputDataError("patch_index", "no tumour patch belongs to a lineage of the cohort sample sheet: check lineage_id in both")
+    if not has_rna.all():
+        logger.warning("multimodal: %d patch(es) of lineage(s) without an RNA sample are not used: %s", (~has_rna).sum(), sorted(index.loc[~has_rna, "lineage_id"].unique())[:10])
+    return index
 
-    Lineage accuracy (predicted sample's lineage == the patch's), patient accuracy (its patient), mean
-    per-lineage (balanced) accuracy, top-k lineage accuracy, chance levels of a uniformly random pick, the
-    share of errors that stay within the true patient, and 95 % bootstrap intervals that resample SLIDES
-    (patches of one slide are not independent).
-    """
-    true_lineage = np.asarray(true_lineage)
-    candidate_lineage = np.asarray(candidate_lineage)
-    slide_id = np.asarray(slide_id)
-    pred = candidate_lineage[ranked[:, 0]]
-    lineage_hit = pred == true_lineage
-    true_patient = np.array([patient_of[x] for x in true_lineage])
-    pred_patient = np.array([patient_of[x] for x in pred])
-    patient_hit = pred_patient == true_patient
-    top_hit = (candidate_lineage[ranked] == true_lineage[:, None]).any(axis=1)
-    cand_patients = np.array([patient_of[x] for x in candidate_lineage])
-    wrong = ~lineage_hit
-    metrics = {
-        "n_patches": int(len(true_lineage)),
-        "n_slides": int(len(np.unique(slide_id))),
-        "n_candidates": int(len(candidate_lineage)),
-        "lineage_accuracy": float(lineage_hit.mean()),
-        "patient_accuracy": float(patient_hit.mean()),
-        "lineage_balanced_accuracy": float(pd.Series(lineage_hit).groupby(true_lineage).mean().mean()),
-        f"lineage_top{ranked.shape[1]}_accuracy": float(top_hit.mean()),
-        "lineage_chance": float(np.mean([(candidate_lineage == t).mean() for t in true_lineage])),
-        "patient_chance": float(np.mean([(cand_patients == p).mean() for p in true_patient])),
-        "errors_within_patient": float(patient_hit[wrong].mean()) if wrong.any() else float("nan"),
-    }
-    rng = np.random.default_rng(seed)
-    slides, inverse = np.unique(slide_id, return_inverse=True)
-    hits = np.stack([lineage_hit, patient_hit]).astype(float)
-    per_slide_sum = np.stack([np.bincount(inverse, weights=h, minlength=len(slides)) for h in hits])
-    per_slide_n = np.bincount(inverse, minlength=len(slides)).astype(float)
-    draws = rng.integers(len(slides), size=(n_boot, len(slides)))
-    counts = np.stack([np.bincount(d, minlength=len(slides)) for d in draws]).astype(float)  # [B, S] times each slide drawn
-    boot = (counts @ per_slide_sum.T) / (counts @ per_slide_n)[:, None]  # [B, 2]
-    for j, name in enumerate(("lineage_accuracy", "patient_accuracy")):
-        metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = _ci(boot[:, j])
+
+def patient_of(samples: pd.DataFrame, patch_index: pd.DataFrame) -> dict:
+    """Lineage -> patient, from the patch index and the RNA samples."""
+    return {**dict(zip(patch_index["lineage_id"], patch_index["patient_id"], strict=True)), **dict(zip(samples["lineage_id"], samples["patient_id"], strict=True))}
+
+
+def training_pairs(patch_index: pd.DataFrame, cohort_features: pd.DataFrame, cohort_samples: pd.DataFrame, genes: list[str]):
+    """The training patches (split == train) whose lineage has an RNA sample: (rows mask over the index,
+    lineages, integer labels, RNA vectors of each label)."""
+    samples, rna = rna_table(cohort_features, cohort_samples, genes)
+    index = _paired_index(patch_index, samples)
+    train_rows = ((index["split"] == "train") & index["lineage_id"].isin(samples["lineage_id"])).to_numpy()
+    train = index[train_rows]
+    lineages = sorted(train["lineage_id"].unique())
+    labels = train["lineage_id"].map({lab: i for i, lab in enumerate(lineages)}).to_numpy()
+    rna_of_label = [rna[(samples["lineage_id"] == lab).to_numpy()] for lab in lineages]
+    return train_rows, lineages, labels, rna_of_label
+
+
+def held_out_pairs(patch_index: pd.DataFrame, cohort_features: pd.DataFrame, cohort_samples: pd.DataFrame, genes: list[str]):
+    """The cohort's RNA samples and their vectors (``genes`` order), the patch index, the mask of held-out
+    patches whose lineage has an RNA sample and those rows (InputDataError when there is none)."""
+    samples, rna = rna_table(cohort_features, cohort_samples, genes)
+    index = _paired_index(patch_index, samples)
+    test_rows = ((index["split"] == "test") & index["lineage_id"].isin(samples["lineage_id"])).to_numpy()
+    test = index[test_rows]
+    if test.empty:
+        raise InputDataError("patch_index", "no held-out (split == test) patch to evaluate: check the split parameters")
+    return samples, rna, index, test_rows, test
+
+
+# --- one Table 1 row -------------------------------------------------------------------------------
+def build_model(wsi_encoder: VisionTransformer, rna_encoder: RNAMaskedAutoencoder, cfg: MultimodalConfig, row: Table1Row) -> MultimodalModel:
+    """The multimodal model of a Table 1 row: pretrained encoders (or all weights random), frozen or not."""
+    torch.manual_seed(cfg.seed)
+    model = MultimodalModel.from_encoders(rna_encoder, wsi_encoder, **cfg.model.to_dict())
+    if not row.pretrained:  # same architecture, fresh random weights everywhere
+        model = MultimodalModel.from_config(model.config_dict())
+    if row.freeze_encoders:
+        for p in [*model.rna_encoder.parameters(), *model.wsi_encoder.parameters()]:
+            p.requires_grad_(False)
+    return model
+
+
+def fit_pairs(model: MultimodalModel, images: np.ndarray, labels: np.ndarray, rna_of_label: list[np.ndarray], cfg: MultimodalConfig,
+              wsi: WSIEncodingConfig, recon_weight: float, name: str, run=None) -> dict:
+    """Train ``model`` on (patch, RNA of its label) pairs with :class:`MultimodalStep` (checkpointed per
+    ``name``; per-epoch metrics to ``run``). Returns :func:`gb_kedro.training.fit`'s result."""
+    _, crop = wsi.data.geometry
+    val = np.random.default_rng(cfg.seed).random(len(labels)) < cfg.val_fraction
+    loss = {**cfg.loss.to_dict(), "recon_weight": float(recon_weight)}
+    augment = Augment(wsi.augment.flips, wsi.augment.hed_sigma, wsi.augment.hed_bias)
+    train_set = PairDataset(images[~val], labels[~val], rna_of_label, augment, crop=crop)
+    val_set = PairDataset(images[val], labels[val], rna_of_label, crop=crop) if val.sum() > 1 and len(set(labels[val])) > 1 else None
+    step = MultimodalStep(cfg.loss.temperature, cfg.loss.itc_weight, cfg.loss.itm_weight, float(recon_weight), cfg.loss.mask_rna, cfg.loss.gene_dropout)
+    config = TrainConfig.of(cfg.train, cfg.seed, cfg.device)
+    return fit(
+        model, train_set, val_set, step, config,
+        checkpoint_dir=Path(cfg.checkpoint_dir) / f"multimodal_{name}",
+        on_epoch=lambda epoch, metrics: log_metrics(run, {k: v for k, v in metrics.items() if k != "epoch"}, step=epoch),
+        desc=f"multimodal {name}",
+        fingerprint=fingerprint(model.config_dict(), config.to_dict(), loss, name, wsi.augment.to_dict(), cfg.sampler.to_dict(), labels[~val],
+                                images.shape, [r.tolist() for r in rna_of_label]),
+        batch_sampler=lambda epoch: PKSampler(labels[~val], cfg.sampler.p, cfg.sampler.k, seed=cfg.seed * 1000 + epoch),
+    )
+
+
+def train_row(wsi_encoder: VisionTransformer, rna_encoder: RNAMaskedAutoencoder, patch_index: pd.DataFrame, slide_manifest: pd.DataFrame,
+              cohort_features: pd.DataFrame, cohort_samples: pd.DataFrame, cfg: MultimodalConfig, wsi: WSIEncodingConfig, row: Table1Row,
+              name: str | None = None, permutation: list[int] | None = None, register: bool = True, track: bool = True) -> tuple[MultimodalModel, pd.DataFrame]:
+    """Build the model of ``row`` from the pretrained encoders (or random ones) and train it on the training
+    patches of the evaluation split paired with their lineage's RNA sample, in a nested MLflow run
+    ``multimodal.<name>`` (``name`` defaults to the row's).
+
+    ``permutation``: the permutation null -- training lineage i is paired with the RNA sample of training
+    lineage ``permutation[i]`` instead of its own. ``register``: register the model in MLflow; ``track``: a nested run at all.
+    Returns the model (``meta``: row, label, grouping, genes, lineages, MLflow run) and the history."""
+    name = name or row.name
+    model = build_model(wsi_encoder, rna_encoder, cfg, row)
+    genes = rna_encoder.meta["genes"]
+    train_rows, lineages, labels, rna_of_label = training_pairs(patch_index, cohort_features, cohort_samples, genes)
+    if permutation is not None:
+        rna_of_label = [rna_of_label[p] for p in permutation]
+    params = {"row": name, "label": row.label, "rna_grouping": rna_encoder.meta.get("variant"), "pretrained": row.pretrained, "trained": row.train,
+              "freeze_encoders": row.freeze_encoders, "lineages": len(lineages), "train_patches": len(labels),
+              **{k: v for k, v in cfg.to_dict().items() if k not in ("checkpoint_dir", "loss")},
+              "loss": {**cfg.loss.to_dict(), "recon_weight": row.recon_weight}, "pairing": "permuted" if permutation is not None else "own lineage"}
+    history: list[dict] = []
+    with nested_run(f"multimodal.{name}", params) if track else nullcontext() as run:
+        if row.train:
+            images = np.asarray(decoded_patches(patch_index.reset_index(drop=True), slide_manifest, wsi.data, wsi.checkpoint_dir)[train_rows])
+            result = fit_pairs(model, images, labels, rna_of_label, cfg, wsi, row.recon_weight, name, run)
+            history = result["history"]
+            logger.info("multimodal.%s: %d epochs, best epoch %d, device %s", name, len(history), result["best_epoch"], result["device"])
+        else:
+            logger.info("multimodal.%s: not trained (random initialisation row)", name)
+        for p in model.parameters():
+            p.requires_grad_(True)
+        model.cpu().eval().describe(row=name, label=row.label, rna_grouping=rna_encoder.meta.get("variant"), genes=genes, lineages=lineages,
+                                    mlflow_run_id=run.info.run_id if run is not None else None)
+        if register:
+            log_torch_model(run, model, registered_name=f"gb_kedro.multimodal.{name}")
+    return model, pd.DataFrame(history) if history else pd.DataFrame(columns=["epoch", "train/loss"])  # untrained: a header only
+
+
+def _predictions(test: pd.DataFrame, samples: pd.DataFrame, sim: np.ndarray, ranked: np.ndarray) -> pd.DataFrame:
+    predictions = test[["slide_id", "x", "y", "lineage_id", "patient_id", "mouse_id"]].reset_index(drop=True)
+    for k in range(ranked.shape[1]):
+        predictions[f"sample_{k + 1}"] = samples["sample_id"].to_numpy()[ranked[:, k]]
+        predictions[f"similarity_{k + 1}"] = np.take_along_axis(sim, ranked[:, k : k + 1], axis=1)[:, 0]
+    predictions["predicted_lineage"] = samples["lineage_id"].to_numpy()[ranked[:, 0]]
+    return predictions
+
+
+def evaluate_row(model: MultimodalModel, patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, cohort_features: pd.DataFrame,
+                 cohort_samples: pd.DataFrame, split: SplitConfig, cfg: MultimodalConfig, wsi: WSIEncodingConfig) -> tuple[dict, Figure, pd.DataFrame]:
+    """Eq. 9 on every held-out patch against every cohort RNA sample: Table 1 metrics of this row, a
+    confusion plot and the per-patch predictions (top-k sample IDs and similarities)."""
+    meta = model.meta
+    samples, rna, index, test_rows, test = held_out_pairs(patch_index, cohort_features, cohort_samples, meta["genes"])
+    device = resolve_device(cfg.device)
+    images = decoded_patches(patch_index.reset_index(drop=True), slide_manifest, wsi.data, wsi.checkpoint_dir)
+    image_z = embed_images(model, np.asarray(images[test_rows]), wsi.data.geometry[1], cfg.evaluation.image_batch_size, device=device)
+    rna_z = embed_rna(model, rna, cfg.evaluation.rna_batch_size, device=device)
+    sim, ranked = retrieval(image_z, rna_z, top=min(cfg.evaluation.top_k, len(samples)))
+    metrics = retrieval_metrics(ranked, test["lineage_id"].to_numpy(), test["slide_id"].to_numpy(), samples["lineage_id"].to_numpy(),
+                                patient_of(samples, index), cfg.evaluation.n_boot, cfg.seed)
+    metrics.update({"configuration": meta.get("label", meta["row"]), "row": meta["row"], "split": split.mode, "rna_grouping": meta.get("rna_grouping")})
+    predictions = _predictions(test, samples, sim, ranked)
+    figure = confusion_figure(predictions["lineage_id"], predictions["predicted_lineage"],
+                              f"{metrics['configuration']} ({metrics['split']} split): lineage {metrics['lineage_accuracy']:.2f}, "
+                              f"patient {metrics['patient_accuracy']:.2f} (chance {metrics['lineage_chance']:.2f} / {metrics['patient_chance']:.2f})",
+                              xlabel="lineage of the retrieved RNA sample")
+    log_evaluation(f"multimodal.{meta['row']}", meta.get("mlflow_run_id"), metrics, figure, f"retrieval_confusion_{meta['row']}.png")
+    logger.info("multimodal.%s (%s split): lineage %.3f [%.3f, %.3f], patient %.3f, chance %.3f", meta["row"], metrics["split"],
+                metrics["lineage_accuracy"], metrics["lineage_accuracy_ci_low"], metrics["lineage_accuracy_ci_high"], metrics["patient_accuracy"], metrics["lineage_chance"])
+    return metrics, figure, predictions
+
+
+def colour_row(patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, cohort_features: pd.DataFrame, cohort_samples: pd.DataFrame,
+               split: SplitConfig, cfg: MultimodalConfig, wsi: WSIEncodingConfig, row: ColourRow) -> dict:
+    """The non-deep Table 1 row: colour histogram + stain statistics -> RNA vector by ridge regression fit
+    on the training pairs, then the same retrieval as eq. 9 (cosine to every cohort RNA sample)."""
+    samples, rna, index, test_rows, test = held_out_pairs(patch_index, cohort_features, cohort_samples, list(cohort_features.columns))
+    train_rows = ((index["split"] == "train") & index["lineage_id"].isin(samples["lineage_id"])).to_numpy()
+    images = decoded_patches(patch_index.reset_index(drop=True), slide_manifest, wsi.data, wsi.checkpoint_dir)
+    colour = colour_histogram_features(np.moveaxis(np.asarray(images), 1, -1), row.histogram_bins)
+    row_of_lineage = {lab: i for i, lab in enumerate(samples["lineage_id"])}  # one sample per lineage: the first
+    train_rna = rna[[row_of_lineage[lab] for lab in index.loc[train_rows, "lineage_id"]]]
+    alphas = np.logspace(*row.ridge_log10_alphas)
+    params = {"row": row.name, "label": row.label, "features": f"RGB histograms ({row.histogram_bins} bins) + channel mean/std", "map": "StandardScaler + RidgeCV"}
+    with nested_run(f"multimodal.{row.name}", params) as run:
+        ranked, fitted = colour_baseline_retrieval(colour[train_rows], train_rna, colour[test_rows], rna, min(cfg.evaluation.top_k, len(samples)), alphas)
+        metrics = retrieval_metrics(ranked, test["lineage_id"].to_numpy(), test["slide_id"].to_numpy(), samples["lineage_id"].to_numpy(),
+                                    patient_of(samples, index), cfg.evaluation.n_boot, cfg.seed)
+        metrics.update({"configuration": row.label, "row": row.name, "split": split.mode, "rna_grouping": None, "ridge_alpha": float(fitted[-1].alpha_)})
+        log_metrics(run, {f"eval/{k}": v for k, v in metrics.items()})
+        log_sklearn_model(run, fitted)
+    logger.info("multimodal.%s (%s split): lineage %.3f, patient %.3f", row.name, split.mode, metrics["lineage_accuracy"], metrics["patient_accuracy"])
     return metrics
-
-
-def colour_baseline_retrieval(train_colour: np.ndarray, train_rna: np.ndarray, test_colour: np.ndarray, candidate_rna: np.ndarray, top: int = 5, seed: int = 0):
-    """The non-deep row of Table 1: per-patch colour statistics -> RNA vector by a ridge map fit on the
-    training pairs (alpha by cross-validation); a held-out patch retrieves the candidate RNA samples by
-    cosine between its predicted RNA vector and theirs (both centred on the candidates' mean).
-
-    Returns (ranked [N, top], fitted model)."""
-    from sklearn.linear_model import RidgeCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    centre = candidate_rna.mean(axis=0)
-    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
-    model.fit(train_colour, train_rna - centre)
-    predicted = model.predict(test_colour)
-    _, ranked = retrieval(predicted, candidate_rna - centre, top=min(top, len(candidate_rna)))
-    return ranked, model
-
-
-def table1(rows: list[dict]) -> pd.DataFrame:
-    """Table 1's layout: one row per configuration; patient and lineage accuracy with 95 % intervals,
-    then the extra columns (balanced, top-5, chance, errors within the patient)."""
-    frame = pd.DataFrame(rows)
-    first = ["configuration", "split", "patient_accuracy", "lineage_accuracy"]
-    return frame[first + [c for c in frame.columns if c not in first]]
-
-
-def table1_markdown(table: pd.DataFrame) -> str:
-    """Markdown of Table 1: accuracy (95 % CI) cells."""
-    def cell(row, name):
-        return f"{row[name]:.3f} ({row[name + '_ci_low']:.3f}-{row[name + '_ci_high']:.3f})"
-
-    top_col = next((c for c in table.columns if c.startswith("lineage_top")), None)
-    header = ["Configuration", "Patient accuracy (95% CI)", "Lineage accuracy (95% CI)", "Lineage balanced", top_col.replace("lineage_", "Lineage ").replace("_accuracy", "") if top_col else "", "Errors within patient"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, row in table.iterrows():
-        lines.append("| " + " | ".join([
-            str(row["configuration"]), cell(row, "patient_accuracy"), cell(row, "lineage_accuracy"),
-            f"{row['lineage_balanced_accuracy']:.3f}", f"{row[top_col]:.3f}" if top_col else "",
-            "" if pd.isna(row["errors_within_patient"]) else f"{row['errors_within_patient']:.3f}",
-        ]) + " |")
-    first = table.iloc[0]
-    lines.append("")
-    lines.append(f"Split: **{first['split']}** ({int(first['n_patches'])} held-out patches from {int(first['n_slides'])} slides, "
-                 f"{int(first['n_candidates'])} candidate RNA samples). Chance: patient {first['patient_chance']:.3f}, "
-                 f"lineage {first['lineage_chance']:.3f}. Intervals: 95 % bootstrap over slides.")
-    return "\n".join(lines) + "\n"

@@ -12,15 +12,6 @@ from kedro.pipeline import Pipeline
 
 from gb_kedro.pipelines import data_engineering, multimodal, reporting, rna_encoding, synthetic_cohort, wsi_encoding
 
-# Downstream pipelines, in the order the method chains them; later pipelines are appended here.
-ANALYSIS_PIPELINES = {
-    "data_engineering": data_engineering.create_pipeline,
-    "rna_encoding": rna_encoding.create_pipeline,
-    "wsi_encoding": wsi_encoding.create_pipeline,
-    "multimodal": multimodal.create_pipeline,
-    "reporting": reporting.create_pipeline,
-}
-
 
 def register_pipelines() -> dict[str, Pipeline]:
     """Register the project's pipelines.
@@ -28,9 +19,15 @@ def register_pipelines() -> dict[str, Pipeline]:
     Returns:
         A mapping from pipeline names to ``Pipeline`` objects.
     """
-    pipelines: dict[str, Pipeline] = {"synthetic_cohort": synthetic_cohort.create_pipeline()}
-    pipelines.update({name: make() for name, make in ANALYSIS_PIPELINES.items()})
-    analysis = sum((pipelines[name] for name in ANALYSIS_PIPELINES), Pipeline([]))
+    pipelines: dict[str, Pipeline] = {
+        "synthetic_cohort": synthetic_cohort.create_pipeline(),
+        "data_engineering": data_engineering.create_pipeline(),
+        "rna_encoding": rna_encoding.create_pipeline(),
+        "wsi_encoding": wsi_encoding.create_pipeline(),
+        "multimodal": multimodal.create_pipeline(),
+        "reporting": reporting.create_pipeline(),
+    }
+    analysis = sum((pipelines[name] for name in ("data_engineering", "rna_encoding", "wsi_encoding", "multimodal", "reporting")), Pipeline([]))
     pipelines["analysis"] = analysis
     pipelines["__default__"] = pipelines["synthetic_cohort"] + analysis
     return pipelines

@@ -71,3 +71,20 @@ def log_evaluation(name: str, run_id: str | None, metrics: dict, figure=None, fi
             import mlflow
 
             mlflow.log_figure(figure, figure_name or f"{name}.png")
+
+
+def log_sklearn_model(run, model, registered_name: str | None = None) -> None:
+    """Log a scikit-learn model to ``run`` (no-op without a run)."""
+    if run is None:
+        return
+    import mlflow.sklearn
+
+    mlflow.sklearn.log_model(model, name="model", registered_model_name=registered_name)
+
+
+def log_figure(fig, name: str) -> None:
+    """Add a figure to the active (kedro-mlflow) run, if any, under ``reporting/``."""
+    import mlflow
+
+    if mlflow.active_run() is not None:
+        mlflow.log_figure(fig, f"reporting/{name}")

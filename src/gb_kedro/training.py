@@ -17,38 +17,46 @@ import math
 import os
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from gb_kedro.config import Config, TrainSettings
+
 logger = logging.getLogger(__name__)
 
 StepFn = Callable[[torch.nn.Module, object, torch.device], dict[str, torch.Tensor]]
 
 
-@dataclass
-class TrainConfig:
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 1.0
-    min_lr_ratio: float = 0.05
-    grad_clip: float = 1.0
-    patience: int = 5          # epochs without validation improvement before stopping (0 = never stop)
-    seed: int = 0
-    device: str = "auto"
-    num_workers: int = 0
-    drop_last: bool = False
+@dataclass(frozen=True)
+class TrainConfig(Config):
+    """The schedule of one training stage (a ``train`` section of ``conf/base``) plus the stage's seed and
+    device. No defaults here: the values come from ``conf/base`` (:meth:`of`)."""
+
+    KEY: ClassVar[str] = "<stage>.train"
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_epochs: float
+    min_lr_ratio: float
+    grad_clip: float
+    patience: int          # epochs without validation improvement before stopping (0 = never stop)
+    num_workers: int
+    seed: int
+    device: str
 
     @classmethod
-    def from_dict(cls, values: dict | None) -> TrainConfig:
-        values = dict(values or {})
-        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+    def of(cls, settings: TrainSettings, seed: int, device: str) -> TrainConfig:
+        """From a stage's :class:`~gb_kedro.config.TrainSettings` (extra stage fields ignored)."""
+        values = {f.name: getattr(settings, f.name) for f in fields(TrainSettings)}
+        return cls(**values, seed=int(seed), device=str(device))
 
 
 def fingerprint(*parts) -> str:
@@ -131,22 +139,12 @@ def fit(
     device = resolve_device(config.device)
     model.to(device)
     optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr)
-    steps_per_epoch = len(batch_sampler(0)) if batch_sampler is not None else max(1, (len(train_set) // config.batch_size) if config.drop_last else math.ceil(len(train_set) / config.batch_size))
+    steps_per_epoch = len(batch_sampler(0)) if batch_sampler is not None else max(1, math.ceil(len(train_set) / config.batch_size))
     total = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, int(config.warmup_epochs * steps_per_epoch), config.min_lr_ratio))
-    state = {"epoch": 0, "history": [], "best": float("inf"), "best_epoch": -1, "bad_epochs": 0, "done": False, "best_state": None, "fingerprint": fingerprint}
     ckpt = Path(checkpoint_dir) / "last.pt" if checkpoint_dir else None
-    saved = torch.load(ckpt, map_location=device, weights_only=False) if ckpt is not None and ckpt.exists() else None
-    if saved is not None and saved["state"].get("fingerprint") != fingerprint:
-        logger.info("%s: checkpoint %s belongs to another run (config or data changed): starting afresh", desc, ckpt)
-        saved = None
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        state = saved["state"]
-        logger.info("%s: resumed from %s at epoch %d", desc, ckpt, state["epoch"])
-    autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" else _null()
+    state = _resume(ckpt, fingerprint, model, optimizer, scheduler, device, desc)
+    autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
     bar = tqdm(range(state["epoch"], config.epochs), desc=desc, unit="epoch", leave=False)
     for epoch in bar:
@@ -155,37 +153,11 @@ def fit(
         seed_everything(config.seed * 1_000_003 + epoch)
         if hasattr(step, "set_epoch"):  # epoch-dependent losses (e.g. a warm-up phase)
             step.set_epoch(epoch)
-        if batch_sampler is not None:
-            loader = DataLoader(train_set, batch_sampler=batch_sampler(epoch), num_workers=config.num_workers)
-        else:
-            loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=config.drop_last,
-                                num_workers=config.num_workers, generator=torch.Generator().manual_seed(config.seed + epoch))
-        model.train()
-        sums: dict[str, float] = {}
-        count = 0
-        for batch in loader:
-            with autocast:
-                metrics = step(model, batch, device)
-            optimizer.zero_grad(set_to_none=True)
-            metrics["loss"].backward()
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            n = _batch_len(batch)
-            count += n
-            for k, v in metrics.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) * n
-        record = {f"train/{k}": v / max(count, 1) for k, v in sums.items()}
-        record["lr"] = scheduler.get_last_lr()[0]
+        loader = _epoch_loader(train_set, config, epoch, batch_sampler)
+        record = _train_epoch(model, loader, step, optimizer, scheduler, config, autocast, device)
         if val_set is not None and len(val_set):
             record.update({f"val/{k}": v for k, v in evaluate(model, val_set, step, config, device).items()})
-            if record["val/loss"] < state["best"] - 1e-6:
-                state.update(best=record["val/loss"], best_epoch=epoch, bad_epochs=0, best_state=copy.deepcopy(model.state_dict()))
-            else:
-                state["bad_epochs"] += 1
-            if config.patience and state["bad_epochs"] >= config.patience:
-                state["done"] = True
+            _track_validation(state, record["val/loss"], epoch, model, config)
         record["epoch"] = epoch
         state["history"].append(record)
         state["epoch"] = epoch + 1
@@ -235,9 +207,57 @@ def _batch_len(batch) -> int:
     return int(first.shape[0])
 
 
-class _null:
-    def __enter__(self):
-        return self
+def _resume(ckpt: Path | None, fingerprint: str | None, model, optimizer, scheduler, device, desc: str) -> dict:
+    """The loop state: fresh, or restored (with model, optimizer and scheduler) from a checkpoint of the same run."""
+    state = {"epoch": 0, "history": [], "best": float("inf"), "best_epoch": -1, "bad_epochs": 0, "done": False, "best_state": None, "fingerprint": fingerprint}
+    saved = torch.load(ckpt, map_location=device, weights_only=False) if ckpt is not None and ckpt.exists() else None
+    if saved is not None and saved["state"].get("fingerprint") != fingerprint:
+        logger.info("%s: checkpoint %s belongs to another run (config or data changed): starting afresh", desc, ckpt)
+        return state
+    if saved is None:
+        return state
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    logger.info("%s: resumed from %s at epoch %d", desc, ckpt, saved["state"]["epoch"])
+    return saved["state"]
 
-    def __exit__(self, *exc):
-        return False
+
+def _epoch_loader(train_set: Dataset, config: TrainConfig, epoch: int, batch_sampler) -> DataLoader:
+    if batch_sampler is not None:
+        return DataLoader(train_set, batch_sampler=batch_sampler(epoch), num_workers=config.num_workers)
+    return DataLoader(train_set, batch_size=config.batch_size, shuffle=True, num_workers=config.num_workers,
+                      generator=torch.Generator().manual_seed(config.seed + epoch))
+
+
+def _train_epoch(model, loader, step: StepFn, optimizer, scheduler, config: TrainConfig, autocast, device) -> dict:
+    """One pass over ``loader``: the sample-weighted mean of every metric (``train/*``) and the last ``lr``."""
+    model.train()
+    sums: dict[str, float] = {}
+    count = 0
+    for batch in loader:
+        with autocast:
+            metrics = step(model, batch, device)
+        optimizer.zero_grad(set_to_none=True)
+        metrics["loss"].backward()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        n = _batch_len(batch)
+        count += n
+        for k, v in metrics.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach()) * n
+    record = {f"train/{k}": v / max(count, 1) for k, v in sums.items()}
+    record["lr"] = scheduler.get_last_lr()[0]
+    return record
+
+
+def _track_validation(state: dict, val_loss: float, epoch: int, model, config: TrainConfig) -> None:
+    """Keep the best weights; mark the run done after ``patience`` epochs without improvement."""
+    if val_loss < state["best"] - 1e-6:
+        state.update(best=val_loss, best_epoch=epoch, bad_epochs=0, best_state=copy.deepcopy(model.state_dict()))
+    else:
+        state["bad_epochs"] += 1
+    if config.patience and state["bad_epochs"] >= config.patience:
+        state["done"] = True

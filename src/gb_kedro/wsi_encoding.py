@@ -10,73 +10,26 @@ mean distance between a batch's embeddings (``spread``) is logged to show there 
 from __future__ import annotations
 
 import logging
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from matplotlib.figure import Figure
-from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
+from torch.utils.data import Dataset
 
+from gb_kedro.baselines import colour_histogram_features
+from gb_kedro.config import SplitConfig, WSIEncodingConfig
+from gb_kedro.evaluation import confusion_figure, nearest_neighbour_eval
 from gb_kedro.losses import batch_hard_triplet
+from gb_kedro.models.vit import VisionTransformer, vit
 from gb_kedro.slides.augment import Augment
-from gb_kedro.slides.dataset import PatchDataset
-from gb_kedro.slides.manifest import slide_paths
-from gb_kedro.training import fingerprint
+from gb_kedro.slides.patches import decoded_patches, training_view, window_batches
+from gb_kedro.slides.sampling import PKSampler
+from gb_kedro.tracking import log_evaluation, log_metrics, log_torch_model, nested_run
+from gb_kedro.training import TrainConfig, fingerprint, fit, resolve_device
 
 logger = logging.getLogger(__name__)
-
-
-def read_patches(index: pd.DataFrame, slide_paths: dict, output_size: int, num_workers: int = 0, cache: str = "ram", cache_path: str | Path | None = None) -> np.ndarray:
-    """Decode the patches of ``index`` once: uint8 ``[N, 3, S, S]`` (``cache: disk`` keeps them in a
-    ``.npy`` memory map at ``cache_path`` and reuses it when it matches)."""
-    if cache == "disk" and cache_path is not None and Path(cache_path).exists():
-        cached = np.load(cache_path, mmap_mode="r")
-        if cached.shape == (len(index), 3, output_size, output_size):
-            return cached
-    data = PatchDataset(index, slide_paths, output_size=output_size)
-    out = np.empty((len(index), 3, output_size, output_size), np.uint8)
-    loader = DataLoader(data, batch_size=64, num_workers=num_workers)
-    i = 0
-    for images, _ in tqdm(loader, desc="Reading patches", unit="batch", leave=False):
-        out[i : i + len(images)] = (images * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
-        i += len(images)
-    if cache == "disk" and cache_path is not None:
-        Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
-        np.save(cache_path, out)
-    return out
-
-
-def patch_geometry(options: dict) -> tuple[int, int | None]:
-    """(pixels read per patch, crop fed to the model or None). ``downsample``: the patch resized to
-    ``patch_px``; ``crop``: read at full size, windows of ``patch_px`` fed to the model."""
-    data = options.get("data", {})
-    px = int(data.get("patch_px", 128))
-    if data.get("mode", "downsample") == "crop":
-        return int(data.get("read_px", 256)), px
-    return px, None
-
-
-def decoded_patches(index: pd.DataFrame, manifest: pd.DataFrame, options: dict) -> np.ndarray:
-    data = options.get("data", {})
-    read_px, _ = patch_geometry(options)
-    cache_dir = Path(options.get("checkpoint_dir", "data/06_models/checkpoints"))
-    key = fingerprint(index[["slide_id", "x", "y", "level", "size"]].to_numpy().astype(str).tolist(), read_px)
-    return read_patches(index, slide_paths(manifest), read_px, int(data.get("num_workers", 0)), data.get("cache", "disk"), cache_dir / f"wsi_patches_{key}.npy")
-
-
-def training_view(image: np.ndarray, crop: int | None = None, augment: Augment | None = None) -> torch.Tensor:
-    """A uint8 patch [3, S, S] as float [0, 1] (a copy: rows of a disk cache are read-only), cut to a
-    ``crop`` x ``crop`` window (random with ``augment``, the centre one without) and augmented."""
-    x = torch.from_numpy(np.array(image)).float().div_(255.0)
-    if crop and crop < x.shape[-1]:
-        span = x.shape[-1] - crop
-        y0, x0 = (int(torch.randint(span + 1, (1,))), int(torch.randint(span + 1, (1,)))) if augment is not None else (span // 2, span // 2)
-        x = x[:, y0 : y0 + crop, x0 : x0 + crop]
-    return augment(x) if augment is not None else x
 
 
 class PatchTensorDataset(Dataset):
@@ -99,11 +52,11 @@ class TripletStep:
     """Warm-up epochs: lineage cross-entropy; then batch-hard triplet (+ ``ce_weight`` x cross-entropy).
 
     The cross-entropy is a cosine (proxy) classifier on the same L2-normalised embedding the triplet loss
-    uses: logits = ``scale`` * cos(z, w_lineage). Classes must then be separated by angle, so the softmax
-    also holds the normalised embeddings apart (a linear head on the raw CLS does not: the triplet stage
-    collapsed the normalised embeddings under it)."""
+    uses: logits = ``scale`` * cos(z, w_lineage), the proxies w being the rows of the ViT's ``head``. Classes
+    must then be separated by angle, so the softmax also holds the normalised embeddings apart (a linear head
+    on the raw CLS does not: the triplet stage collapsed the normalised embeddings under it)."""
 
-    def __init__(self, margin: float, warmup_epochs: int, ce_weight: float = 0.0, scale: float = 16.0):
+    def __init__(self, margin: float, warmup_epochs: int, ce_weight: float, scale: float):
         self.margin, self.warmup_epochs, self.ce_weight, self.scale = margin, warmup_epochs, ce_weight, scale
         self.epoch = 0
 
@@ -112,78 +65,95 @@ class TripletStep:
 
     def __call__(self, model, batch, device) -> dict[str, torch.Tensor]:
         x, labels = (t.to(device) for t in batch)
-        out = model(x)
-        z = F.normalize(out["cls"].float(), dim=-1)
+        z = F.normalize(model(x)["cls"].float(), dim=-1)
         triplet = batch_hard_triplet(z, labels, self.margin)
-        if "logits" in out:
+        if model.config.num_classes > 0:
             proxies = F.normalize(model.head.weight.float(), dim=-1)
             ce = F.cross_entropy(self.scale * z @ proxies.T, labels)
         else:
             ce = torch.zeros((), device=device)
-        warm = self.epoch < self.warmup_epochs
-        loss = ce if warm else triplet + self.ce_weight * ce
+        loss = ce if self.epoch < self.warmup_epochs else triplet + self.ce_weight * ce
         spread = torch.cdist(z, z).mean()
         return {"loss": loss, "triplet": triplet.detach(), "ce": ce.detach(), "spread": spread.detach()}
 
 
-def windows(images: torch.Tensor, crop: int | None) -> list[torch.Tensor]:
-    """The non-overlapping ``crop``-px windows of [N, 3, S, S] images (the images themselves without crop)."""
-    size = images.shape[-1]
-    if not crop or crop >= size:
-        return [images]
-    return [images[:, :, a : a + crop, b : b + crop] for a in range(0, size - crop + 1, crop) for b in range(0, size - crop + 1, crop)]
-
-
 @torch.no_grad()
-def embed(model, images: np.ndarray, batch_size: int = 128, device="cpu", crop: int | None = None) -> np.ndarray:
-    """L2-normalised CLS embeddings of uint8 patches [N, 3, S, S] -> [N, D]. With ``crop``, the mean
-    embedding of the non-overlapping ``crop`` x ``crop`` windows of each patch (then normalised)."""
+def embed(model: VisionTransformer, images: np.ndarray, batch_size: int, device="cpu", crop: int | None = None) -> np.ndarray:
+    """L2-normalised CLS embeddings of uint8 patches [N, 3, S, S] -> [N, D]. With ``crop``, the mean of the
+    normalised embeddings of the non-overlapping ``crop`` x ``crop`` windows of each patch (then normalised)."""
     model.eval().to(device)
     out = []
-    for i in range(0, len(images), batch_size):
-        x = torch.from_numpy(np.asarray(images[i : i + batch_size])).float().div_(255.0).to(device)
-        if crop and crop < x.shape[-1]:
-            z = torch.stack([F.normalize(model(w)["cls"].float(), dim=-1) for w in windows(x, crop)]).mean(0)
+    for parts in window_batches(images, crop, batch_size, device):
+        if len(parts) > 1:
+            z = torch.stack([F.normalize(model(w)["cls"].float(), dim=-1) for w in parts]).mean(0)
         else:
-            z = model(x)["cls"].float()
+            z = model(parts[0])["cls"].float()
         out.append(F.normalize(z, dim=-1).cpu())
     return torch.cat(out).numpy()
 
 
-def nearest_neighbour_eval(train_x, train_y, test_x, test_y, patient_of: dict) -> dict:
-    """1-NN (cosine) lineage retrieval of test items against train items: accuracy, patient accuracy,
-    balanced accuracy, chance, and the share of errors that stay within the true patient."""
-    a = train_x / np.linalg.norm(train_x, axis=1, keepdims=True)
-    b = test_x / np.linalg.norm(test_x, axis=1, keepdims=True)
-    pred = np.asarray(train_y)[np.argmax(b @ a.T, axis=1)]
-    test_y = np.asarray(test_y)
-    correct = pred == test_y
-    wrong = ~correct
-    same_patient = np.array([patient_of[p] == patient_of[t] for p, t in zip(pred, test_y, strict=True)])
-    per_lineage = pd.Series(correct).groupby(test_y).mean()
-    return {
-        "accuracy": float(correct.mean()),
-        "balanced_accuracy": float(per_lineage.mean()),
-        "patient_accuracy": float(same_patient.mean()),
-        "chance": 1.0 / len(set(train_y)),
-        "errors_within_patient": float(same_patient[wrong].mean()) if wrong.any() else float("nan"),
-        "n_test": int(len(test_y)),
-        "predicted": pred,
-    }
+def train_encoder(patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, cfg: WSIEncodingConfig) -> tuple[VisionTransformer, pd.DataFrame]:
+    """Train the ViT on the ``train`` patches of the evaluation split (held-out patches never seen), in a
+    nested MLflow run ``wsi_encoding``. Returns the model (``meta``: lineages, MLflow run) and the history."""
+    train_rows = (patch_index["split"] == "train").to_numpy()
+    lineages = sorted(patch_index.loc[train_rows, "lineage_id"].unique())
+    labels = patch_index.loc[train_rows, "lineage_id"].map({lab: i for i, lab in enumerate(lineages)}).to_numpy()
+    # Every patch of the index is decoded (the cache key the embedding and evaluation nodes use, so with
+    # `cache: disk` the slides are decoded once per run); the training rows are kept.
+    images = np.asarray(decoded_patches(patch_index.reset_index(drop=True), slide_manifest, cfg.data, cfg.checkpoint_dir)[train_rows])
+    val = np.random.default_rng(cfg.seed).random(len(labels)) < cfg.val_fraction
+    torch.manual_seed(cfg.seed)
+    read_px, crop = cfg.data.geometry
+    model = vit(cfg.model.preset, img_size=crop or read_px, num_classes=len(lineages), grad_checkpointing=cfg.model.grad_checkpointing)
+    step = TripletStep(cfg.loss.margin, cfg.loss.warmup_epochs, cfg.loss.ce_weight, cfg.loss.proxy_scale)
+    augment = Augment(cfg.augment.flips, cfg.augment.hed_sigma, cfg.augment.hed_bias)
+    train_set = PatchTensorDataset(images[~val], labels[~val], augment, crop=crop)
+    val_set = PatchTensorDataset(images[val], labels[val], crop=crop) if val.any() else None
+    config = TrainConfig.of(cfg.train, cfg.seed, cfg.device)
+    params = {**{k: v for k, v in cfg.to_dict().items() if k != "checkpoint_dir"}, "lineages": len(lineages), "train_patches": int((~val).sum())}
+    with nested_run("wsi_encoding", params) as run:
+        result = fit(
+            model, train_set, val_set, step, config, checkpoint_dir=Path(cfg.checkpoint_dir) / "wsi",
+            on_epoch=lambda epoch, metrics: log_metrics(run, {k: v for k, v in metrics.items() if k != "epoch"}, step=epoch),
+            desc="wsi encoder",
+            fingerprint=fingerprint(model.config_dict(), config.to_dict(), cfg.loss.to_dict(), cfg.augment.to_dict(), cfg.sampler.to_dict(), labels[~val], images.shape),
+            batch_sampler=lambda epoch: PKSampler(labels[~val], cfg.sampler.p, cfg.sampler.k, seed=cfg.seed * 1000 + epoch),
+        )
+        model.cpu().eval().describe(lineages=lineages, mlflow_run_id=run.info.run_id if run is not None else None)
+        log_torch_model(run, model, registered_name="gb_kedro.wsi_encoder")
+    logger.info("wsi_encoding: %d epochs, best epoch %d, device %s", len(result["history"]), result["best_epoch"], result["device"])
+    return model, pd.DataFrame(result["history"])
 
 
-def confusion_figure(true, pred, title: str, xlabel: str = "retrieved lineage (1-NN)") -> Figure:
-    """Confusion matrix (rows = true lineage, columns = retrieved lineage), counts of patches; the title wrapped."""
-    labels = sorted(set(true) | set(pred))
-    matrix = pd.crosstab(pd.Categorical(true, labels), pd.Categorical(pred, labels), dropna=False).to_numpy()
-    fig = Figure(figsize=(6.5, 5.5), dpi=110)
-    ax = fig.add_subplot(1, 1, 1)
-    image = ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
-    ax.set_yticks(range(len(labels)), labels, fontsize=6)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("true lineage")
-    ax.set_title(textwrap.fill(title, 70), fontsize=8)
-    fig.colorbar(image, ax=ax, shrink=0.8)
-    fig.tight_layout()
-    return fig
+def embed_patches(model: VisionTransformer, patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, cfg: WSIEncodingConfig) -> pd.DataFrame:
+    """CLS embeddings (L2-normalised) of every tumour patch, train and held out, with the index columns."""
+    images = decoded_patches(patch_index, slide_manifest, cfg.data, cfg.checkpoint_dir)
+    z = embed(model, images, cfg.data.inference_batch_size, device=resolve_device(cfg.device), crop=cfg.data.geometry[1])
+    frame = patch_index[["slide_id", "x", "y", "lineage_id", "patient_id", "mouse_id", "split"]].reset_index(drop=True)
+    return pd.concat([frame, pd.DataFrame(z, columns=[f"e{i}" for i in range(z.shape[1])])], axis=1)
+
+
+def evaluate_embeddings(embeddings: pd.DataFrame, patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, model: VisionTransformer,
+                        split: SplitConfig, cfg: WSIEncodingConfig):
+    """Image-only lineage retrieval: 1-NN of held-out patches against training patches, beside the
+    colour-histogram baseline (1-NN on standardised colour features) and chance; a confusion plot."""
+    cols = [c for c in embeddings.columns if c.startswith("e")]
+    train = (embeddings["split"] == "train").to_numpy()
+    test = ~train
+    patient_of = dict(zip(embeddings["lineage_id"], embeddings["patient_id"], strict=False))
+    y = embeddings["lineage_id"].to_numpy()
+    model_eval = nearest_neighbour_eval(embeddings.loc[train, cols].to_numpy(), y[train], embeddings.loc[test, cols].to_numpy(), y[test], patient_of)
+    images = decoded_patches(patch_index.reset_index(drop=True), slide_manifest, cfg.data, cfg.checkpoint_dir)
+    colour = colour_histogram_features(np.moveaxis(images, 1, -1), cfg.colour_bins)
+    colour = (colour - colour[train].mean(0)) / (colour[train].std(0) + 1e-6)
+    colour_eval = nearest_neighbour_eval(colour[train], y[train], colour[test], y[test], patient_of)
+    metrics = {"split_mode": split.mode}
+    for name, ev in (("model", model_eval), ("colour_baseline", colour_eval)):
+        metrics.update({f"{name}_{k}": v for k, v in ev.items() if k != "predicted"})
+    figure = confusion_figure(y[test], model_eval["predicted"],
+                              f"WSI encoder, 1-NN lineage retrieval ({split.mode} split): {model_eval['accuracy']:.2f} "
+                              f"(colour {colour_eval['accuracy']:.2f}, chance {model_eval['chance']:.2f})")
+    log_evaluation("wsi_encoding", model.meta.get("mlflow_run_id"), metrics, figure, "wsi_confusion.png")
+    logger.info("wsi_encoding (%s split): 1-NN lineage accuracy %.3f, colour baseline %.3f, chance %.3f",
+                split.mode, model_eval["accuracy"], colour_eval["accuracy"], model_eval["chance"])
+    return metrics, figure

@@ -8,7 +8,7 @@ from gb_kedro.models.vit import VisionTransformer, vit
 def test_shapes(img, tokens):
     model = vit("tiny", img_size=img, num_classes=5)
     out = model(torch.rand(2, 3, img, img))
-    assert out["cls"].shape == (2, 96) and out["tokens"].shape == (2, tokens, 96) and out["logits"].shape == (2, 5)
+    assert out["cls"].shape == (2, 96) and out["tokens"].shape == (2, tokens, 96) and model.head.weight.shape == (5, 96)
     feats = model.forward_features(torch.rand(1, 3, img, img))
     assert feats.shape == (1, tokens + 1, 96)
     torch.testing.assert_close(model.forward_head(feats), feats[:, 0])

@@ -1,6 +1,7 @@
+import pickle
+
 import numpy as np
 import pandas as pd
-import pickle
 import torch
 
 from gb_kedro.slides.dataset import PatchDataset

@@ -20,9 +20,13 @@ def test_pk_batches():
 def test_augmentations_keep_shape_range_and_are_stain_safe():
     torch.manual_seed(0)
     x = torch.rand(3, 32, 32)
-    y = Augment()(x)
+    y = Augment(True, 0.15, 0.03)(x)
     assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
-    assert torch.equal(hed_jitter(x, 0.0, 0.0), hed_jitter(x, 0.0, 0.0))
+    torch.manual_seed(1)
+    jittered = hed_jitter(x.clamp(0.05, 1), 0.2, 0.05)
+    torch.manual_seed(1)
+    assert torch.equal(jittered, hed_jitter(x.clamp(0.05, 1), 0.2, 0.05))  # seeded: reproducible
+    assert (jittered - x.clamp(0.05, 1)).abs().max() > 0.01  # and it does change the stain
     torch.testing.assert_close(hed_jitter(x.clamp(0.05, 1), 0.0, 0.0), x.clamp(0.05, 1), atol=1e-4, rtol=1e-4)
     rotated = flip_rotate(x)
     assert sorted(rotated.flatten().tolist()) == sorted(x.flatten().tolist())  # pixels moved, not changed

@@ -4,11 +4,12 @@ import pytest
 
 from gb_kedro.datasets import STAR_COLUMNS
 from gb_kedro.synthetic.cohort import MORPHOLOGY_AXES, Preset, generate
+from tests.helpers import base_options
 
-DEMO_LIKE = Preset(
-    n_genes=1200, n_noncoding=100, n_modules=10, ppi_mean_degree=8, ppi_mu=0.3, ppi_absent_fraction=0.05,
+DEMO_LIKE = Preset.from_dict(base_options(
+    "synthetic_cohort.presets.demo", n_genes=1200, n_noncoding=100, n_modules=10, ppi_mean_degree=8, ppi_mu=0.3, ppi_absent_fraction=0.05,
     n_tcga_sites=4, tcga_samples_per_site=10, n_centers=3, n_patients=6, n_lineages=20,
-)
+))
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,14 @@ from gb_kedro.baselines import colour_histogram_features
 from gb_kedro.slides.color import patch_brown_ratios
 from gb_kedro.synthetic.cohort import MORPHOLOGY_AXES, Preset, make_lineages
 from gb_kedro.synthetic.slides import make_mice, make_scene, oracle_features
+from tests.helpers import base_options
 
 SIZE = 1536
 
 
 @pytest.fixture(scope="module")
 def rendered():
-    preset = Preset(n_genes=400, n_noncoding=40, n_modules=10, ppi_mean_degree=6, ppi_mu=0.3, ppi_absent_fraction=0.05,
-                    n_tcga_sites=4, tcga_samples_per_site=10, n_centers=3, n_patients=4, n_lineages=12)
+    preset = Preset.from_dict(base_options("synthetic_cohort.presets.tiny", n_patients=4, n_lineages=12))
     lineages = make_lineages(preset, np.random.default_rng(11))
     mice, specs = make_mice(lineages, 3, seed=12, width=SIZE, height=SIZE)
     rows, pixels, oracle = [], [], []

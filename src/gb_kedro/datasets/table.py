@@ -53,27 +53,34 @@ def read_table(path: str | Path, *, required_columns: list[str] | None = None, *
 
 
 def write_table(frame: pd.DataFrame, path: str | Path, **write_args: Any) -> None:
-    """Write a table atomically; format from the suffix (parquet, csv, tsv, md)."""
+    """Write a table atomically; format from the suffix (parquet, csv, tsv)."""
     path = Path(path)
     kind = path.suffix.lower()
     with atomic_path(path) as tmp:
         if kind == ".parquet":
             frame.to_parquet(tmp, **write_args)
-        elif kind == ".md":
-            tmp.write_text(to_markdown(frame))
         else:
             args = {"sep": _SEPARATORS.get(kind, "\t"), "index": False}
             args.update(write_args)
             frame.to_csv(tmp, **args)
 
 
-def to_markdown(frame: pd.DataFrame) -> str:
-    """A GitHub-flavoured markdown table (no extra dependency)."""
-    cols = [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |")
-    return "\n".join(lines) + "\n"
+def checked_sheet(frame: pd.DataFrame, required: list[str], id_column: str, source: str) -> pd.DataFrame:
+    """A copy of a sample sheet / manifest with the ``required`` columns as text and unique ``id_column``."""
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise InputDataError(source, f"missing required column(s) {missing}")
+    out = frame.copy()
+    for column in required:
+        out[column] = out[column].astype(str)
+    no_duplicates(out, id_column, source)
+    return out
+
+
+def no_duplicates(frame: pd.DataFrame, column: str, source: str) -> None:
+    dup = frame[column][frame[column].duplicated()]
+    if len(dup):
+        raise InputDataError(source, f"duplicate {column} {dup.iloc[0]!r} ({len(dup)} duplicated value(s))")
 
 
 class TableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):

@@ -80,6 +80,12 @@ class ConfigurableModel(nn.Module):
     (how model bundles in ``data/06_models`` store it). Subclasses set ``config_class``."""
 
     config_class: type
+    meta: dict  # what the model is (lineages, genes, Table 1 row, MLflow run): saved beside the weights
+
+    def describe(self, **meta) -> ConfigurableModel:
+        """Attach ``meta`` (kept by :class:`gb_kedro.datasets.TorchModelDataset`) and return the model."""
+        self.meta = {**getattr(self, "meta", {}), **meta}
+        return self
 
     @classmethod
     def from_config(cls, config):

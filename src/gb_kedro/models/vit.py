@@ -67,13 +67,10 @@ class VisionTransformer(ConfigurableModel):
         return tokens[:, 0]
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Returns ``cls`` [N, D], ``tokens`` [N, L, D] and ``logits`` [N, num_classes] (when a head exists)."""
+        """Returns ``cls`` [N, D] and ``tokens`` [N, L, D]. The classification ``head`` (``num_classes`` > 0)
+        holds the lineage proxies of the warm-start loss, which reads its weights directly."""
         tokens = self.forward_features(x)
-        cls = self.forward_head(tokens)
-        out = {"cls": cls, "tokens": tokens[:, 1:]}
-        if self.config.num_classes > 0:
-            out["logits"] = self.head(cls)
-        return out
+        return {"cls": self.forward_head(tokens), "tokens": tokens[:, 1:]}
 
 
 PRESETS = {

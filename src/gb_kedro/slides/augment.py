@@ -32,7 +32,7 @@ def flip_rotate(x: torch.Tensor, generator: torch.Generator | None = None) -> to
 class Augment:
     """Flips, 90-degree rotations and HED stain jitter (params: ``flips``, ``hed_sigma``, ``hed_bias``)."""
 
-    def __init__(self, flips: bool = True, hed_sigma: float = 0.05, hed_bias: float = 0.02):
+    def __init__(self, flips: bool, hed_sigma: float, hed_bias: float):
         self.flips, self.hed_sigma, self.hed_bias = flips, hed_sigma, hed_bias
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

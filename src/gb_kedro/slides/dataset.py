@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from gb_kedro.slides.tiling import open_slide
+from gb_kedro.datasets.slides import open_slide
 
 
 class PatchDataset(Dataset):

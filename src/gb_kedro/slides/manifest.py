@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from gb_kedro.datasets.table import checked_sheet
 from gb_kedro.errors import source_of
-from gb_kedro.expression import checked_sheet
 
 MANIFEST_COLUMNS = ["slide_id", "mouse_id", "lineage_id", "patient_id", "path"]
 

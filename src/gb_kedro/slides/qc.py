@@ -7,10 +7,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from gb_kedro.slides.tiling import open_slide
+from gb_kedro.datasets.slides import open_slide
 
 
-def qc_figure(path: str, slide_id: str, patches: pd.DataFrame, threshold: float, max_px: int = 768) -> Figure:
+def qc_figure(path: str, slide_id: str, patches: pd.DataFrame, threshold: float, max_px: int, weak_brown_min: float) -> Figure:
     """A figure: thumbnail, tumour patches outlined in green, scored non-tumour patches with some brown
     in faint yellow, and the counts in the title."""
     slide = open_slide(path, slide_id)
@@ -25,7 +25,7 @@ def qc_figure(path: str, slide_id: str, patches: pd.DataFrame, threshold: float,
     ax = fig.add_subplot(1, 1, 1)
     ax.imshow(thumb)
     kept = patches[patches["brown_ratio"] > threshold]
-    weak = patches[(patches["brown_ratio"] > 0.02) & (patches["brown_ratio"] <= threshold)]
+    weak = patches[(patches["brown_ratio"] > weak_brown_min) & (patches["brown_ratio"] <= threshold)]
     for frame, colour, lw in ((weak, "#f2d14b", 0.5), (kept, "#00c853", 1.0)):
         for row in frame.itertuples(index=False):
             ax.add_patch(Rectangle((row.x / sx, row.y / sx), row.size_level0 / sx, row.size_level0 / sx, fill=False, edgecolor=colour, linewidth=lw))

@@ -15,12 +15,14 @@ import logging
 import numpy as np
 import pandas as pd
 
+from gb_kedro.config import SPLIT_MODES, SplitConfig
+
 logger = logging.getLogger(__name__)
 
-MODES = ("patch", "mouse", "lineage")
+MODES = SPLIT_MODES
 
 
-def assign_split(index: pd.DataFrame, options: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def assign_split(index: pd.DataFrame, options: SplitConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Add a ``split`` column (``train`` / ``test``) to a patch index.
 
     Args:
@@ -31,11 +33,9 @@ def assign_split(index: pd.DataFrame, options: dict) -> tuple[pd.DataFrame, pd.D
         ``(index, lineage_split)``; ``lineage_split`` has one row per lineage (``lineage_id``,
         ``patient_id``, ``split``: ``test`` only for lineages held out whole, else ``train``).
     """
-    mode = options.get("mode", "patch")
-    if mode not in MODES:
-        raise ValueError(f"split.mode must be one of {MODES}, not {mode!r}")
-    rng = np.random.default_rng(options.get("seed", 0))
-    fraction = float(options.get("test_fraction", 0.2))
+    mode = options.mode
+    rng = np.random.default_rng(options.seed)
+    fraction = float(options.test_fraction)
     out = index.copy()
     out["split"] = "train"
     lineages = out[["lineage_id", "patient_id"]].drop_duplicates().sort_values("lineage_id").reset_index(drop=True)
@@ -45,7 +45,7 @@ def assign_split(index: pd.DataFrame, options: dict) -> tuple[pd.DataFrame, pd.D
     if mode == "patch":
         per_lineage = out.groupby("lineage_id").size()
         n_test = max(1, int(round(fraction * per_lineage.median())))
-        for lineage, part in out.groupby("lineage_id"):
+        for _lineage, part in out.groupby("lineage_id"):
             k = min(n_test, len(part) // 2)
             if k == 0:
                 continue
@@ -54,7 +54,7 @@ def assign_split(index: pd.DataFrame, options: dict) -> tuple[pd.DataFrame, pd.D
             order = shuffled.groupby("slide_id").cumcount().sort_values(kind="stable").index
             out.loc[order[:k], "split"] = "test"
     elif mode == "mouse":
-        per = int(options.get("test_mice_per_lineage", 1))
+        per = int(options.test_mice_per_lineage)
         for lineage, part in out.groupby("lineage_id"):
             mice = np.sort(part["mouse_id"].unique())
             if len(mice) < per + 1:
@@ -63,7 +63,7 @@ def assign_split(index: pd.DataFrame, options: dict) -> tuple[pd.DataFrame, pd.D
             held = rng.choice(mice, size=per, replace=False)
             out.loc[part.index[part["mouse_id"].isin(held)], "split"] = "test"
     else:
-        n = options.get("n_test_lineages") or max(1, int(round(fraction * len(lineages))))
+        n = options.n_test_lineages or max(1, int(round(fraction * len(lineages))))
         per_patient = lineages.groupby("patient_id").size()
         eligible = lineages[lineages["patient_id"].map(per_patient) >= 2]
         # One lineage per patient first, patients in random order, so held-out lineages span patients.

@@ -15,13 +15,16 @@ import logging
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from gb_kedro.config import Config, choice
+from gb_kedro.datasets.slides import open_slide
 from gb_kedro.errors import InputDataError
 from gb_kedro.slides.color import brown_mask, patch_brown_ratios, tissue_mask
 
@@ -29,48 +32,33 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TilingOptions:
-    """Parameters of tumour-patch selection (``params:data_engineering.tiling``)."""
+class TilingOptions(Config):
+    """Parameters of tumour-patch selection (``params:data_engineering.tiling``; documented there)."""
 
-    size: int = 256
-    target_mpp: float | None = 1.0      # ~10x; None = level 0
-    mpp_tolerance: float = 0.25         # accept a level whose mpp is within 25 % of the target
-    threshold: float = 0.20             # keep patches with brown ratio > threshold
-    hue_centre: float = 35.0            # degrees, 0-360
-    hue_margin: float = 15.0
-    lightness_min: float = 0.05
-    lightness_max: float = 0.8
-    prefilter: str = "tissue"           # none | tissue | brown
-    prefilter_brown_min: float = 0.01   # brown pre-filter: minimum low-resolution brown ratio
-    thumbnail_px_per_patch: int = 8
-    tissue_max_min_channel: int = 215
-    max_region_patches: int = 16
-    reader: str = "auto"                # auto | openslide | tifffile (raw tiles; TIFFs whose tiles are the patches)
+    SOURCE: ClassVar[str] = "conf/base/parameters_data_engineering.yml"
+    KEY: ClassVar[str] = "data_engineering.tiling"
+    size: int
+    target_mpp: float | None
+    mpp_tolerance: float
+    threshold: float
+    hue_centre: float
+    hue_margin: float
+    lightness_min: float
+    lightness_max: float
+    prefilter: str
+    prefilter_brown_min: float
+    thumbnail_px_per_patch: int
+    tissue_max_min_channel: int
+    max_region_patches: int
+    reader: str
 
-    @classmethod
-    def from_dict(cls, values: dict | None) -> TilingOptions:
-        values = dict(values or {})
-        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+    def __post_init__(self):
+        choice(self.prefilter, ("none", "tissue", "brown"), f"{self.KEY}.prefilter", self.SOURCE)
+        choice(self.reader, ("auto", "openslide", "tifffile"), f"{self.KEY}.reader", self.SOURCE)
 
     @property
     def thresholds(self) -> dict:
         return {"hue_centre": self.hue_centre, "hue_margin": self.hue_margin, "lightness": (self.lightness_min, self.lightness_max)}
-
-
-def open_slide(path: str | Path, slide_id: str | None = None):
-    """Open a slide with OpenSlide; a missing, corrupt or unsupported file raises :class:`InputDataError`."""
-    import openslide
-
-    path = Path(path)
-    name = f"slide {slide_id} ({path})" if slide_id else str(path)
-    if not path.exists():
-        raise InputDataError(name, "file not found")
-    try:
-        return openslide.OpenSlide(str(path))
-    except openslide.OpenSlideUnsupportedFormatError as exc:
-        raise InputDataError(name, "not a slide format OpenSlide can read (unsupported or corrupt file)") from exc
-    except openslide.OpenSlideError as exc:
-        raise InputDataError(name, f"OpenSlide cannot read it (corrupt file?): {exc}") from exc
 
 
 def slide_mpp(slide) -> float | None:
@@ -90,7 +78,7 @@ def slide_mpp(slide) -> float | None:
     return 10.0 / power if power > 0 else None
 
 
-def choose_level(slide, target_mpp: float | None, tolerance: float = 0.25) -> tuple[int, float | None]:
+def choose_level(slide, target_mpp: float | None, tolerance: float) -> tuple[int, float | None]:
     """The coarsest level whose mpp is at most ``target_mpp * (1 + tolerance)``; level 0 when the slide
     has no resolution information (with a warning) or when ``target_mpp`` is None."""
     mpp0 = slide_mpp(slide)
@@ -203,7 +191,7 @@ def _runs(row: np.ndarray, cap: int):
     yield start, prev - start + 1
 
 
-def score_slide(path: str | Path, options: TilingOptions | dict | None = None, slide_id: str | None = None, rows: tuple[int, int] | None = None) -> tuple[pd.DataFrame, dict]:
+def score_slide(path: str | Path, options: TilingOptions | dict, slide_id: str | None = None, rows: tuple[int, int] | None = None) -> tuple[pd.DataFrame, dict]:
     """Brown ratio of the candidate patches of one slide.
 
     Returns ``(patches, summary)``: one row per scored patch (``x``, ``y`` in level-0 px, ``level``,
@@ -285,7 +273,7 @@ def _score_one(job: tuple) -> tuple[str, pd.DataFrame | None, dict]:
         return slide_id, None, {"status": "failed", "error": str(exc)}
 
 
-def score_slides(slides: pd.DataFrame, options: TilingOptions | dict | None = None, n_workers: int = 1, on_error: str = "raise") -> tuple[pd.DataFrame, pd.DataFrame]:
+def score_slides(slides: pd.DataFrame, options: TilingOptions | dict, n_workers: int = 1, on_error: str = "raise") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score many slides (``slide_id``, ``path`` columns), in parallel processes when ``n_workers`` > 1.
 
     ``on_error``: ``raise`` stops at the first bad slide (an :class:`InputDataError` naming it);
@@ -330,7 +318,3 @@ def score_slides(slides: pd.DataFrame, options: TilingOptions | dict | None = No
         if column in summary:
             summary[column] = summary[column].fillna(0).astype(int)
     return patches, summary
-
-
-def options_dict(opts: TilingOptions) -> dict:
-    return asdict(opts)

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from gb_kedro.config import Config
 from gb_kedro.genes import CHROM_ORDER
 from gb_kedro.synthetic.graphs import module_sizes, planted_directed_graph
 
@@ -47,9 +49,11 @@ _CHROM_WEIGHTS = np.array([2050, 1250, 1080, 750, 880, 1040, 920, 680, 780, 740,
 
 
 @dataclass(frozen=True)
-class Preset:
+class Preset(Config):
     """Size of a synthetic cohort (``conf/base/parameters_synthetic_cohort.yml`` holds the presets)."""
 
+    SOURCE: ClassVar[str] = "conf/base/parameters_synthetic_cohort.yml"
+    KEY: ClassVar[str] = "synthetic_cohort.presets.<preset>"
     n_genes: int
     n_noncoding: int
     n_modules: int
@@ -61,13 +65,25 @@ class Preset:
     n_centers: int
     n_patients: int
     n_lineages: int
-    drivers_per_axis: int = 4
-    n_axes: int = 6
+    drivers_per_axis: int
+    n_axes: int
+    mice_per_lineage: int
+    slide_width: int
+    slide_height: int
+    slide_mpp: float
 
-    @classmethod
-    def from_dict(cls, values: dict) -> Preset:
-        known = {k: values[k] for k in cls.__dataclass_fields__ if k in values}
-        return cls(**known)
+
+@dataclass(frozen=True)
+class SyntheticConfig(Config):
+    """``params:synthetic_cohort``: where the embedded cohort is written, which preset, its seed."""
+
+    SOURCE: ClassVar[str] = "conf/base/parameters_synthetic_cohort.yml"
+    KEY: ClassVar[str] = "synthetic_cohort"
+    enabled: bool
+    raw_dir: str
+    preset: str
+    seed: int
+    presets: dict[str, Preset]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -282,7 +298,7 @@ def make_expression(
 
     sites = SITES[: preset.n_tcga_sites]
     site_programs = {}
-    for project, site in sites:
+    for project, _site in sites:
         site_programs[project] = module_program(0.8) + rng.normal(0, 0.35, size=n_genes) * (rng.random(n_genes) < 0.15)
     # GBM and LGG share the brain program, with a smaller difference between them.
     if "TCGA-GBM" in site_programs and "TCGA-LGG" in site_programs:

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from gb_kedro.datasets.slides import write_pyramid_tiff  # noqa: F401  (the writer of these scenes; re-exported)
+
 GRID = 16  # coarse-grid step (px) for the geometry fields
 
 STAIN_H = np.array([0.65, 0.70, 0.29], dtype=np.float32)
@@ -315,47 +317,6 @@ def _make_cells(spec: SlideSpec, rng, brain, tumour, density) -> Cells:
         od=np.concatenate([rng.normal(0.55, 0.06, n_m), rng.lognormal(math.log(0.75), 0.15, n_t)]).astype(np.float32),
         seed=rng.integers(0, 2**31, n_m + n_t),
     )
-
-
-# ---------------------------------------------------------------------------------------------------
-# Writing a pyramidal TIFF that OpenSlide opens (generic-tiff)
-# ---------------------------------------------------------------------------------------------------
-def write_pyramid_tiff(path, scene: Scene, downsamples=(1, 4, 16), tile: int = 256, strip: int = 512, quality: int = 90) -> None:
-    """Render ``scene`` strip by strip into a JPEG-tiled pyramidal TIFF.
-
-    Each level is its own top-level page (``subfiletype`` 0 for level 0, 1 for the others) with
-    resolution tags, which OpenSlide's generic-tiff driver reads as a pyramid with known microns per pixel.
-    Memory: one strip of level 0 plus the (small) lower levels.
-    """
-    import tifffile
-
-    spec = scene.spec
-    width, height = spec.width, spec.height
-    if width % (tile * 1) or height % tile or strip % max(downsamples) or strip % tile:
-        raise ValueError(f"slide size {width}x{height} must be a multiple of the tile size {tile}")
-    lower = {ds: np.zeros((height // ds, width // ds, 3), np.uint8) for ds in downsamples[1:]}
-    px_per_cm = 1e4 / spec.mpp
-
-    def tiles():
-        from tqdm.auto import tqdm
-
-        starts = range(0, height, strip)
-        for y0 in tqdm(starts, desc=f"Rendering {spec.slide_id}", unit="strip", leave=False, disable=len(starts) < 16):
-            h = min(strip, height - y0)
-            rgb = scene.render(0, y0, width, h)
-            for ds, arr in lower.items():
-                block = rgb[: h - h % ds, : width - width % ds].reshape(h // ds, ds, width // ds, ds, 3).mean(axis=(1, 3))
-                arr[y0 // ds : y0 // ds + block.shape[0]] = block.astype(np.uint8)
-            for ty in range(0, h, tile):
-                for tx in range(0, width, tile):
-                    yield rgb[ty : ty + tile, tx : tx + tile]
-
-    options = dict(tile=(tile, tile), compression="jpeg", compressionargs={"level": quality}, photometric="rgb", resolutionunit="CENTIMETER")
-    with tifffile.TiffWriter(path, bigtiff=width * height > 2**31) as tif:
-        tif.write(tiles(), shape=(height, width, 3), dtype=np.uint8, subfiletype=0, resolution=(px_per_cm, px_per_cm),
-                  description=f"gb-kedro synthetic slide {spec.slide_id}", **options)
-        for ds in downsamples[1:]:
-            tif.write(lower[ds], subfiletype=1, resolution=(px_per_cm / ds, px_per_cm / ds), **options)
 
 
 # ---------------------------------------------------------------------------------------------------

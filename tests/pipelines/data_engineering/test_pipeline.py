@@ -111,6 +111,7 @@ def test_slides_patch_index_and_qc(tiny_project):
 def test_manifest_row_with_a_missing_file_is_named(tiny_project, tmp_path):
     from gb_kedro.errors import InputDataError
     from gb_kedro.pipelines.data_engineering.nodes import tile_slides
+    from tests.helpers import base_options
 
     manifest = pd.read_csv(tiny_project / "data" / "01_raw" / "slides" / "manifest.tsv", sep="\t").head(2)
     manifest["path"] = [str(tiny_project / "data" / "01_raw" / "slides" / manifest.at[0, "path"]), "images/gone.tif"]
@@ -119,7 +120,7 @@ def test_manifest_row_with_a_missing_file_is_named(tiny_project, tmp_path):
     import pytest
 
     with pytest.raises(InputDataError, match=rf"slide {slide} \(.*gone\.tif\): file not found"):
-        tile_slides(manifest, {}, {"n_workers": 1, "on_slide_error": "raise"})
-    patches, summary = tile_slides(manifest, {}, {"n_workers": 1, "on_slide_error": "skip"})
+        tile_slides(manifest, base_options("data_engineering.tiling"), {"n_workers": 1, "on_slide_error": "raise"})
+    patches, summary = tile_slides(manifest, base_options("data_engineering.tiling"), {"n_workers": 1, "on_slide_error": "skip"})
     assert summary.set_index("slide_id").at[slide, "status"] == "failed"
     assert set(patches["slide_id"]) == {manifest.at[0, "slide_id"]}

@@ -3,7 +3,7 @@ import json
 import mlflow
 import pandas as pd
 
-from gb_kedro.pipelines.multimodal.pipeline import ROWS
+from gb_kedro.multimodal import TABLE1_ROWS as ROWS
 
 TORCH_ROWS = list(ROWS)
 ALL_ROWS = [*ROWS, "colour_baseline"]
@@ -37,11 +37,13 @@ def test_table1_rows_outputs_and_mlflow(tiny_project):
     predictions = pd.read_parquet(data / "07_model_output" / "retrieval_predictions_ppi_no_recon.parquet")
     index = pd.read_parquet(data / "03_primary" / "patch_index.parquet")
     assert len(predictions) == int((index["split"] == "test").sum())
-    # Held-out patches are never trained on: the trained rows saw only `train` patches.
     history = pd.read_csv(data / "08_reporting" / "multimodal_history_ppi_no_recon.tsv", sep="\t")
     assert history["train/itc"].iloc[-1] < history["train/itc"].iloc[0]
 
     children, models = _children(tiny_project, "__default__")
+    # Held-out patches are never trained on: each trained row was fed exactly the `train` patches.
+    trained = children[children["tags.mlflow.runName"].isin([f"multimodal.{row}" for row in TORCH_ROWS])]
+    assert len(trained) == len(TORCH_ROWS) and (trained["params.train_patches"].astype(int) == int((index["split"] == "train").sum())).all()
     for row in ALL_ROWS:
         run = children[children["tags.mlflow.runName"] == f"multimodal.{row}"]
         assert len(run) == 1, row

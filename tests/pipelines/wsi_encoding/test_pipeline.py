@@ -11,8 +11,9 @@ def test_outputs_metrics_and_mlflow_run(tiny_project):
     emb = pd.read_parquet(data / "07_model_output" / "wsi_embeddings.parquet")
     assert len(emb) == len(index) and {"split", "lineage_id"} <= set(emb.columns)
     metrics = json.loads((data / "08_reporting" / "wsi_metrics.json").read_text())
-    for key in ("model_accuracy", "colour_baseline_accuracy", "model_chance", "split_mode"):
-        assert key in metrics
+    assert metrics["split_mode"] == "patch" and metrics["model_n_test"] == int((index["split"] == "test").sum())
+    assert metrics["model_chance"] == 1 / index.loc[index["split"] == "train", "lineage_id"].nunique()
+    assert 0 <= metrics["model_accuracy"] <= 1 and 0 <= metrics["colour_baseline_accuracy"] <= 1
     assert (data / "08_reporting" / "wsi_confusion.png").is_file()
     history = pd.read_csv(data / "08_reporting" / "wsi_training_history.tsv", sep="\t")
     # The lineage softmax of the warm-up learns, and the triplet stage that follows does not collapse

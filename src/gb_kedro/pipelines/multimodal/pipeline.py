@@ -1,18 +1,10 @@
-"""The ``multimodal`` pipeline: one namespaced modular pipeline per Table 1 row, the colour baseline and
-the table. Each row's options live in ``parameters_multimodal.yml`` under its namespace."""
+"""The ``multimodal`` pipeline: one namespaced modular pipeline per Table 1 row, the colour baseline, Table 1."""
 
 from kedro.pipeline import Node, Pipeline
 
+from gb_kedro.multimodal import TABLE1_ROWS
 from gb_kedro.pipelines.multimodal import nodes
 
-# Table 1 rows (paper order) -> the RNA encoder (gene grouping) each starts from.
-ROWS = {
-    "random_init": "ppi",
-    "frozen_encoders": "ppi",
-    "all_losses": "ppi",
-    "chromosome_no_recon": "chromosome",
-    "ppi_no_recon": "ppi",
-}
 SHARED_INPUTS = ["wsi_encoder", "patch_index", "slide_manifest", "cohort_features", "cohort_samples"]
 
 
@@ -41,7 +33,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     shared_params = {p: p for p in ("params:multimodal", "params:wsi_encoding", "params:split")}
     rows = [
         Pipeline(row_pipeline(), namespace=row, inputs={**{n: n for n in SHARED_INPUTS}, "rna_encoder": f"{grouping}.rna_encoder"}, parameters=shared_params)
-        for row, grouping in ROWS.items()
+        for row, grouping in TABLE1_ROWS.items()
     ]
     colour = Pipeline(
         [
@@ -55,6 +47,6 @@ def create_pipeline(**kwargs) -> Pipeline:
         ]
     )
     table = Pipeline(
-        [Node(nodes.assemble_table1, [f"{row}.retrieval_metrics" for row in (*ROWS, "colour_baseline")], ["table1", "table1_markdown"], name="assemble_table1")]
+        [Node(nodes.assemble_table1, [f"{row}.retrieval_metrics" for row in (*TABLE1_ROWS, "colour_baseline")], ["table1", "table1_markdown"], name="assemble_table1")]
     )
     return Pipeline([*rows, colour, table], tags="multimodal")

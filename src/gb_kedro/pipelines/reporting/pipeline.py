@@ -1,29 +1,48 @@
 """The ``reporting`` pipeline: Grad-CAM genes (Table 2) of the paper's best configuration (``ppi_no_recon``),
-their validation against planted truth, enrichment, survival and one HTML report."""
+their validation against planted truth with a permutation null (one namespaced retraining pipeline per
+shuffle), enrichment, survival and one HTML report."""
 
 from kedro.pipeline import Node, Pipeline
 
-from gb_kedro.pipelines.multimodal.pipeline import ROWS
+from gb_kedro.multimodal import TABLE1_ROWS
 from gb_kedro.pipelines.reporting import nodes
+from gb_kedro.reporting.validation import PERMUTATION_SLOTS
 
 MODEL_ROW = "ppi_no_recon"  # the paper's best row: all trainable, no reconstruction, PPI groups
-P = ["params:reporting", "params:wsi_encoding"]
+DATA = ["patch_index", "slide_manifest", "cohort_features", "cohort_samples"]
+
+
+def permutation_pipeline(draw: int) -> Pipeline:
+    """Retraining ``draw`` of the permutation null and its Table 2 precision (namespace ``permutation_<draw>``)."""
+    params = ["params:reporting", "params:multimodal", "params:wsi_encoding"]
+    nodes_ = [
+        Node(nodes.permutation_null_trainer(draw), ["wsi_encoder", f"{TABLE1_ROWS[MODEL_ROW]}.rna_encoder", *DATA, "truth_drivers", *params,
+                                                    f"params:{MODEL_ROW}.table1_row"], ["null_model", "null_history"], name="train_permutation_null"),
+        Node(nodes.score_permutation_null, ["null_model", *DATA, "truth_drivers", *params], "null_precision", name="score_permutation_null"),
+    ]
+    shared = ["wsi_encoder", f"{TABLE1_ROWS[MODEL_ROW]}.rna_encoder", *DATA, "truth_drivers"]
+    return Pipeline(nodes_, namespace=f"permutation_{draw}", inputs={n: n for n in shared},
+                    parameters={p: p for p in (*params, f"params:{MODEL_ROW}.table1_row")})
 
 
 def create_pipeline(**kwargs) -> Pipeline:
+    """Table 2, its validation with ``PERMUTATION_SLOTS`` namespaced null pipelines (the first
+    ``reporting.n_permutations`` of them train; the others pass), enrichment, survival, the report."""
     model, predictions = f"{MODEL_ROW}.multimodal_model", f"{MODEL_ROW}.retrieval_predictions"
-    return Pipeline(
+    P = ["params:reporting", "params:wsi_encoding"]
+    nulls = [permutation_pipeline(j) for j in range(PERMUTATION_SLOTS)]
+    main = Pipeline(
         [
             Node(nodes.rank_genes_gradcam, [model, predictions, "patch_index", "slide_manifest", "cohort_features", "gene_groups_ppi", *P],
                  ["gene_occurrence", "table2", "table2_markdown", "gradcam_groups", "gradcam_patches", "gradcam_figure"], name="rank_genes_gradcam"),
-            Node(nodes.validate_against_truth,
-                 ["gene_occurrence", model, "wsi_encoder", "ppi.rna_encoder", "patch_index", "slide_manifest", "cohort_features", "cohort_samples", "truth_drivers",
-                  "params:reporting", "params:multimodal", f"params:{MODEL_ROW}.table1_row", "params:wsi_encoding"],
+            Node(nodes.validate_against_truth, ["gene_occurrence", model, predictions, "cohort_features", "truth_drivers", "params:reporting",
+                                                *[f"permutation_{j}.null_precision" for j in range(PERMUTATION_SLOTS)]],
                  "gradcam_validation", name="validate_against_truth"),
             Node(nodes.enrich_top_genes, ["gene_occurrence", "gene_table", "params:reporting"], "enrichment", name="enrich_top_genes"),
-            Node(nodes.aggressiveness, [model, "patch_index", "slide_manifest", "cohort_features", "cohort_samples", *P],
+            Node(nodes.aggressiveness, [model, *DATA, "params:reporting", "params:multimodal", "params:wsi_encoding"],
                  ["mouse_outcomes", "cluster_survival", "survival_tests", "survival_km"], name="aggressiveness"),
-            Node(nodes.curves_node, ["ppi.rna_training_history", "chromosome.rna_training_history", "wsi_training_history", *[f"{r}.multimodal_history" for r in ROWS]],
+            Node(nodes.training_curves, {"rna_ppi": "ppi.rna_training_history", "rna_chromosome": "chromosome.rna_training_history",
+                                         "wsi_history": "wsi_training_history", **{row: f"{row}.multimodal_history" for row in TABLE1_ROWS}},
                  "training_curves", name="training_curves"),
             Node(
                 nodes.build_report,
@@ -33,6 +52,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "report",
                 name="build_report",
             ),
-        ],
-        tags="reporting",
+        ]
     )
+    return Pipeline([*nulls, main], tags="reporting")

@@ -10,7 +10,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from gb_kedro.errors import InputDataError
-from gb_kedro.synthetic.cohort import Preset, generate
+from gb_kedro.synthetic.cohort import Preset, SyntheticConfig, generate
 from gb_kedro.synthetic.slides import make_mice, make_scene
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def claim_raw_directory(options: dict) -> dict:
         The marker document (preset, seed, sizes, time).
     """
     raw_dir = Path(options["raw_dir"])
-    if not options.get("enabled", True):
+    if not options["enabled"]:
         raise InputDataError(
             raw_dir,
             "the synthetic cohort generator is disabled in this environment (synthetic_cohort.enabled: false); "
@@ -50,11 +50,12 @@ def claim_raw_directory(options: dict) -> dict:
                 f"{MARKER_NAME} marker: refusing to overwrite your data. Point synthetic_cohort.raw_dir and the "
                 "catalog elsewhere, or run `--pipelines analysis` on your data",
             )
+    cfg = SyntheticConfig.from_dict(options)
     return {
         "generator": "gb_kedro.synthetic.cohort",
         "preset": preset_name,
-        "seed": int(options["seed"]),
-        "sizes": dict(options["presets"][preset_name]),
+        "seed": cfg.seed,
+        "sizes": cfg.presets[preset_name].to_dict(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -75,11 +76,8 @@ def generate_slides(marker: dict, lineages: pd.DataFrame) -> tuple[dict, pd.Data
     ``PyramidTiffDataset`` renders and writes it strip by strip), and the slide manifest (``slide_id``,
     ``mouse_id``, ``lineage_id``, ``patient_id``, ``survival_days``, ``path`` relative to the manifest).
     """
-    sizes = marker["sizes"]
-    manifest, specs = make_mice(
-        lineages, int(sizes.get("mice_per_lineage", 3)), seed=marker["seed"] + 1,
-        width=int(sizes.get("slide_width", 3072)), height=int(sizes.get("slide_height", 3072)), mpp=float(sizes.get("slide_mpp", 1.0)),
-    )
+    sizes = Preset.from_dict(marker["sizes"])
+    manifest, specs = make_mice(lineages, sizes.mice_per_lineage, seed=marker["seed"] + 1, width=sizes.slide_width, height=sizes.slide_height, mpp=sizes.slide_mpp)
     manifest["path"] = "images/" + manifest["slide_id"] + ".tif"
     logger.info("Rendering %d synthetic slides of %dx%d px", len(specs), specs[0].width, specs[0].height)
     bar = tqdm(total=len(specs), desc="Synthetic slides", unit="slide", leave=False)

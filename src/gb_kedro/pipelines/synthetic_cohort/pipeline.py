@@ -2,7 +2,12 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from gb_kedro.pipelines.synthetic_cohort.nodes import claim_raw_directory, generate_slides, generate_synthetic_cohort, summarise_synthetic_cohort
+from gb_kedro.pipelines.synthetic_cohort.nodes import (
+    claim_raw_directory,
+    generate_slides,
+    generate_synthetic_cohort,
+    summarise_synthetic_cohort,
+)
 
 RAW_OUTPUTS = {
     "annotation": "gencode_genes_raw",

@@ -1,0 +1,437 @@
+"""Typed configs: every hyper-parameter is read once from ``conf/base/parameters_<pipeline>.yml`` into a
+frozen dataclass.
+
+Defaults live only in ``conf/``: a config class declares fields without defaults, ``from_dict`` fills them
+from the parameter tree, recursing into nested config classes, and stops with one line naming the key and
+the file when a key is unknown (a typo) or missing. Code reads ``cfg.train.lr``, never
+``options.get("lr", 0.001)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import yaml
+
+from gb_kedro.errors import InputDataError
+
+C = TypeVar("C", bound="Config")
+
+
+class Config:
+    """Base of the typed configs (subclasses are ``@dataclass(frozen=True)``).
+
+    ``SOURCE``: the parameter file the values come from (named in errors). ``KEY``: where the tree sits in
+    it (``multimodal``, ``data_engineering.tiling``, ...).
+    """
+
+    SOURCE: ClassVar[str] = "conf/base/parameters.yml"
+    KEY: ClassVar[str] = ""
+
+    @classmethod
+    def from_dict(cls: type[C], values: dict | None, key: str | None = None, source: str | None = None, **extra: Any) -> C:
+        """Build from a parameter tree; ``extra`` supplies fields that the stage fills in (e.g. ``seed``)."""
+        key = cls.KEY if key is None else key
+        source = source or cls.SOURCE
+        values = {**dict(values or {}), **extra}
+        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise InputDataError(source, f"unknown parameter {_join(key, unknown[0])!r} (allowed: {', '.join(sorted(fields))})")
+        missing = sorted(set(fields) - set(values))
+        if missing:
+            raise InputDataError(source, f"missing parameter {_join(key, missing[0])!r}")
+        hints = typing.get_type_hints(cls)
+        kwargs = {name: _convert(hints[name], values[name], _join(key, name), source) for name in fields}
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
+def _join(key: str, name: str) -> str:
+    return f"{key}.{name}" if key else name
+
+
+def _convert(hint: Any, value: Any, key: str, source: str) -> Any:
+    """Nested configs are built recursively; ``dict[str, <Config>]`` maps of them too; other values as given."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        hint = options[0] if len(options) == 1 else hint
+        origin = typing.get_origin(hint)
+    if isinstance(hint, type) and issubclass(hint, Config):
+        if not isinstance(value, dict):
+            raise InputDataError(source, f"parameter {key!r} must be a mapping, not {value!r}")
+        return hint.from_dict(value, key=key, source=source)
+    if origin is dict:
+        _, value_hint = typing.get_args(hint)
+        if isinstance(value_hint, type) and issubclass(value_hint, Config):
+            return {k: value_hint.from_dict(v, key=f"{key}.{k}", source=source) for k, v in dict(value).items()}
+    if origin is tuple and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def choice(value: str, allowed: tuple[str, ...], key: str, source: str) -> str:
+    """An enumerated parameter, checked: one line listing the allowed values otherwise."""
+    if value not in allowed:
+        raise InputDataError(source, f"parameter {key!r} is {value!r}; allowed: {', '.join(allowed)}")
+    return value
+
+
+# --- shared ----------------------------------------------------------------------------------------
+SPLIT_MODES = ("patch", "mouse", "lineage")
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitConfig(Config):
+    """``params:split`` (parameters.yml): the evaluation split, applied end to end."""
+
+    SOURCE: ClassVar[str] = "conf/base/parameters.yml"
+    KEY: ClassVar[str] = "split"
+    mode: str
+    test_fraction: float
+    test_mice_per_lineage: int
+    n_test_lineages: int | None
+    seed: int
+
+    def __post_init__(self):
+        choice(self.mode, SPLIT_MODES, "split.mode", self.SOURCE)
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerConfig(Config):
+    """Batches of ``p`` lineages x ``k`` patches."""
+
+    p: int
+    k: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings(Config):
+    """The optimiser schedule of one training stage (read into :class:`gb_kedro.training.TrainConfig`)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_epochs: float
+    min_lr_ratio: float
+    grad_clip: float
+    patience: int
+    num_workers: int
+
+
+# --- data_engineering ------------------------------------------------------------------------------
+class _DataEngineering(Config):
+    SOURCE: ClassVar[str] = "conf/base/parameters_data_engineering.yml"
+
+
+@dataclasses.dataclass(frozen=True)
+class TcgaConfig(_DataEngineering):
+    KEY: ClassVar[str] = "data_engineering.tcga"
+    value_column: str
+    value_scale: str
+    keep_gene_types: list | None
+
+
+@dataclasses.dataclass(frozen=True)
+class CohortReadConfig(_DataEngineering):
+    KEY: ClassVar[str] = "data_engineering.cohort"
+    orientation: str
+    gene_column: str | None
+    annotation_columns: list | None
+    value_scale: str
+
+
+@dataclasses.dataclass(frozen=True)
+class HarmoniseConfig(_DataEngineering):
+    KEY: ClassVar[str] = "data_engineering.harmonise"
+    gene_types: list
+
+
+@dataclasses.dataclass(frozen=True)
+class VarianceConfig(_DataEngineering):
+    KEY: ClassVar[str] = "data_engineering.variance"
+    quantile: float
+    min_variance: float
+
+
+@dataclasses.dataclass(frozen=True)
+class PPIConfig(_DataEngineering):
+    KEY: ClassVar[str] = "data_engineering.ppi"
+    format: str
+    directed: bool | None
+    complexes: str
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupingConfig(_DataEngineering):
+    KEY: ClassVar[str] = "data_engineering.gene_grouping"
+    n_groups: int
+    resolution: float
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SlideRunConfig(_DataEngineering):
+    KEY: ClassVar[str] = "data_engineering.slides"
+    n_workers: int
+    on_slide_error: str
+
+    def __post_init__(self):
+        choice(self.on_slide_error, ("raise", "skip"), f"{self.KEY}.on_slide_error", self.SOURCE)
+
+
+@dataclasses.dataclass(frozen=True)
+class QCConfig(_DataEngineering):
+    KEY: ClassVar[str] = "data_engineering.qc"
+    max_slides: int | None
+    thumbnail_px: int
+    weak_brown_min: float
+
+
+# --- rna_encoding ----------------------------------------------------------------------------------
+class _RNA(Config):
+    SOURCE: ClassVar[str] = "conf/base/parameters_rna_encoding.yml"
+
+
+@dataclasses.dataclass(frozen=True)
+class RNAModelSettings(_RNA):
+    preset: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RNALossConfig(_RNA):
+    temperature: float
+    recon_weight: float
+    contrastive_weight: float
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainSettings(TrainSettings):
+    val_fraction: float
+
+
+@dataclasses.dataclass(frozen=True)
+class CohortStageSettings(TrainSettings):
+    replay_tcga: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class TSNEConfig(_RNA):
+    perplexity: float
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RNAEncodingConfig(_RNA):
+    KEY: ClassVar[str] = "rna_encoding"
+    model: RNAModelSettings
+    loss: RNALossConfig
+    tcga_test_fraction: float
+    pretrain: PretrainSettings
+    cohort: CohortStageSettings
+    device: str
+    seed: int
+    checkpoint_dir: str
+    knn_k: int
+    embed_batch_size: int
+    tsne: TSNEConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class RNAVariant(_RNA):
+    KEY: ClassVar[str] = "<grouping>.rna_variant"
+    name: str
+
+
+# --- wsi_encoding ----------------------------------------------------------------------------------
+class _WSI(Config):
+    SOURCE: ClassVar[str] = "conf/base/parameters_wsi_encoding.yml"
+
+
+@dataclasses.dataclass(frozen=True)
+class ViTSettings(_WSI):
+    preset: str
+    grad_checkpointing: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchDataConfig(_WSI):
+    mode: str
+    patch_px: int
+    read_px: int
+    cache: str
+    num_workers: int
+    decode_batch_size: int
+    inference_batch_size: int
+
+    def __post_init__(self):
+        choice(self.mode, ("crop", "downsample"), "wsi_encoding.data.mode", self.SOURCE)
+        choice(self.cache, ("disk", "ram"), "wsi_encoding.data.cache", self.SOURCE)
+
+    @property
+    def geometry(self) -> tuple[int, int | None]:
+        """(pixels read per patch, crop fed to the model or None). ``downsample``: the patch resized to
+        ``patch_px``; ``crop``: read at ``read_px``, windows of ``patch_px`` fed to the model."""
+        return (self.read_px, self.patch_px) if self.mode == "crop" else (self.patch_px, None)
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig(_WSI):
+    flips: bool
+    hed_sigma: float
+    hed_bias: float
+
+
+@dataclasses.dataclass(frozen=True)
+class TripletConfig(_WSI):
+    margin: float
+    warmup_epochs: int
+    ce_weight: float
+    proxy_scale: float
+
+
+@dataclasses.dataclass(frozen=True)
+class WSIEncodingConfig(_WSI):
+    KEY: ClassVar[str] = "wsi_encoding"
+    model: ViTSettings
+    data: PatchDataConfig
+    augment: AugmentConfig
+    loss: TripletConfig
+    sampler: SamplerConfig
+    train: TrainSettings
+    val_fraction: float
+    colour_bins: int
+    device: str
+    seed: int
+    checkpoint_dir: str
+
+
+# --- multimodal ------------------------------------------------------------------------------------
+class _MM(Config):
+    SOURCE: ClassVar[str] = "conf/base/parameters_multimodal.yml"
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionSettings(_MM):
+    embed_dim: int
+    fusion_depth: int
+    fusion_heads: int
+    mlp_ratio: float
+
+
+@dataclasses.dataclass(frozen=True)
+class MultimodalLossConfig(_MM):
+    temperature: float
+    itc_weight: float
+    itm_weight: float
+    mask_rna: bool
+    gene_dropout: float
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrievalConfig(_MM):
+    top_k: int
+    n_boot: int
+    image_batch_size: int
+    rna_batch_size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class MultimodalConfig(_MM):
+    KEY: ClassVar[str] = "multimodal"
+    model: FusionSettings
+    loss: MultimodalLossConfig
+    sampler: SamplerConfig
+    train: TrainSettings
+    val_fraction: float
+    evaluation: RetrievalConfig
+    device: str
+    seed: int
+    checkpoint_dir: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Table1Row(_MM):
+    """One configuration of Table 1 (``params:<row>.table1_row``)."""
+
+    KEY: ClassVar[str] = "<row>.table1_row"
+    name: str
+    label: str
+    pretrained: bool
+    train: bool
+    freeze_encoders: bool
+    recon_weight: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ColourRow(_MM):
+    """The non-deep row of Table 1 (``params:colour_baseline.table1_row``)."""
+
+    KEY: ClassVar[str] = "colour_baseline.table1_row"
+    name: str
+    label: str
+    histogram_bins: int
+    ridge_log10_alphas: tuple
+
+
+# --- reporting -------------------------------------------------------------------------------------
+class _Reporting(Config):
+    SOURCE: ClassVar[str] = "conf/base/parameters_reporting.yml"
+
+
+@dataclasses.dataclass(frozen=True)
+class EnrichmentConfig(_Reporting):
+    gmt_paths: list | None
+    top_n: int
+    min_set_size: int
+    alpha: float
+
+
+@dataclasses.dataclass(frozen=True)
+class SurvivalConfig(_Reporting):
+    n_clusters: int
+    kmeans_n_init: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportingConfig(_Reporting):
+    KEY: ClassVar[str] = "reporting"
+    top_k_per_patch: int
+    gradcam_layer: int
+    gene_baseline: str
+    gradcam_batch_size: int
+    table_size: int
+    n_permutations: int
+    seed: int
+    enrichment: EnrichmentConfig
+    survival: SurvivalConfig
+    report_qc_slides: int
+
+    def __post_init__(self):
+        choice(self.gene_baseline, ("cohort_mean", "zero"), "reporting.gene_baseline", self.SOURCE)
+
+
+def base_parameters(conf_dir: str | Path = "conf/base") -> dict:
+    """Every parameter tree of ``conf/base`` merged (for benchmarks and scripts run outside Kedro)."""
+    params: dict = {}
+    for path in sorted(Path(conf_dir).glob("parameters*.yml")):
+        params.update(yaml.safe_load(path.read_text()) or {})
+    return params
+
+
+def base_subtree(dotted: str, conf_dir: str | Path = "conf/base", **overrides) -> dict:
+    """The tree at ``dotted`` (``data_engineering.tiling``) of :func:`base_parameters`, with top-level overrides."""
+    tree = base_parameters(conf_dir)
+    for part in dotted.split("."):
+        tree = tree[part]
+    return {**tree, **overrides}

@@ -1,0 +1,166 @@
+"""Evaluation shared by the WSI and multimodal stages: retrieval (paper eq. 9) and its scores with 95 %
+bootstrap intervals that resample slides, the non-deep colour baseline's retrieval, image-only 1-NN
+lineage retrieval, Table 1's layout and the confusion figure."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.linear_model import RidgeCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+
+def format_ci(row, name: str) -> str:
+    """``0.908 (0.863-0.947)``: a metric and its 95 % interval (``<name>_ci_low`` / ``<name>_ci_high``)."""
+    return f"{row[name]:.3f} ({row[name + '_ci_low']:.3f}-{row[name + '_ci_high']:.3f})"
+
+
+def retrieval(image_z: np.ndarray, rna_z: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
+    """Eq. 9: cosine similarity of every image embedding to every RNA embedding [Ni, Nr] and, per image,
+    the indices of the ``top`` most similar RNA samples (best first) [Ni, top]."""
+    a = image_z / np.linalg.norm(image_z, axis=1, keepdims=True).clip(1e-12)
+    b = rna_z / np.linalg.norm(rna_z, axis=1, keepdims=True).clip(1e-12)
+    sim = a @ b.T
+    return sim, np.argsort(-sim, axis=1, kind="stable")[:, :top]
+
+
+def _ci(values: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
+    return float(np.quantile(values, alpha / 2)), float(np.quantile(values, 1 - alpha / 2))
+
+
+def retrieval_metrics(
+    ranked: np.ndarray,
+    true_lineage,
+    slide_id,
+    candidate_lineage,
+    patient_of: dict,
+    n_boot: int,
+    seed: int,
+) -> dict:
+    """Scores of a retrieval: ``ranked`` [N, k] candidate indices per held-out patch, best first.
+
+    Lineage accuracy (predicted sample's lineage == the patch's), patient accuracy (its patient), mean
+    per-lineage (balanced) accuracy, top-k lineage accuracy, chance levels of a uniformly random pick, the
+    share of errors that stay within the true patient, and 95 % bootstrap intervals that resample SLIDES
+    (patches of one slide are not independent).
+    """
+    true_lineage = np.asarray(true_lineage)
+    candidate_lineage = np.asarray(candidate_lineage)
+    slide_id = np.asarray(slide_id)
+    pred = candidate_lineage[ranked[:, 0]]
+    lineage_hit = pred == true_lineage
+    true_patient = np.array([patient_of[x] for x in true_lineage])
+    pred_patient = np.array([patient_of[x] for x in pred])
+    patient_hit = pred_patient == true_patient
+    top_hit = (candidate_lineage[ranked] == true_lineage[:, None]).any(axis=1)
+    cand_patients = np.array([patient_of[x] for x in candidate_lineage])
+    wrong = ~lineage_hit
+    metrics = {
+        "n_patches": int(len(true_lineage)),
+        "n_slides": int(len(np.unique(slide_id))),
+        "n_candidates": int(len(candidate_lineage)),
+        "lineage_accuracy": float(lineage_hit.mean()),
+        "patient_accuracy": float(patient_hit.mean()),
+        "lineage_balanced_accuracy": float(pd.Series(lineage_hit).groupby(true_lineage).mean().mean()),
+        f"lineage_top{ranked.shape[1]}_accuracy": float(top_hit.mean()),
+        "lineage_chance": float(np.mean([(candidate_lineage == t).mean() for t in true_lineage])),
+        "patient_chance": float(np.mean([(cand_patients == p).mean() for p in true_patient])),
+        "errors_within_patient": float(patient_hit[wrong].mean()) if wrong.any() else float("nan"),
+    }
+    rng = np.random.default_rng(seed)
+    slides, inverse = np.unique(slide_id, return_inverse=True)
+    hits = np.stack([lineage_hit, patient_hit]).astype(float)
+    per_slide_sum = np.stack([np.bincount(inverse, weights=h, minlength=len(slides)) for h in hits])
+    per_slide_n = np.bincount(inverse, minlength=len(slides)).astype(float)
+    draws = rng.integers(len(slides), size=(n_boot, len(slides)))
+    counts = np.stack([np.bincount(d, minlength=len(slides)) for d in draws]).astype(float)  # [B, S] times each slide drawn
+    boot = (counts @ per_slide_sum.T) / (counts @ per_slide_n)[:, None]  # [B, 2]
+    for j, name in enumerate(("lineage_accuracy", "patient_accuracy")):
+        metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = _ci(boot[:, j])
+    return metrics
+
+
+def colour_baseline_retrieval(train_colour: np.ndarray, train_rna: np.ndarray, test_colour: np.ndarray, candidate_rna: np.ndarray, top: int,
+                              alphas: np.ndarray):
+    """The non-deep row of Table 1: per-patch colour statistics -> RNA vector by a ridge map fit on the
+    training pairs (alpha by cross-validation); a held-out patch retrieves the candidate RNA samples by
+    cosine between its predicted RNA vector and theirs (both centred on the candidates' mean).
+
+    Returns (ranked [N, top], fitted model)."""
+    centre = candidate_rna.mean(axis=0)
+    model = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas))
+    model.fit(train_colour, train_rna - centre)
+    predicted = model.predict(test_colour)
+    _, ranked = retrieval(predicted, candidate_rna - centre, top=min(top, len(candidate_rna)))
+    return ranked, model
+
+
+def table1(rows: list[dict]) -> pd.DataFrame:
+    """Table 1's layout: one row per configuration; patient and lineage accuracy with 95 % intervals,
+    then the extra columns (balanced, top-5, chance, errors within the patient)."""
+    frame = pd.DataFrame(rows)
+    first = ["configuration", "split", "patient_accuracy", "lineage_accuracy"]
+    return frame[first + [c for c in frame.columns if c not in first]]
+
+
+def table1_markdown(table: pd.DataFrame) -> str:
+    """Markdown of Table 1: accuracy (95 % CI) cells."""
+    cell = format_ci
+    top_col = next((c for c in table.columns if c.startswith("lineage_top")), None)
+    header = ["Configuration", "Patient accuracy (95% CI)", "Lineage accuracy (95% CI)", "Lineage balanced", top_col.replace("lineage_", "Lineage ").replace("_accuracy", "") if top_col else "", "Errors within patient"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in table.iterrows():
+        lines.append("| " + " | ".join([
+            str(row["configuration"]), cell(row, "patient_accuracy"), cell(row, "lineage_accuracy"),
+            f"{row['lineage_balanced_accuracy']:.3f}", f"{row[top_col]:.3f}" if top_col else "",
+            "" if pd.isna(row["errors_within_patient"]) else f"{row['errors_within_patient']:.3f}",
+        ]) + " |")
+    first = table.iloc[0]
+    lines.append("")
+    lines.append(f"Split: **{first['split']}** ({int(first['n_patches'])} held-out patches from {int(first['n_slides'])} slides, "
+                 f"{int(first['n_candidates'])} candidate RNA samples). Chance: patient {first['patient_chance']:.3f}, "
+                 f"lineage {first['lineage_chance']:.3f}. Intervals: 95 % bootstrap over slides.")
+    return "\n".join(lines) + "\n"
+
+
+def nearest_neighbour_eval(train_x, train_y, test_x, test_y, patient_of: dict) -> dict:
+    """1-NN (cosine) lineage retrieval of test items against train items: accuracy, patient accuracy,
+    balanced accuracy, chance, and the share of errors that stay within the true patient."""
+    a = train_x / np.linalg.norm(train_x, axis=1, keepdims=True)
+    b = test_x / np.linalg.norm(test_x, axis=1, keepdims=True)
+    pred = np.asarray(train_y)[np.argmax(b @ a.T, axis=1)]
+    test_y = np.asarray(test_y)
+    correct = pred == test_y
+    wrong = ~correct
+    same_patient = np.array([patient_of[p] == patient_of[t] for p, t in zip(pred, test_y, strict=True)])
+    per_lineage = pd.Series(correct).groupby(test_y).mean()
+    return {
+        "accuracy": float(correct.mean()),
+        "balanced_accuracy": float(per_lineage.mean()),
+        "patient_accuracy": float(same_patient.mean()),
+        "chance": 1.0 / len(set(train_y)),
+        "errors_within_patient": float(same_patient[wrong].mean()) if wrong.any() else float("nan"),
+        "n_test": int(len(test_y)),
+        "predicted": pred,
+    }
+
+
+def confusion_figure(true, pred, title: str, xlabel: str = "retrieved lineage (1-NN)") -> Figure:
+    """Confusion matrix (rows = true lineage, columns = retrieved lineage), counts of patches; the title wrapped."""
+    labels = sorted(set(true) | set(pred))
+    matrix = pd.crosstab(pd.Categorical(true, labels), pd.Categorical(pred, labels), dropna=False).to_numpy()
+    fig = Figure(figsize=(6.5, 5.5), dpi=110)
+    ax = fig.add_subplot(1, 1, 1)
+    image = ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
+    ax.set_yticks(range(len(labels)), labels, fontsize=6)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("true lineage")
+    ax.set_title(textwrap.fill(title, 70), fontsize=8)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.tight_layout()
+    return fig

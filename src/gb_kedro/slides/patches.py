@@ -1,0 +1,79 @@
+"""Decoded tumour patches as arrays, shared by every stage that feeds patches to a model.
+
+* :func:`decoded_patches`: the patches of a patch index decoded once per run (``cache: disk``: a ``.npy``
+  memory map keyed by the index and the read size, shared by the training, embedding and evaluation nodes);
+* :func:`training_view`: one patch as a float tensor, cut to a (random or centre) window and augmented;
+* :func:`windows` / :func:`window_batches`: the non-overlapping model-sized windows of patches, batch by
+  batch (inference averages a patch's windows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from gb_kedro.config import PatchDataConfig
+from gb_kedro.slides.augment import Augment
+from gb_kedro.slides.dataset import PatchDataset
+from gb_kedro.slides.manifest import slide_paths
+from gb_kedro.training import fingerprint
+
+
+def read_patches(index: pd.DataFrame, paths: dict, output_size: int, batch_size: int, num_workers: int = 0, cache: str = "ram",
+                 cache_path: str | Path | None = None) -> np.ndarray:
+    """Decode the patches of ``index`` once: uint8 ``[N, 3, S, S]`` (``cache: disk`` keeps them in a
+    ``.npy`` memory map at ``cache_path`` and reuses it when it matches)."""
+    if cache == "disk" and cache_path is not None and Path(cache_path).exists():
+        cached = np.load(cache_path, mmap_mode="r")
+        if cached.shape == (len(index), 3, output_size, output_size):
+            return cached
+    data = PatchDataset(index, paths, output_size=output_size)
+    out = np.empty((len(index), 3, output_size, output_size), np.uint8)
+    i = 0
+    for images, _ in tqdm(DataLoader(data, batch_size=batch_size, num_workers=num_workers), desc="Reading patches", unit="batch", leave=False):
+        out[i : i + len(images)] = (images * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
+        i += len(images)
+    if cache == "disk" and cache_path is not None:
+        Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
+        np.save(cache_path, out)
+    return out
+
+
+def decoded_patches(index: pd.DataFrame, manifest: pd.DataFrame, data: PatchDataConfig, cache_dir: str | Path) -> np.ndarray:
+    """Every patch of ``index`` decoded at the read size of ``data`` (cached in ``cache_dir`` by content key)."""
+    read_px, _ = data.geometry
+    key = fingerprint(index[["slide_id", "x", "y", "level", "size"]].to_numpy().astype(str).tolist(), read_px)
+    return read_patches(index, slide_paths(manifest), read_px, data.decode_batch_size, data.num_workers, data.cache,
+                        Path(cache_dir) / f"wsi_patches_{key}.npy")
+
+
+def training_view(image: np.ndarray, crop: int | None = None, augment: Augment | None = None) -> torch.Tensor:
+    """A uint8 patch [3, S, S] as float [0, 1] (a copy: rows of a disk cache are read-only), cut to a
+    ``crop`` x ``crop`` window (random with ``augment``, the centre one without) and augmented."""
+    x = torch.from_numpy(np.array(image)).float().div_(255.0)
+    if crop and crop < x.shape[-1]:
+        span = x.shape[-1] - crop
+        y0, x0 = (int(torch.randint(span + 1, (1,))), int(torch.randint(span + 1, (1,)))) if augment is not None else (span // 2, span // 2)
+        x = x[:, y0 : y0 + crop, x0 : x0 + crop]
+    return augment(x) if augment is not None else x
+
+
+def windows(images: torch.Tensor, crop: int | None) -> list[torch.Tensor]:
+    """The non-overlapping ``crop``-px windows of [N, 3, S, S] images (the images themselves without crop)."""
+    size = images.shape[-1]
+    if not crop or crop >= size:
+        return [images]
+    return [images[:, :, a : a + crop, b : b + crop] for a in range(0, size - crop + 1, crop) for b in range(0, size - crop + 1, crop)]
+
+
+def window_batches(images: np.ndarray, crop: int | None, batch_size: int, device="cpu") -> Iterator[list[torch.Tensor]]:
+    """uint8 patches [N, 3, S, S] in batches: per batch, the list of its windows as float [0, 1] tensors on ``device``."""
+    for i in range(0, len(images), batch_size):
+        x = torch.from_numpy(np.asarray(images[i : i + batch_size])).float().div_(255.0).to(device)
+        yield windows(x, crop)

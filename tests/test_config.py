@@ -1,0 +1,85 @@
+"""Every parameter file of conf/base loads into its typed config; unknown and missing keys stop with one
+line naming the key and the file."""
+
+from __future__ import annotations
+
+import pytest
+
+from gb_kedro.config import (
+    CohortReadConfig,
+    ColourRow,
+    GroupingConfig,
+    HarmoniseConfig,
+    MultimodalConfig,
+    PPIConfig,
+    QCConfig,
+    ReportingConfig,
+    RNAEncodingConfig,
+    RNAVariant,
+    SlideRunConfig,
+    SplitConfig,
+    Table1Row,
+    TcgaConfig,
+    VarianceConfig,
+    WSIEncodingConfig,
+)
+from gb_kedro.errors import InputDataError
+from gb_kedro.multimodal import TABLE1_ROWS
+from gb_kedro.slides.tiling import TilingOptions
+from gb_kedro.synthetic.cohort import SyntheticConfig
+from tests.helpers import base_options, base_parameters
+
+# Every top-level parameter tree and the config class(es) that read it.
+CONFIGS = {
+    "split": [(SplitConfig, "split")],
+    "data_engineering": [(TcgaConfig, "data_engineering.tcga"), (CohortReadConfig, "data_engineering.cohort"), (HarmoniseConfig, "data_engineering.harmonise"),
+                         (VarianceConfig, "data_engineering.variance"), (PPIConfig, "data_engineering.ppi"), (GroupingConfig, "data_engineering.gene_grouping"),
+                         (TilingOptions, "data_engineering.tiling"), (SlideRunConfig, "data_engineering.slides"), (QCConfig, "data_engineering.qc")],
+    "rna_encoding": [(RNAEncodingConfig, "rna_encoding")],
+    "ppi": [(RNAVariant, "ppi.rna_variant")],
+    "chromosome": [(RNAVariant, "chromosome.rna_variant")],
+    "wsi_encoding": [(WSIEncodingConfig, "wsi_encoding")],
+    "multimodal": [(MultimodalConfig, "multimodal")],
+    **{row: [(Table1Row, f"{row}.table1_row")] for row in TABLE1_ROWS},
+    "colour_baseline": [(ColourRow, "colour_baseline.table1_row")],
+    "reporting": [(ReportingConfig, "reporting")],
+    "synthetic_cohort": [(SyntheticConfig, "synthetic_cohort")],
+}
+
+
+def test_every_parameter_tree_has_a_typed_config():
+    assert set(base_parameters()) == set(CONFIGS)
+    data_engineering = {key.split(".")[1] for cls, key in CONFIGS["data_engineering"]}
+    assert set(base_parameters()["data_engineering"]) == data_engineering
+
+
+@pytest.mark.parametrize(("cls", "key"), [pair for pairs in CONFIGS.values() for pair in pairs], ids=lambda v: v if isinstance(v, str) else v.__name__)
+def test_conf_base_loads_into_the_typed_config(cls, key):
+    cfg = cls.from_dict(base_options(key))
+    assert cfg.to_dict().keys() == base_options(key).keys()
+
+
+def test_unknown_key_is_named_with_its_file():
+    with pytest.raises(InputDataError, match=r"parameters_multimodal\.yml: unknown parameter 'multimodal\.train\.learning_rate'"):
+        MultimodalConfig.from_dict({**base_options("multimodal"), "train": {**base_options("multimodal.train"), "learning_rate": 0.1}})
+
+
+def test_missing_key_is_named_with_its_file():
+    options = base_options("wsi_encoding")
+    options["augment"] = {k: v for k, v in options["augment"].items() if k != "hed_sigma"}
+    with pytest.raises(InputDataError, match=r"parameters_wsi_encoding\.yml: missing parameter 'wsi_encoding\.augment\.hed_sigma'"):
+        WSIEncodingConfig.from_dict(options)
+
+
+def test_enumerated_values_list_the_allowed_ones():
+    with pytest.raises(InputDataError, match=r"'split\.mode' is 'mice'; allowed: patch, mouse, lineage"):
+        SplitConfig.from_dict(base_options("split", mode="mice"))
+    with pytest.raises(InputDataError, match=r"allowed: cohort_mean, zero"):
+        ReportingConfig.from_dict(base_options("reporting", gene_baseline="median"))
+
+
+def test_nested_configs_are_typed():
+    cfg = WSIEncodingConfig.from_dict(base_options("wsi_encoding"))
+    assert cfg.augment.hed_sigma == base_options("wsi_encoding.augment")["hed_sigma"] and cfg.data.geometry == (256, 128)
+    presets = SyntheticConfig.from_dict(base_options("synthetic_cohort")).presets
+    assert set(presets) == {"tiny", "demo", "paper"} and presets["demo"].n_lineages == 12

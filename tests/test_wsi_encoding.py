@@ -1,0 +1,53 @@
+"""Unit tests of the WSI stage module: the warm-up/triplet switch, window-averaged embeddings, crops."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gb_kedro import wsi_encoding as wsi
+from gb_kedro.losses import batch_hard_triplet
+from gb_kedro.models.vit import vit
+from gb_kedro.slides.patches import windows
+
+
+def _model(num_classes=3, img=32):
+    torch.manual_seed(0)
+    return vit("tiny", img_size=img, patch_size=16, num_classes=num_classes)
+
+
+def test_warm_up_is_the_cosine_softmax_then_triplet_plus_weighted_softmax():
+    model = _model()
+    x, labels = torch.rand(6, 3, 32, 32), torch.tensor([0, 0, 1, 1, 2, 2])
+    step = wsi.TripletStep(margin=0.3, warmup_epochs=2, ce_weight=0.5, scale=16.0)
+    warm = step(model, (x, labels), "cpu")
+    z = F.normalize(model(x)["cls"].float(), dim=-1)
+    ce = F.cross_entropy(16.0 * z @ F.normalize(model.head.weight, dim=-1).T, labels)
+    torch.testing.assert_close(warm["loss"], ce)
+    step.set_epoch(2)
+    after = step(model, (x, labels), "cpu")
+    torch.testing.assert_close(after["loss"], batch_hard_triplet(z, labels, 0.3) + 0.5 * ce)
+    no_head = wsi.TripletStep(0.3, 0, 1.0, 16.0)(_model(num_classes=0), (x, labels), "cpu")
+    assert no_head["ce"] == 0
+
+
+def test_embeddings_average_the_normalised_windows():
+    model = _model(num_classes=0).eval()
+    images = (np.random.default_rng(0).random((5, 3, 64, 64)) * 255).astype(np.uint8)
+    z = wsi.embed(model, images, batch_size=2, crop=32)
+    x = torch.from_numpy(images).float() / 255.0
+    with torch.no_grad():
+        parts = [F.normalize(model(w)["cls"], dim=-1) for w in windows(x, 32)]
+    expected = F.normalize(torch.stack(parts).mean(0), dim=-1).numpy()
+    assert len(parts) == 4 and z.shape == (5, 96)
+    np.testing.assert_allclose(z, expected, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
+
+
+def test_patch_dataset_takes_the_centre_window_without_augmentation():
+    images = np.arange(2 * 3 * 8 * 8, dtype=np.uint8).reshape(2, 3, 8, 8)
+    data = wsi.PatchTensorDataset(images, np.array([0, 1]), augment=None, crop=4)
+    x, label = data[1]
+    assert label == 1 and x.shape == (3, 4, 4)
+    torch.testing.assert_close(x, torch.from_numpy(images[1, :, 2:6, 2:6].copy()).float() / 255.0)
