@@ -63,8 +63,18 @@ def main() -> dict:
 
     result = {
         "benchmark": "gene_grouping",
-        "machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine(), "networkx": nx.__version__},
-        "graph": {"nodes": len(nodes), "edges": int(len(edges)), "planted_modules": args.modules, "mu": args.mu, "build_seconds": round(build_s, 3)},
+        "machine": {
+            "python": platform.python_version(),
+            "processor": platform.processor() or platform.machine(),
+            "networkx": nx.__version__,
+        },
+        "graph": {
+            "nodes": len(nodes),
+            "edges": int(len(edges)),
+            "planted_modules": args.modules,
+            "mu": args.mu,
+            "build_seconds": round(build_s, 3),
+        },
         "gb_kedro": {
             "seconds": round(ours_s, 3),
             "communities": metrics["n_communities"],

@@ -30,8 +30,18 @@ from gb_kedro.slides.patches import windows
 from gb_kedro.training import resolve_device
 
 SIZES = {
-    "default": {"rna": "tiny", "vit": "tiny", "crop": 128, "fusion": {"embed_dim": 64, "fusion_depth": 2, "fusion_heads": 4}},
-    "large": {"rna": "base", "vit": "small", "crop": None, "fusion": {"embed_dim": 256, "fusion_depth": 4, "fusion_heads": 8}},
+    "default": {
+        "rna": "tiny",
+        "vit": "tiny",
+        "crop": 128,
+        "fusion": {"embed_dim": 64, "fusion_depth": 2, "fusion_heads": 4},
+    },
+    "large": {
+        "rna": "base",
+        "vit": "small",
+        "crop": None,
+        "fusion": {"embed_dim": 256, "fusion_depth": 4, "fusion_heads": 8},
+    },
 }
 
 
@@ -41,14 +51,20 @@ def measure(name: str, batches: int, n_genes: int, device: torch.device) -> dict
     rng = np.random.default_rng(0)
     groups = rng.integers(7, size=n_genes).tolist()
     img_px = spec["crop"] or 256
-    model = MultimodalModel.from_encoders(rna_mae(groups, spec["rna"]), vit(spec["vit"], img_size=img_px), **spec["fusion"]).to(device)
-    step = mm.MultimodalStep(temperature=0.07, itc_weight=1.0, itm_weight=1.0, recon_weight=1.0, mask_rna=True, gene_dropout=0.3)
+    model = MultimodalModel.from_encoders(
+        rna_mae(groups, spec["rna"]), vit(spec["vit"], img_size=img_px), **spec["fusion"]
+    ).to(device)
+    step = mm.MultimodalStep(
+        temperature=0.07, itc_weight=1.0, itm_weight=1.0, recon_weight=1.0, mask_rna=True, gene_dropout=0.3
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     labels = torch.arange(8).repeat_interleave(4)
     rna_bank = torch.randn(8, n_genes)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
     seen, start = 0, None
     for b in range(batches + 2):
         images = torch.rand(len(labels), 3, img_px, img_px)
@@ -72,10 +88,22 @@ def measure(name: str, batches: int, n_genes: int, device: torch.device) -> dict
     z = mm.embed_images(model, patches, spec["crop"], 128, device=device)
     retrieval(z, mm.embed_rna(model, rna, 256, device=device), top=5)
     eval_rate = len(patches) / (time.perf_counter() - t0)
-    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"sizes": name, "image_px_fed": img_px, "parameters": int(sum(p.numel() for p in model.parameters())), "batch": len(labels),
-            "train_pairs_per_s": round(train_rate, 1), "eval_patches_per_s": round(eval_rate, 1), "eval_windows_per_patch": len(windows(torch.zeros(1, 3, 256, 256), spec["crop"])),
-            "peak_memory_mb": round(peak, 1), "memory_kind": "cuda_max_allocated" if device.type == "cuda" else "process_peak_rss"}
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
+    return {
+        "sizes": name,
+        "image_px_fed": img_px,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "batch": len(labels),
+        "train_pairs_per_s": round(train_rate, 1),
+        "eval_patches_per_s": round(eval_rate, 1),
+        "eval_windows_per_patch": len(windows(torch.zeros(1, 3, 256, 256), spec["crop"])),
+        "peak_memory_mb": round(peak, 1),
+        "memory_kind": "cuda_max_allocated" if device.type == "cuda" else "process_peak_rss",
+    }
 
 
 def main() -> dict:
@@ -86,8 +114,17 @@ def main() -> dict:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/bench_multimodal.json"))
     args = parser.parse_args()
     device = resolve_device(args.device)
-    rows = [measure("default", args.batches, args.genes, device), measure("large", max(2, args.batches // 4), args.genes, device)]
-    result = {"benchmark": "multimodal", "device": str(device), "torch": torch.__version__, "cpu_threads": torch.get_num_threads(), "results": rows}
+    rows = [
+        measure("default", args.batches, args.genes, device),
+        measure("large", max(2, args.batches // 4), args.genes, device),
+    ]
+    result = {
+        "benchmark": "multimodal",
+        "device": str(device),
+        "torch": torch.__version__,
+        "cpu_threads": torch.get_num_threads(),
+        "results": rows,
+    }
     return write_result(result, args.out)
 
 

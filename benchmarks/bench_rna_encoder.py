@@ -25,7 +25,9 @@ from gb_kedro.models.rna_mae import rna_mae
 from gb_kedro.training import resolve_device
 
 
-def measure(preset: str, n_genes: int, n_groups: int, batch: int, steps: int, device: torch.device, threads: int) -> dict:
+def measure(
+    preset: str, n_genes: int, n_groups: int, batch: int, steps: int, device: torch.device, threads: int
+) -> dict:
     torch.manual_seed(0)
     groups = np.sort(np.random.default_rng(0).integers(0, n_groups, n_genes)).tolist()
     model = rna_mae(groups, preset).to(device)
@@ -33,7 +35,9 @@ def measure(preset: str, n_genes: int, n_groups: int, batch: int, steps: int, de
     step = rna.make_step(temperature=0.1, recon_weight=1.0, contrastive_weight=1.0)
     x = torch.randn(batch, n_genes)
     labels = torch.arange(batch)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
 
@@ -54,7 +58,11 @@ def measure(preset: str, n_genes: int, n_groups: int, batch: int, steps: int, de
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
     return {
         "preset": preset,
         "parameters": int(sum(p.numel() for p in model.parameters())),
@@ -69,7 +77,9 @@ def measure(preset: str, n_genes: int, n_groups: int, batch: int, steps: int, de
 
 def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--genes", type=int, default=2000, help="genes per sample (the demo keeps ~1,800; real data ~19,000)")
+    parser.add_argument(
+        "--genes", type=int, default=2000, help="genes per sample (the demo keeps ~1,800; real data ~19,000)"
+    )
     parser.add_argument("--groups", type=int, default=7)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=20)
@@ -78,10 +88,17 @@ def main() -> dict:
     args = parser.parse_args()
     device = resolve_device(args.device)
     threads = torch.get_num_threads()
-    rows = [measure(preset, args.genes, args.groups, args.batch, args.steps, device, threads) for preset in ("tiny", "base")]
+    rows = [
+        measure(preset, args.genes, args.groups, args.batch, args.steps, device, threads) for preset in ("tiny", "base")
+    ]
     result = {
         "benchmark": "rna_encoder_training",
-        "device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else f" ({platform.processor() or platform.machine()})"),
+        "device": str(device)
+        + (
+            f" ({torch.cuda.get_device_name()})"
+            if device.type == "cuda"
+            else f" ({platform.processor() or platform.machine()})"
+        ),
         "torch": torch.__version__,
         "genes": args.genes,
         "groups": args.groups,

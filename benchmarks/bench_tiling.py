@@ -38,7 +38,14 @@ PATCH = 256
 def make_slide(path: Path, width: int, height: int) -> None:
     from gb_kedro.synthetic.slides import SlideSpec, make_scene, write_pyramid_tiff
 
-    code = {"nucleus_size": 0, "elongation": 1, "arrangement": 0, "chromatin_texture": 1, "cell_density": 0, "invasion": 0}
+    code = {
+        "nucleus_size": 0,
+        "elongation": 1,
+        "arrangement": 0,
+        "chromatin_texture": 1,
+        "cell_density": 0,
+        "invasion": 0,
+    }
     spec = SlideSpec("BENCH", "M", "L", "P", code, seed=2024, width=width, height=height)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.tif")
@@ -90,7 +97,17 @@ def _score_rows(args):
     from gb_kedro.slides.tiling import score_slide
 
     path, prefilter, reader, rows = args
-    patches, summary = score_slide(path, base_subtree("data_engineering.tiling", Path(__file__).resolve().parents[1] / "conf" / "base", prefilter=prefilter, target_mpp=None, reader=reader), rows=rows)
+    patches, summary = score_slide(
+        path,
+        base_subtree(
+            "data_engineering.tiling",
+            Path(__file__).resolve().parents[1] / "conf" / "base",
+            prefilter=prefilter,
+            target_mpp=None,
+            reader=reader,
+        ),
+        rows=rows,
+    )
     summary["peak_rss_mb"] = _peak_rss_mb()
     return patches, summary
 
@@ -113,7 +130,13 @@ def method_c(path: str, prefilter: str, workers: int, reader: str = "openslide")
     scored = sum(len(p) for p, _ in results)
     kept = [(int(x), int(y)) for p, _ in results for x, y in p.loc[p["tumour"], ["x", "y"]].to_numpy()]
     worker_rss = max(summary["peak_rss_mb"] for _, summary in results)
-    return {"seconds": seconds, "decoded_bytes": scored * PATCH * PATCH * 3, "kept": kept, "scored_patches": scored, "worker_peak_rss_mb": worker_rss}
+    return {
+        "seconds": seconds,
+        "decoded_bytes": scored * PATCH * PATCH * 3,
+        "kept": kept,
+        "scored_patches": scored,
+        "worker_peak_rss_mb": worker_rss,
+    }
 
 
 def method_d(path: str) -> dict:
@@ -199,7 +222,11 @@ def main() -> dict:
         results[name] = r
         print(f"{name}: {grid / r['seconds']:.0f} patches/s", file=sys.stderr)
 
-    reference = set(map(tuple, results["b_naive"]["kept"])) if "b_naive" in results else set(map(tuple, results["c_tiler_openslide_none_1proc"]["kept"]))
+    reference = (
+        set(map(tuple, results["b_naive"]["kept"]))
+        if "b_naive" in results
+        else set(map(tuple, results["c_tiler_openslide_none_1proc"]["kept"]))
+    )
     report = {}
     for name, r in results.items():
         entry = {
@@ -210,8 +237,14 @@ def main() -> dict:
         }
         if r.get("kept") is not None:
             kept = set(map(tuple, r["kept"]))
-            entry.update({"tumour_patches": len(kept), "missed_vs_naive": len(reference - kept), "extra_vs_naive": len(kept - reference),
-                          "recall_vs_naive": round(len(kept & reference) / max(len(reference), 1), 5)})
+            entry.update(
+                {
+                    "tumour_patches": len(kept),
+                    "missed_vs_naive": len(reference - kept),
+                    "extra_vs_naive": len(kept - reference),
+                    "recall_vs_naive": round(len(kept & reference) / max(len(reference), 1), 5),
+                }
+            )
         if "scored_patches" in r:
             entry["scored_patches"] = r["scored_patches"]
         report[name] = entry

@@ -45,8 +45,15 @@ def slides(folder: Path, size: int) -> tuple[pd.DataFrame, dict]:
     for k, code in enumerate(CODES):
         path = folder / f"bench_wsi_{k}_{size}.tif"
         if not path.exists():
-            write_pyramid_tiff(path, make_scene(SlideSpec(f"S{k}", f"M{k}", f"L{k}", "P", code, seed=100 + k, width=size, height=size)))
-        patches, _ = score_slide(path, base_subtree("data_engineering.tiling", Path(__file__).resolve().parents[1] / "conf" / "base", target_mpp=None))
+            write_pyramid_tiff(
+                path, make_scene(SlideSpec(f"S{k}", f"M{k}", f"L{k}", "P", code, seed=100 + k, width=size, height=size))
+            )
+        patches, _ = score_slide(
+            path,
+            base_subtree(
+                "data_engineering.tiling", Path(__file__).resolve().parents[1] / "conf" / "base", target_mpp=None
+            ),
+        )
         tumour = patches[patches["tumour"]].assign(slide_id=f"S{k}", lineage_id=f"L{k}")
         rows.append(tumour)
         paths[f"S{k}"] = str(path)
@@ -61,7 +68,9 @@ def measure(index, paths, preset: str, px: int, batches: int, workers: int, devi
     model = vit(preset, img_size=px, num_classes=len(lineages)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     step = TripletStep(margin=0.3, warmup_epochs=0, ce_weight=1.0, scale=16.0)
-    loader = torch.utils.data.DataLoader(data, batch_sampler=PKSampler(labels, p=4, k=8, seed=0), num_workers=workers, persistent_workers=workers > 0)
+    loader = torch.utils.data.DataLoader(
+        data, batch_sampler=PKSampler(labels, p=4, k=8, seed=0), num_workers=workers, persistent_workers=workers > 0
+    )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     seen, waiting, start = 0, 0.0, None
@@ -74,7 +83,11 @@ def measure(index, paths, preset: str, px: int, batches: int, workers: int, devi
             it = iter(loader)
             x, y = next(it)
         t1 = time.perf_counter()
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+        autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if device.type == "cuda"
+            else torch.autocast("cpu", enabled=False)
+        )
         with autocast:
             loss = step(model, (x, y), device)["loss"]
         optimizer.zero_grad(set_to_none=True)
@@ -88,10 +101,23 @@ def measure(index, paths, preset: str, px: int, batches: int, workers: int, devi
             seen += len(y)
             waiting += t1 - t0
     seconds = time.perf_counter() - start
-    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"preset": preset, "input_px": px, "tokens": (px // 16) ** 2, "parameters": int(sum(p.numel() for p in model.parameters())),
-            "batch": 32, "loader_workers": workers, "patches_per_s": round(seen / seconds, 1), "data_wait_share": round(waiting / seconds, 3),
-            "peak_memory_mb": round(peak, 1), "memory_kind": "cuda_max_allocated" if device.type == "cuda" else "process_peak_rss"}
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
+    return {
+        "preset": preset,
+        "input_px": px,
+        "tokens": (px // 16) ** 2,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "batch": 32,
+        "loader_workers": workers,
+        "patches_per_s": round(seen / seconds, 1),
+        "data_wait_share": round(waiting / seconds, 3),
+        "peak_memory_mb": round(peak, 1),
+        "memory_kind": "cuda_max_allocated" if device.type == "cuda" else "process_peak_rss",
+    }
 
 
 def main() -> dict:
@@ -105,9 +131,18 @@ def main() -> dict:
     args = parser.parse_args()
     device = resolve_device(args.device)
     index, paths = slides(args.cache_dir, args.slide_size)
-    rows = [measure(index, paths, "tiny", 128, args.batches, args.workers, device), measure(index, paths, "small", 256, max(2, args.batches // 4), args.workers, device)]
-    result = {"benchmark": "wsi_encoder_training", "device": str(device), "torch": torch.__version__, "tumour_patches": int(len(index)),
-              "cpu_threads": torch.get_num_threads(), "results": rows}
+    rows = [
+        measure(index, paths, "tiny", 128, args.batches, args.workers, device),
+        measure(index, paths, "small", 256, max(2, args.batches // 4), args.workers, device),
+    ]
+    result = {
+        "benchmark": "wsi_encoder_training",
+        "device": str(device),
+        "torch": torch.__version__,
+        "tumour_patches": int(len(index)),
+        "cpu_threads": torch.get_num_threads(),
+        "results": rows,
+    }
     return write_result(result, args.out)
 
 

@@ -14,11 +14,50 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "gb_kedro"
 
 # Higher layers may import lower ones (and their own layer), never the other way round.
 LAYERS = [
-    (1, ("gb_kedro.models", "gb_kedro.losses", "gb_kedro.training", "gb_kedro.config", "gb_kedro.errors", "gb_kedro.tracking")),
+    (
+        1,
+        (
+            "gb_kedro.models",
+            "gb_kedro.losses",
+            "gb_kedro.training",
+            "gb_kedro.config",
+            "gb_kedro.errors",
+            "gb_kedro.tracking",
+        ),
+    ),
     (2, ("gb_kedro.datasets",)),
-    (3, ("gb_kedro.expression", "gb_kedro.genes", "gb_kedro.graph", "gb_kedro.slides", "gb_kedro.baselines", "gb_kedro.synthetic")),
-    (4, ("gb_kedro.rna_encoding", "gb_kedro.wsi_encoding", "gb_kedro.multimodal", "gb_kedro.evaluation", "gb_kedro.reporting")),
-    (5, ("gb_kedro.pipelines", "gb_kedro.pipeline_registry", "gb_kedro.settings", "gb_kedro.hooks", "gb_kedro.cli", "gb_kedro.__main__")),
+    (
+        3,
+        (
+            "gb_kedro.expression",
+            "gb_kedro.genes",
+            "gb_kedro.graph",
+            "gb_kedro.slides",
+            "gb_kedro.baselines",
+            "gb_kedro.synthetic",
+        ),
+    ),
+    (
+        4,
+        (
+            "gb_kedro.rna_encoding",
+            "gb_kedro.wsi_encoding",
+            "gb_kedro.multimodal",
+            "gb_kedro.evaluation",
+            "gb_kedro.reporting",
+        ),
+    ),
+    (
+        5,
+        (
+            "gb_kedro.pipelines",
+            "gb_kedro.pipeline_registry",
+            "gb_kedro.settings",
+            "gb_kedro.hooks",
+            "gb_kedro.cli",
+            "gb_kedro.__main__",
+        ),
+    ),
 ]
 
 
@@ -55,7 +94,9 @@ def test_layers_only_point_down():
             continue
         for target, line in imports(path):
             if target != "gb_kedro" and layer_of(target) > layer_of(module):
-                wrong.append(f"{path.relative_to(SRC.parent)}:{line} {module} (layer {layer_of(module)}) imports {target} (layer {layer_of(target)})")
+                wrong.append(
+                    f"{path.relative_to(SRC.parent)}:{line} {module} (layer {layer_of(module)}) imports {target} (layer {layer_of(target)})"
+                )
     assert not wrong, "\n".join(wrong)
 
 
@@ -72,14 +113,21 @@ def test_pipelines_meet_only_in_the_catalog():
 
 
 def test_the_generator_is_read_by_its_pipeline_only():
-    wrong = [f"{module} imports {target}" for module, path in modules().items() if not module.startswith(("gb_kedro.synthetic", "gb_kedro.pipelines.synthetic_cohort"))
-             for target, _ in imports(path) if target.startswith("gb_kedro.synthetic")]
+    wrong = [
+        f"{module} imports {target}"
+        for module, path in modules().items()
+        if not module.startswith(("gb_kedro.synthetic", "gb_kedro.pipelines.synthetic_cohort"))
+        for target, _ in imports(path)
+        if target.startswith("gb_kedro.synthetic")
+    ]
     assert not wrong, "\n".join(wrong)
 
 
 def test_no_import_cycle_between_modules():
     # ``from package import submodule`` inside that package (Kedro's pipeline layout) is not a cycle.
-    graph = {m: {t for t, _ in imports(p) if t in modules() and not m.startswith(t + ".")} for m, p in modules().items()}
+    graph = {
+        m: {t for t, _ in imports(p) if t in modules() and not m.startswith(t + ".")} for m, p in modules().items()
+    }
     state: dict[str, int] = {}
 
     def visit(m, stack):
@@ -121,7 +169,16 @@ def test_no_code_default_for_a_value_conf_base_defines():
     wrong = []
     for path in SRC.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" and len(node.args) == 2
-                    and isinstance(node.args[0], ast.Constant) and node.args[0].value in keys and isinstance(node.args[1], ast.Constant)):
-                wrong.append(f"{path.relative_to(SRC.parent)}:{node.lineno} .get({node.args[0].value!r}, {node.args[1].value!r})")
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "get"
+                and len(node.args) == 2
+                and isinstance(node.args[0], ast.Constant)
+                and node.args[0].value in keys
+                and isinstance(node.args[1], ast.Constant)
+            ):
+                wrong.append(
+                    f"{path.relative_to(SRC.parent)}:{node.lineno} .get({node.args[0].value!r}, {node.args[1].value!r})"
+                )
     assert not wrong, "\n".join(wrong)

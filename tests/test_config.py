@@ -32,9 +32,17 @@ from tests.helpers import base_options, base_parameters
 # Every top-level parameter tree and the config class(es) that read it.
 CONFIGS = {
     "split": [(SplitConfig, "split")],
-    "data_engineering": [(TcgaConfig, "data_engineering.tcga"), (CohortReadConfig, "data_engineering.cohort"), (HarmoniseConfig, "data_engineering.harmonise"),
-                         (VarianceConfig, "data_engineering.variance"), (PPIConfig, "data_engineering.ppi"), (GroupingConfig, "data_engineering.gene_grouping"),
-                         (TilingOptions, "data_engineering.tiling"), (SlideRunConfig, "data_engineering.slides"), (QCConfig, "data_engineering.qc")],
+    "data_engineering": [
+        (TcgaConfig, "data_engineering.tcga"),
+        (CohortReadConfig, "data_engineering.cohort"),
+        (HarmoniseConfig, "data_engineering.harmonise"),
+        (VarianceConfig, "data_engineering.variance"),
+        (PPIConfig, "data_engineering.ppi"),
+        (GroupingConfig, "data_engineering.gene_grouping"),
+        (TilingOptions, "data_engineering.tiling"),
+        (SlideRunConfig, "data_engineering.slides"),
+        (QCConfig, "data_engineering.qc"),
+    ],
     "rna_encoding": [(RNAEncodingConfig, "rna_encoding")],
     "ppi": [(RNAVariant, "ppi.rna_variant")],
     "chromosome": [(RNAVariant, "chromosome.rna_variant")],
@@ -53,21 +61,31 @@ def test_every_parameter_tree_has_a_typed_config():
     assert set(base_parameters()["data_engineering"]) == data_engineering
 
 
-@pytest.mark.parametrize(("cls", "key"), [pair for pairs in CONFIGS.values() for pair in pairs], ids=lambda v: v if isinstance(v, str) else v.__name__)
+@pytest.mark.parametrize(
+    ("cls", "key"),
+    [pair for pairs in CONFIGS.values() for pair in pairs],
+    ids=lambda v: v if isinstance(v, str) else v.__name__,
+)
 def test_conf_base_loads_into_the_typed_config(cls, key):
     cfg = cls.from_dict(base_options(key))
     assert cfg.to_dict().keys() == base_options(key).keys()
 
 
 def test_unknown_key_is_named_with_its_file():
-    with pytest.raises(InputDataError, match=r"parameters_multimodal\.yml: unknown parameter 'multimodal\.train\.learning_rate'"):
-        MultimodalConfig.from_dict({**base_options("multimodal"), "train": {**base_options("multimodal.train"), "learning_rate": 0.1}})
+    with pytest.raises(
+        InputDataError, match=r"parameters_multimodal\.yml: unknown parameter 'multimodal\.train\.learning_rate'"
+    ):
+        MultimodalConfig.from_dict(
+            {**base_options("multimodal"), "train": {**base_options("multimodal.train"), "learning_rate": 0.1}}
+        )
 
 
 def test_missing_key_is_named_with_its_file():
     options = base_options("wsi_encoding")
     options["augment"] = {k: v for k, v in options["augment"].items() if k != "hed_sigma"}
-    with pytest.raises(InputDataError, match=r"parameters_wsi_encoding\.yml: missing parameter 'wsi_encoding\.augment\.hed_sigma'"):
+    with pytest.raises(
+        InputDataError, match=r"parameters_wsi_encoding\.yml: missing parameter 'wsi_encoding\.augment\.hed_sigma'"
+    ):
         WSIEncodingConfig.from_dict(options)
 
 
@@ -80,6 +98,9 @@ def test_enumerated_values_list_the_allowed_ones():
 
 def test_nested_configs_are_typed():
     cfg = WSIEncodingConfig.from_dict(base_options("wsi_encoding"))
-    assert cfg.augment.hed_sigma == base_options("wsi_encoding.augment")["hed_sigma"] and cfg.data.geometry == (256, 128)
+    assert cfg.augment.hed_sigma == base_options("wsi_encoding.augment")["hed_sigma"] and cfg.data.geometry == (
+        256,
+        128,
+    )
     presets = SyntheticConfig.from_dict(base_options("synthetic_cohort")).presets
     assert set(presets) == {"tiny", "demo", "paper"} and presets["demo"].n_lineages == 12

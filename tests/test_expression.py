@@ -14,7 +14,14 @@ def _frame(data, source="m.tsv"):
 
 
 def test_genes_x_samples_with_ensembl_ids():
-    frame = _frame({"gene_id": ["ENSG00000000003.15", "ENSG00000000005.6"], "gene_name": ["TSPAN6", "TNMD"], "S1": [1.0, 2.0], "S2": [3.0, 4.0]})
+    frame = _frame(
+        {
+            "gene_id": ["ENSG00000000003.15", "ENSG00000000005.6"],
+            "gene_name": ["TSPAN6", "TNMD"],
+            "S1": [1.0, 2.0],
+            "S2": [3.0, 4.0],
+        }
+    )
     m = expression.parse_expression_matrix(frame, annotation_columns=["gene_name"])
     assert m.index.tolist() == ["S1", "S2"]
     assert m.columns.tolist() == ["ENSG00000000003.15", "ENSG00000000005.6"]
@@ -49,10 +56,17 @@ def test_negative_values_in_a_linear_matrix():
 
 def test_sample_sheet_must_match_the_matrix():
     matrix = expression.parse_expression_matrix(_frame({"gene_id": ["ENSG00000000003.15"], "S1": [1.0], "S2": [2.0]}))
-    sheet = _frame({"sample_id": ["S1", "S3"], "patient_id": ["P1", "P1"], "lineage_id": ["L1", "L2"]}, source="sheet.tsv")
-    with pytest.raises(InputDataError, match=r"sheet\.tsv: sample IDs do not match the columns of m\.tsv: 1 only in the sheet \(e\.g\. \['S3'\]\), 1 only in the matrix \(e\.g\. \['S2'\]\)"):
+    sheet = _frame(
+        {"sample_id": ["S1", "S3"], "patient_id": ["P1", "P1"], "lineage_id": ["L1", "L2"]}, source="sheet.tsv"
+    )
+    with pytest.raises(
+        InputDataError,
+        match=r"sheet\.tsv: sample IDs do not match the columns of m\.tsv: 1 only in the sheet \(e\.g\. \['S3'\]\), 1 only in the matrix \(e\.g\. \['S2'\]\)",
+    ):
         expression.validate_cohort_samples(matrix, sheet)
-    dup = _frame({"sample_id": ["S1", "S1"], "patient_id": ["P1", "P1"], "lineage_id": ["L1", "L2"]}, source="sheet.tsv")
+    dup = _frame(
+        {"sample_id": ["S1", "S1"], "patient_id": ["P1", "P1"], "lineage_id": ["L1", "L2"]}, source="sheet.tsv"
+    )
     with pytest.raises(InputDataError, match=r"sheet\.tsv: duplicate sample_id 'S1'"):
         expression.validate_cohort_samples(matrix, dup)
 
@@ -61,16 +75,24 @@ def test_no_gene_left_after_harmonisation(tiny_genes):
     tcga = _frame({"ENSG00000000003.15": [1.0]}, source="tcga.parquet")
     cohort = _frame({"ENSG00000000005.6": [1.0]}, source="cohort.tsv")
     with pytest.raises(InputDataError, match=r"tcga\.parquet \+ cohort\.tsv: no gene left after harmonisation"):
-        expression.harmonise_genes(tcga, cohort, tiny_genes, ["protein_coding"], pd.DataFrame(columns=["gene", "stage", "reason"]))
+        expression.harmonise_genes(
+            tcga, cohort, tiny_genes, ["protein_coding"], pd.DataFrame(columns=["gene", "stage", "reason"])
+        )
 
 
 def test_harmonisation_keeps_common_protein_coding_genes(tiny_cohort, tiny_genes):
     pc = tiny_genes[tiny_genes["gene_type"] == "protein_coding"]
     nc = tiny_genes[tiny_genes["gene_type"] != "protein_coding"]
     v = pc["gene_id_versioned"].tolist()
-    tcga = pd.DataFrame(np.ones((2, 4)), columns=[v[0], v[1], v[2], nc["gene_id_versioned"].iloc[0]], index=["T1", "T2"])
-    cohort = pd.DataFrame(np.ones((1, 3)), columns=[pc["symbol"].iloc[0], v[1].split(".")[0] + ".99", v[3]], index=["C1"])
-    t, c, table, dropped = expression.harmonise_genes(tcga, cohort, tiny_genes, ["protein_coding"], pd.DataFrame(columns=["gene", "stage", "reason"]))
+    tcga = pd.DataFrame(
+        np.ones((2, 4)), columns=[v[0], v[1], v[2], nc["gene_id_versioned"].iloc[0]], index=["T1", "T2"]
+    )
+    cohort = pd.DataFrame(
+        np.ones((1, 3)), columns=[pc["symbol"].iloc[0], v[1].split(".")[0] + ".99", v[3]], index=["C1"]
+    )
+    t, c, table, dropped = expression.harmonise_genes(
+        tcga, cohort, tiny_genes, ["protein_coding"], pd.DataFrame(columns=["gene", "stage", "reason"])
+    )
     assert t.columns.tolist() == c.columns.tolist() == table["gene_id"].tolist()
     assert set(table["gene_id"]) == {pc["gene_id"].iloc[0], pc["gene_id"].iloc[1]}
     assert set(dropped["reason"]) >= {"only in TCGA", "only in the cohort", "gene_type not in ['protein_coding']"}
@@ -78,7 +100,9 @@ def test_harmonisation_keeps_common_protein_coding_genes(tiny_cohort, tiny_genes
 
 def test_log_scales_agree():
     x = pd.DataFrame({"g": [0.0, 1.0, 15.0]})
-    np.testing.assert_allclose(expression.to_log1p(x, "linear"), expression.to_log1p(np.log2(x + 1), "log2p1"), rtol=1e-6)
+    np.testing.assert_allclose(
+        expression.to_log1p(x, "linear"), expression.to_log1p(np.log2(x + 1), "log2p1"), rtol=1e-6
+    )
 
 
 def test_variance_filter_keeps_genes_variable_in_either_matrix():

@@ -68,13 +68,21 @@ def test_empty_ppi_after_filtering():
 def test_edge_list_with_complexes_metabolites_and_signs(gencode):
     genes, _ = gencode
     frame = pd.DataFrame(
-        {"source": ["EZH2_SUZ12", "CHEBI:15422", "TP53", "TP53"], "interaction": [1, 1, -1, 1], "target": ["CDKN2A", "TP53", "MDM2", "TP53"]}
+        {
+            "source": ["EZH2_SUZ12", "CHEBI:15422", "TP53", "TP53"],
+            "interaction": [1, 1, -1, 1],
+            "target": ["CDKN2A", "TP53", "MDM2", "TP53"],
+        }
     )
     edges, dropped, summary = parse_ppi(frame, genes)
     assert summary["directed"] and summary["complex_nodes"] == 1 and summary["self_loops_dropped"] == 1
     symbol = genes.set_index("symbol")["gene_id"]
     pairs = set(zip(edges["source"], edges["target"], strict=True))
-    assert pairs == {(symbol["EZH2"], symbol["CDKN2A"]), (symbol["SUZ12"], symbol["CDKN2A"]), (symbol["TP53"], symbol["MDM2"])}
+    assert pairs == {
+        (symbol["EZH2"], symbol["CDKN2A"]),
+        (symbol["SUZ12"], symbol["CDKN2A"]),
+        (symbol["TP53"], symbol["MDM2"]),
+    }
     assert dropped["node"].tolist() == ["CHEBI:15422"]
     dropped_complex = parse_ppi(frame, genes, complexes="drop")[1]
     assert "EZH2_SUZ12" in dropped_complex["node"].tolist()

@@ -56,8 +56,10 @@ def test_cross_modal_info_nce_two_positives_by_hand():
     b = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
     la, lb, t = torch.tensor([0, 1]), torch.tensor([0, 0, 1]), 0.5
     s = [[1.0, 0.6, 0.0], [0.0, 0.8, 1.0]]  # a . b
+
     def log_softmax(row, j):
         return row[j] / t - math.log(sum(math.exp(v / t) for v in row))
+
     a2b = (-(log_softmax(s[0], 0) + log_softmax(s[0], 1)) / 2 - log_softmax(s[1], 2)) / 2
     cols = [[s[0][j], s[1][j]] for j in range(3)]  # b_j . a_i
     b2a = (-log_softmax(cols[0], 0) - log_softmax(cols[1], 0) - log_softmax(cols[2], 1)) / 3
@@ -78,7 +80,9 @@ def test_hard_negatives_never_positive_and_favour_hard_ones():
         assert not pos[torch.arange(7), idx].any()
     hard = torch.zeros(2, 4)
     hard[:, 3] = 5.0  # column 3 is the hardest negative
-    picks = torch.stack([sample_hard_negatives(hard, torch.tensor([[True, False, False, False]] * 2), generator=g) for _ in range(300)])
+    picks = torch.stack(
+        [sample_hard_negatives(hard, torch.tensor([[True, False, False, False]] * 2), generator=g) for _ in range(300)]
+    )
     assert (picks == 3).float().mean() > 0.9
     with pytest.raises(ValueError, match="no negative"):
         sample_hard_negatives(torch.zeros(2, 2), torch.ones(2, 2, dtype=torch.bool))

@@ -48,8 +48,15 @@ def test_step_losses_and_training_signal():
     from gb_kedro.models.vit import vit
 
     torch.manual_seed(0)
-    model = MultimodalModel.from_encoders(rna_mae([0, 1, 2] * 4, "tiny", dim=32, depth=1), vit("tiny", img_size=32, dim=48, depth=1), embed_dim=16, fusion_depth=1)
-    step = mm.MultimodalStep(temperature=0.1, itc_weight=1.0, itm_weight=1.0, recon_weight=1.0, mask_rna=True, gene_dropout=0.0)
+    model = MultimodalModel.from_encoders(
+        rna_mae([0, 1, 2] * 4, "tiny", dim=32, depth=1),
+        vit("tiny", img_size=32, dim=48, depth=1),
+        embed_dim=16,
+        fusion_depth=1,
+    )
+    step = mm.MultimodalStep(
+        temperature=0.1, itc_weight=1.0, itm_weight=1.0, recon_weight=1.0, mask_rna=True, gene_dropout=0.0
+    )
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
     images = torch.rand(6, 3, 32, 32) * 0.2 + labels[:, None, None, None] * 0.3
     rna = torch.randn(3, 12)[labels]
@@ -66,8 +73,20 @@ def test_step_losses_and_training_signal():
 
 
 def test_table1_markdown_layout():
-    row = {"configuration": "x", "split": "mouse", "patient_accuracy": 0.5, "lineage_accuracy": 0.25, "n_patches": 10, "n_slides": 2, "n_candidates": 4,
-           "lineage_balanced_accuracy": 0.3, "lineage_top5_accuracy": 0.9, "lineage_chance": 0.25, "patient_chance": 0.5, "errors_within_patient": float("nan")}
+    row = {
+        "configuration": "x",
+        "split": "mouse",
+        "patient_accuracy": 0.5,
+        "lineage_accuracy": 0.25,
+        "n_patches": 10,
+        "n_slides": 2,
+        "n_candidates": 4,
+        "lineage_balanced_accuracy": 0.3,
+        "lineage_top5_accuracy": 0.9,
+        "lineage_chance": 0.25,
+        "patient_chance": 0.5,
+        "errors_within_patient": float("nan"),
+    }
     for k in ("patient_accuracy", "lineage_accuracy"):
         row[k + "_ci_low"], row[k + "_ci_high"] = 0.1, 0.9
     table = evaluation.table1([row, {**row, "configuration": "y"}])

@@ -22,8 +22,13 @@ def _tiny_model():
     from gb_kedro.models.vit import vit
 
     torch.manual_seed(0)
-    return MultimodalModel.from_encoders(rna_mae([0, 1, 2, 0, 1, 2, 2], "tiny", dim=16, depth=1, num_heads=2), vit("tiny", img_size=32, dim=24, depth=1, num_heads=2),
-                                         embed_dim=8, fusion_depth=2, fusion_heads=2).eval()
+    return MultimodalModel.from_encoders(
+        rna_mae([0, 1, 2, 0, 1, 2, 2], "tiny", dim=16, depth=1, num_heads=2),
+        vit("tiny", img_size=32, dim=24, depth=1, num_heads=2),
+        embed_dim=8,
+        fusion_depth=2,
+        fusion_heads=2,
+    ).eval()
 
 
 def test_gradcam_matches_backward_through_retained_attention():
@@ -54,18 +59,33 @@ def test_gradcam_matches_backward_through_retained_attention():
 
 
 def test_occurrence_counting_and_table2_layout():
-    genes = pd.DataFrame({"gene_id": ["G0", "G1", "G2", "G3"], "gene_id_versioned": ["G0.1", "G1.4", "G2.2", "G3.9"], "symbol": ["A", "B", "C", "D"]})
+    genes = pd.DataFrame(
+        {
+            "gene_id": ["G0", "G1", "G2", "G3"],
+            "gene_id_versioned": ["G0.1", "G1.4", "G2.2", "G3.9"],
+            "symbol": ["A", "B", "C", "D"],
+        }
+    )
     scores = np.array([[0.1, 0.9, 0.5, 0.0], [0.2, 0.1, 0.8, 0.7], [0.0, 0.3, 0.9, 0.1]])
     top = gradcam.top_k_genes(scores, 2)
     assert top.tolist() == [[1, 2], [2, 3], [2, 1]]
     table = gradcam.occurrence_table(top, genes, n=3)
-    assert table[["rank", "gene_id", "occurrence", "symbol"]].values.tolist() == [[1, "G2.2", 3, "C"], [2, "G1.4", 2, "B"], [3, "G3.9", 1, "D"]]
+    assert table[["rank", "gene_id", "occurrence", "symbol"]].values.tolist() == [
+        [1, "G2.2", 3, "C"],
+        [2, "G1.4", 2, "B"],
+        [3, "G3.9", 1, "D"],
+    ]
 
 
 def test_enrichment_p_values_match_scipy_and_bh():
     universe = {f"g{i}" for i in range(100)}
     selected = {f"g{i}" for i in range(10)}
-    sets = {"hit": {f"g{i}" for i in range(0, 20)}, "miss": {f"g{i}" for i in range(50, 70)}, "half": {f"g{i}" for i in range(5, 30)}, "tiny": {"g1", "g2"}}
+    sets = {
+        "hit": {f"g{i}" for i in range(0, 20)},
+        "miss": {f"g{i}" for i in range(50, 70)},
+        "half": {f"g{i}" for i in range(5, 30)},
+        "tiny": {"g1", "g2"},
+    }
     table = enrichment.hypergeometric_enrichment(selected, universe, sets, min_size=5).set_index("gene_set")
     assert "tiny" not in table.index  # below min_size
     assert table.loc["hit", "overlap"] == 10 and table.loc["miss", "overlap"] == 0 and table.loc["half", "overlap"] == 5
@@ -86,7 +106,9 @@ def test_read_real_msigdb_gmt_mapped_by_symbol(shared, gencode):
     assert len(hypoxia) >= 0.9 * len(sets["HALLMARK_HYPOXIA"]) and all(g.startswith("ENSG") for g in hypoxia)
     universe = set(genes.loc[genes["gene_type"] == "protein_coding", "gene_id"])
     selected = set(list(hypoxia)[:20])
-    table = enrichment.hypergeometric_enrichment(selected, universe, {k: enrichment.map_gene_set(v, symbol_to_id) for k, v in sets.items()}, min_size=5)
+    table = enrichment.hypergeometric_enrichment(
+        selected, universe, {k: enrichment.map_gene_set(v, symbol_to_id) for k, v in sets.items()}, min_size=5
+    )
     assert table.iloc[0]["gene_set"] == "HALLMARK_HYPOXIA" and table.iloc[0]["q_value"] < 1e-10
 
 
@@ -118,5 +140,16 @@ def test_report_is_self_contained_html():
 
     fig = Figure()
     fig.add_subplot(1, 1, 1).plot([0, 1])
-    page = render_report([("A <table>", report.table_html(pd.DataFrame({"x": [0.5]}))), ("Figure", f'<img src="{report.png_data_uri(figure_png(fig))}">')], "t")
-    assert page.startswith("<!DOCTYPE html>") and "A &lt;table&gt;" in page and "data:image/png;base64," in page and "http" not in page
+    page = render_report(
+        [
+            ("A <table>", report.table_html(pd.DataFrame({"x": [0.5]}))),
+            ("Figure", f'<img src="{report.png_data_uri(figure_png(fig))}">'),
+        ],
+        "t",
+    )
+    assert (
+        page.startswith("<!DOCTYPE html>")
+        and "A &lt;table&gt;" in page
+        and "data:image/png;base64," in page
+        and "http" not in page
+    )

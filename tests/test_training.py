@@ -17,7 +17,9 @@ def cohort_data(tiny_cohort):
     star = tiny_cohort["tcga_star"]
     genes = tiny_cohort["truth_genes"]
     coding = genes[(genes["gene_type"] == "protein_coding")]
-    values = np.stack([frame.set_index("gene_id").loc[coding["gene_id"], "tpm_unstranded"].to_numpy() for frame in star.values()])
+    values = np.stack(
+        [frame.set_index("gene_id").loc[coding["gene_id"], "tpm_unstranded"].to_numpy() for frame in star.values()]
+    )
     x = np.log1p(values)
     x = ((x - x.mean(0)) / (x.std(0) + 1e-6)).astype(np.float32)
     groups = np.clip(coding["module"].to_numpy(), -1, None)
@@ -61,7 +63,16 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(cohort_data, tmp_path
 
     interrupted = _small_model(groups)
     with pytest.raises(Killed):
-        fit(interrupted, data, val, step, config, checkpoint_dir=tmp_path / "b", on_epoch=kill_after_epoch_2, fingerprint="f")
+        fit(
+            interrupted,
+            data,
+            val,
+            step,
+            config,
+            checkpoint_dir=tmp_path / "b",
+            on_epoch=kill_after_epoch_2,
+            fingerprint="f",
+        )
     resumed = _small_model(groups)  # a fresh process would rebuild the model and call fit again
     result = fit(resumed, data, val, step, config, checkpoint_dir=tmp_path / "b", fingerprint="f")
     assert len(result["history"]) == 6
@@ -69,7 +80,9 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(cohort_data, tmp_path
         assert torch.equal(a, b), name
     # A checkpoint of another run (other fingerprint) is not resumed.
     other = _small_model(groups)
-    fresh = fit(other, data, val, step, train_config(epochs=1, batch_size=8), checkpoint_dir=tmp_path / "b", fingerprint="g")
+    fresh = fit(
+        other, data, val, step, train_config(epochs=1, batch_size=8), checkpoint_dir=tmp_path / "b", fingerprint="g"
+    )
     assert len(fresh["history"]) == 1
 
 
@@ -79,7 +92,11 @@ def test_save_load_round_trip_gives_identical_embeddings(cohort_data, tmp_path):
     dataset = TorchModelDataset(str(tmp_path / "rna.pt"))
     dataset.save(model.describe(variant="ppi", genes=["g1"]))
     again = dataset.load()
-    assert isinstance(again, RNAMaskedAutoencoder) and not again.training and again.meta == {"variant": "ppi", "genes": ["g1"]}
+    assert (
+        isinstance(again, RNAMaskedAutoencoder)
+        and not again.training
+        and again.meta == {"variant": "ppi", "genes": ["g1"]}
+    )
     np.testing.assert_array_equal(rna.embed(model, x, 64), rna.embed(again, x, 64))
 
 

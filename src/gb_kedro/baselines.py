@@ -19,7 +19,9 @@ def colour_histogram_features(patches: np.ndarray, bins: int = 16) -> np.ndarray
     n = patches.shape[0]
     flat = patches.reshape(n, -1, 3)
     edges = np.linspace(0, 256, bins + 1)
-    hist = np.concatenate([np.stack([np.histogram(flat[i, :, c], bins=edges)[0] for i in range(n)]) for c in range(3)], axis=1)
+    hist = np.concatenate(
+        [np.stack([np.histogram(flat[i, :, c], bins=edges)[0] for i in range(n)]) for c in range(3)], axis=1
+    )
     hist = hist / flat.shape[1]
     mean = flat.mean(axis=1) / 255.0
     std = flat.std(axis=1) / 255.0

@@ -33,7 +33,9 @@ class Config:
     KEY: ClassVar[str] = ""
 
     @classmethod
-    def from_dict(cls: type[C], values: dict | None, key: str | None = None, source: str | None = None, **extra: Any) -> C:
+    def from_dict(
+        cls: type[C], values: dict | None, key: str | None = None, source: str | None = None, **extra: Any
+    ) -> C:
         """Build from a parameter tree; ``extra`` supplies fields that the stage fills in (e.g. ``seed``)."""
         key = cls.KEY if key is None else key
         source = source or cls.SOURCE
@@ -41,7 +43,9 @@ class Config:
         fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(values) - set(fields))
         if unknown:
-            raise InputDataError(source, f"unknown parameter {_join(key, unknown[0])!r} (allowed: {', '.join(sorted(fields))})")
+            raise InputDataError(
+                source, f"unknown parameter {_join(key, unknown[0])!r} (allowed: {', '.join(sorted(fields))})"
+            )
         missing = sorted(set(fields) - set(values))
         if missing:
             raise InputDataError(source, f"missing parameter {_join(key, missing[0])!r}")

@@ -77,15 +77,23 @@ def retrieval_metrics(
     per_slide_sum = np.stack([np.bincount(inverse, weights=h, minlength=len(slides)) for h in hits])
     per_slide_n = np.bincount(inverse, minlength=len(slides)).astype(float)
     draws = rng.integers(len(slides), size=(n_boot, len(slides)))
-    counts = np.stack([np.bincount(d, minlength=len(slides)) for d in draws]).astype(float)  # [B, S] times each slide drawn
+    counts = np.stack([np.bincount(d, minlength=len(slides)) for d in draws]).astype(
+        float
+    )  # [B, S] times each slide drawn
     boot = (counts @ per_slide_sum.T) / (counts @ per_slide_n)[:, None]  # [B, 2]
     for j, name in enumerate(("lineage_accuracy", "patient_accuracy")):
         metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = _ci(boot[:, j])
     return metrics
 
 
-def colour_baseline_retrieval(train_colour: np.ndarray, train_rna: np.ndarray, test_colour: np.ndarray, candidate_rna: np.ndarray, top: int,
-                              alphas: np.ndarray):
+def colour_baseline_retrieval(
+    train_colour: np.ndarray,
+    train_rna: np.ndarray,
+    test_colour: np.ndarray,
+    candidate_rna: np.ndarray,
+    top: int,
+    alphas: np.ndarray,
+):
     """The non-deep row of Table 1: per-patch colour statistics -> RNA vector by a ridge map fit on the
     training pairs (alpha by cross-validation); a held-out patch retrieves the candidate RNA samples by
     cosine between its predicted RNA vector and theirs (both centred on the candidates' mean).
@@ -111,19 +119,37 @@ def table1_markdown(table: pd.DataFrame) -> str:
     """Markdown of Table 1: accuracy (95 % CI) cells."""
     cell = format_ci
     top_col = next((c for c in table.columns if c.startswith("lineage_top")), None)
-    header = ["Configuration", "Patient accuracy (95% CI)", "Lineage accuracy (95% CI)", "Lineage balanced", top_col.replace("lineage_", "Lineage ").replace("_accuracy", "") if top_col else "", "Errors within patient"]
+    header = [
+        "Configuration",
+        "Patient accuracy (95% CI)",
+        "Lineage accuracy (95% CI)",
+        "Lineage balanced",
+        top_col.replace("lineage_", "Lineage ").replace("_accuracy", "") if top_col else "",
+        "Errors within patient",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in table.iterrows():
-        lines.append("| " + " | ".join([
-            str(row["configuration"]), cell(row, "patient_accuracy"), cell(row, "lineage_accuracy"),
-            f"{row['lineage_balanced_accuracy']:.3f}", f"{row[top_col]:.3f}" if top_col else "",
-            "" if pd.isna(row["errors_within_patient"]) else f"{row['errors_within_patient']:.3f}",
-        ]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    str(row["configuration"]),
+                    cell(row, "patient_accuracy"),
+                    cell(row, "lineage_accuracy"),
+                    f"{row['lineage_balanced_accuracy']:.3f}",
+                    f"{row[top_col]:.3f}" if top_col else "",
+                    "" if pd.isna(row["errors_within_patient"]) else f"{row['errors_within_patient']:.3f}",
+                ]
+            )
+            + " |"
+        )
     first = table.iloc[0]
     lines.append("")
-    lines.append(f"Split: **{first['split']}** ({int(first['n_patches'])} held-out patches from {int(first['n_slides'])} slides, "
-                 f"{int(first['n_candidates'])} candidate RNA samples). Chance: patient {first['patient_chance']:.3f}, "
-                 f"lineage {first['lineage_chance']:.3f}. Intervals: 95 % bootstrap over slides.")
+    lines.append(
+        f"Split: **{first['split']}** ({int(first['n_patches'])} held-out patches from {int(first['n_slides'])} slides, "
+        f"{int(first['n_candidates'])} candidate RNA samples). Chance: patient {first['patient_chance']:.3f}, "
+        f"lineage {first['lineage_chance']:.3f}. Intervals: 95 % bootstrap over slides."
+    )
     return "\n".join(lines) + "\n"
 
 

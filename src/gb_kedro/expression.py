@@ -26,15 +26,39 @@ COHORT_SHEET_COLUMNS = ["sample_id", "patient_id", "lineage_id"]
 
 # Primary site of the TCGA projects (GDC "primary_site"); projects not listed keep their project ID.
 TCGA_PRIMARY_SITE = {
-    "TCGA-GBM": "brain", "TCGA-LGG": "brain", "TCGA-BRCA": "breast", "TCGA-LUAD": "lung",
-    "TCGA-LUSC": "lung", "TCGA-KIRC": "kidney", "TCGA-KIRP": "kidney", "TCGA-KICH": "kidney",
-    "TCGA-PRAD": "prostate", "TCGA-COAD": "colorectal", "TCGA-READ": "colorectal",
-    "TCGA-BLCA": "bladder", "TCGA-SKCM": "skin", "TCGA-LIHC": "liver", "TCGA-STAD": "stomach",
-    "TCGA-THCA": "thyroid", "TCGA-OV": "ovary", "TCGA-UCEC": "uterus", "TCGA-HNSC": "head_and_neck",
-    "TCGA-PAAD": "pancreas", "TCGA-SARC": "soft_tissue", "TCGA-LAML": "blood", "TCGA-ESCA": "esophagus",
-    "TCGA-CESC": "cervix", "TCGA-TGCT": "testis", "TCGA-PCPG": "adrenal_gland", "TCGA-ACC": "adrenal_gland",
-    "TCGA-MESO": "pleura", "TCGA-UVM": "eye", "TCGA-THYM": "thymus", "TCGA-DLBC": "lymph_nodes",
-    "TCGA-UCS": "uterus", "TCGA-CHOL": "bile_duct",
+    "TCGA-GBM": "brain",
+    "TCGA-LGG": "brain",
+    "TCGA-BRCA": "breast",
+    "TCGA-LUAD": "lung",
+    "TCGA-LUSC": "lung",
+    "TCGA-KIRC": "kidney",
+    "TCGA-KIRP": "kidney",
+    "TCGA-KICH": "kidney",
+    "TCGA-PRAD": "prostate",
+    "TCGA-COAD": "colorectal",
+    "TCGA-READ": "colorectal",
+    "TCGA-BLCA": "bladder",
+    "TCGA-SKCM": "skin",
+    "TCGA-LIHC": "liver",
+    "TCGA-STAD": "stomach",
+    "TCGA-THCA": "thyroid",
+    "TCGA-OV": "ovary",
+    "TCGA-UCEC": "uterus",
+    "TCGA-HNSC": "head_and_neck",
+    "TCGA-PAAD": "pancreas",
+    "TCGA-SARC": "soft_tissue",
+    "TCGA-LAML": "blood",
+    "TCGA-ESCA": "esophagus",
+    "TCGA-CESC": "cervix",
+    "TCGA-TGCT": "testis",
+    "TCGA-PCPG": "adrenal_gland",
+    "TCGA-ACC": "adrenal_gland",
+    "TCGA-MESO": "pleura",
+    "TCGA-UVM": "eye",
+    "TCGA-THYM": "thymus",
+    "TCGA-DLBC": "lymph_nodes",
+    "TCGA-UCS": "uterus",
+    "TCGA-CHOL": "bile_duct",
 }
 
 VALUE_SCALES = ("linear", "log2p1", "log1p")
@@ -68,7 +92,10 @@ def assemble_star_counts(
     if missing:
         raise InputDataError(sheet_src, f"not a GDC sample sheet: missing column(s) {missing}")
     if value_column not in STAR_COLUMNS[3:]:
-        raise InputDataError("parameters data_engineering.tcga.value_column", f"{value_column!r} is not a STAR value column {STAR_COLUMNS[3:]}")
+        raise InputDataError(
+            "parameters data_engineering.tcga.value_column",
+            f"{value_column!r} is not a STAR value column {STAR_COLUMNS[3:]}",
+        )
     sheet = sample_sheet.copy()
     sheet["File Name"] = sheet["File Name"].astype(str).str.strip()
     no_duplicates(sheet, "File Name", sheet_src)
@@ -79,10 +106,14 @@ def assemble_star_counts(
     listed = {name: _strip_suffix(name, by_name) for name in sheet["File Name"]}
     absent = [name for name, pid in listed.items() if pid is None]
     if absent:
-        raise InputDataError(sheet_src, f"{len(absent)} file(s) listed in the sample sheet are not in the STAR folder, e.g. {absent[:3]}")
+        raise InputDataError(
+            sheet_src, f"{len(absent)} file(s) listed in the sample sheet are not in the STAR folder, e.g. {absent[:3]}"
+        )
     unlisted = sorted(set(partitions) - set(listed.values()))
     if unlisted:
-        logger.warning("%d STAR file(s) are not in the sample sheet and are ignored, e.g. %s", len(unlisted), unlisted[:3])
+        logger.warning(
+            "%d STAR file(s) are not in the sample sheet and are ignored, e.g. %s", len(unlisted), unlisted[:3]
+        )
 
     columns: list[np.ndarray] = []
     gene_index: pd.Index | None = None
@@ -100,7 +131,9 @@ def assemble_star_counts(
                 f"its gene rows differ from those of {first_file} (mixed gene models?); all STAR files must share one gene list",
             )
         columns.append(genes[value_column].to_numpy(dtype=np.float32))
-    matrix = pd.DataFrame(np.vstack(columns), index=pd.Index(sheet["Sample ID"].astype(str), name="sample_id"), columns=gene_index)
+    matrix = pd.DataFrame(
+        np.vstack(columns), index=pd.Index(sheet["Sample ID"].astype(str), name="sample_id"), columns=gene_index
+    )
     samples = pd.DataFrame(
         {
             "sample_id": sheet["Sample ID"].astype(str).to_numpy(),
@@ -186,7 +219,12 @@ def parse_expression_matrix(
         )
     if values.columns.duplicated().any():
         dups = values.columns[values.columns.duplicated()].unique()
-        logger.warning("%s: %d gene identifier(s) appear on several rows (e.g. %s): their values are averaged", source, len(dups), list(dups[:3]))
+        logger.warning(
+            "%s: %d gene identifier(s) appear on several rows (e.g. %s): their values are averaged",
+            source,
+            len(dups),
+            list(dups[:3]),
+        )
         values = values.T.groupby(level=0, sort=False).mean().T
     out = values.astype(np.float32)
     out.attrs["source"] = source
@@ -247,7 +285,12 @@ def map_columns_to_genes(matrix: pd.DataFrame, genes: pd.DataFrame, stage: str) 
     if out.columns.duplicated().any():
         dups = out.columns[out.columns.duplicated()].unique()
         dropped = pd.concat(
-            [dropped, pd.DataFrame({"gene": list(dups), "stage": stage, "reason": "several columns map to this gene: averaged"})]
+            [
+                dropped,
+                pd.DataFrame(
+                    {"gene": list(dups), "stage": stage, "reason": "several columns map to this gene: averaged"}
+                ),
+            ]
         )
         out = out.T.groupby(level=0, sort=False).mean().T.astype(np.float32)
     out.attrs = dict(matrix.attrs)
@@ -337,8 +380,16 @@ def apply_zscore(matrix: pd.DataFrame, stats: pd.DataFrame) -> pd.DataFrame:
     return ((matrix - stats["mean"]) / stats["std"]).astype(np.float32)
 
 
-def normalise_features(tcga: pd.DataFrame, cohort: pd.DataFrame, genes: pd.DataFrame, dropped: pd.DataFrame, tcga_scale: str, cohort_scale: str,
-                       quantile: float, min_variance: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+def normalise_features(
+    tcga: pd.DataFrame,
+    cohort: pd.DataFrame,
+    genes: pd.DataFrame,
+    dropped: pd.DataFrame,
+    tcga_scale: str,
+    cohort_scale: str,
+    quantile: float,
+    min_variance: float,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """ln(1+x), drop low-variance genes, z-score with TCGA statistics (applied to the cohort too).
 
     Returns:
@@ -347,10 +398,14 @@ def normalise_features(tcga: pd.DataFrame, cohort: pd.DataFrame, genes: pd.DataF
         ``dropped_genes`` table, and a summary.
     """
     tcga_log, cohort_log = to_log1p(tcga, tcga_scale), to_log1p(cohort, cohort_scale)
-    kept, variances = variance_filter({"tcga": tcga_log, "cohort": cohort_log}, quantile=quantile, min_variance=min_variance)
+    kept, variances = variance_filter(
+        {"tcga": tcga_log, "cohort": cohort_log}, quantile=quantile, min_variance=min_variance
+    )
     low = variances.index[~variances["kept"]]
     reason = f"low variance (below the {quantile:.0%} quantile in TCGA and in the cohort)"
-    dropped = pd.concat([dropped, pd.DataFrame({"gene": list(low), "stage": "normalise", "reason": reason})], ignore_index=True)
+    dropped = pd.concat(
+        [dropped, pd.DataFrame({"gene": list(low), "stage": "normalise", "reason": reason})], ignore_index=True
+    )
     stats = fit_zscore(tcga_log[kept])
     tcga_z, cohort_z = apply_zscore(tcga_log[kept], stats), apply_zscore(cohort_log[kept], stats)
     table = genes.set_index("gene_id").loc[kept].reset_index()
@@ -365,6 +420,10 @@ def normalise_features(tcga: pd.DataFrame, cohort: pd.DataFrame, genes: pd.DataF
         "genes_dropped_low_variance": int(len(low)),
         "tcga_samples": int(tcga_z.shape[0]),
         "cohort_samples": int(cohort_z.shape[0]),
-        "dropped_by_reason": dropped.groupby(["stage", "reason"]).size().rename("n").reset_index().to_dict(orient="records"),
+        "dropped_by_reason": dropped.groupby(["stage", "reason"])
+        .size()
+        .rename("n")
+        .reset_index()
+        .to_dict(orient="records"),
     }
     return tcga_z, cohort_z, table, dropped, summary

@@ -101,7 +101,9 @@ def prepare_annotation(annotation: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataF
 def symbol_map(genes: pd.DataFrame) -> dict[str, str]:
     """Symbol -> stripped Ensembl ID. Symbols naming several genes map to the protein-coding one,
     else the first; callers count what did not map."""
-    ordered = genes.assign(_pc=genes["gene_type"].eq("protein_coding")).sort_values("_pc", ascending=False, kind="stable")
+    ordered = genes.assign(_pc=genes["gene_type"].eq("protein_coding")).sort_values(
+        "_pc", ascending=False, kind="stable"
+    )
     ordered = ordered.drop_duplicates("symbol", keep="first")
     return dict(zip(ordered["symbol"], ordered["gene_id"], strict=True))
 

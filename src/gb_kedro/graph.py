@@ -62,7 +62,11 @@ def parse_ppi(
         missing = [c for c in PRIMEKG_COLUMNS if c not in frame.columns]
         if missing:
             raise InputDataError(source, f"not a PrimeKG kg.csv: missing column(s) {missing}")
-        rows = frame[(frame["relation"] == "protein_protein") & (frame["x_type"] == "gene/protein") & (frame["y_type"] == "gene/protein")]
+        rows = frame[
+            (frame["relation"] == "protein_protein")
+            & (frame["x_type"] == "gene/protein")
+            & (frame["y_type"] == "gene/protein")
+        ]
         raw = pd.DataFrame({"source": rows["x_name"].astype(str), "target": rows["y_name"].astype(str), "sign": 0})
         directed = False if directed is None else directed
         other = int(len(frame) - len(rows))
@@ -114,7 +118,11 @@ def parse_ppi(
             else:
                 reasons[name] = "protein complex (complexes: drop)"
             continue
-        reasons[name] = "protein complex with a member not in the annotation" if len(parts) > 1 else "not a gene of the annotation (metabolite, alias, other species...)"
+        reasons[name] = (
+            "protein complex with a member not in the annotation"
+            if len(parts) > 1
+            else "not a gene of the annotation (metabolite, alias, other species...)"
+        )
 
     counts = pd.concat([raw["source"], raw["target"]]).value_counts()
     dropped = pd.DataFrame(
@@ -126,7 +134,11 @@ def parse_ppi(
     src = kept["source"].map(resolved)
     dst = kept["target"].map(resolved)
     pairs = [(s, t, sign) for ss, tt, sign in zip(src, dst, kept["sign"], strict=True) for s in ss for t in tt]
-    edges = pd.DataFrame(pairs, columns=["source", "target", "sign"]) if pairs else pd.DataFrame(columns=["source", "target", "sign"])
+    edges = (
+        pd.DataFrame(pairs, columns=["source", "target", "sign"])
+        if pairs
+        else pd.DataFrame(columns=["source", "target", "sign"])
+    )
     if not directed and len(edges):
         edges = pd.concat([edges, edges.rename(columns={"source": "target", "target": "source"})], ignore_index=True)
     n_self = int((edges["source"] == edges["target"]).sum())
@@ -147,7 +159,10 @@ def parse_ppi(
         "genes_in_graph": int(pd.unique(edges[["source", "target"]].to_numpy().ravel()).size) if len(edges) else 0,
     }
     if edges.empty:
-        raise InputDataError(source, f"no edge left after mapping nodes to annotated genes ({len(dropped)} of {len(names)} nodes unmapped)")
+        raise InputDataError(
+            source,
+            f"no edge left after mapping nodes to annotated genes ({len(dropped)} of {len(names)} nodes unmapped)",
+        )
     return edges, dropped.reset_index(drop=True), summary
 
 
@@ -222,7 +237,10 @@ def group_genes(
     kept = set(gene_table["gene_id"])
     sub = edges[edges["source"].isin(kept) & edges["target"].isin(kept)]
     if sub.empty:
-        raise InputDataError("PPI graph", f"no PPI edge left between the {len(kept)} kept genes: the PPI and the expression data share no connected genes")
+        raise InputDataError(
+            "PPI graph",
+            f"no PPI edge left between the {len(kept)} kept genes: the PPI and the expression data share no connected genes",
+        )
     communities = louvain_directed(sub, resolution=resolution, seed=seed)
     community_of = {g: k for k, members in enumerate(communities) for g in members}
     qd_raw = directed_modularity(sub["source"], sub["target"], community_of, resolution=1.0)
@@ -241,7 +259,9 @@ def group_genes(
     present = sorted(out["group"].unique())
     out["group"] = out["group"].map({g: i for i, g in enumerate(present)}).astype(int)
     if len(present) < n_groups:
-        logger.warning("PPI grouping: %d communities give %d groups, fewer than n_groups=%d", n_comm, len(present), n_groups)
+        logger.warning(
+            "PPI grouping: %d communities give %d groups, fewer than n_groups=%d", n_comm, len(present), n_groups
+        )
     sizes = group_sizes(out)
     metrics = {
         "qd_raw": qd_raw,
@@ -276,7 +296,9 @@ def chromosome_groups(gene_table: pd.DataFrame, n_groups: int = 7) -> tuple[pd.D
         cumulative += counts[chrom]
         remaining_chroms = len(chroms) - i - 1
         remaining_groups = n_groups - group - 1
-        if remaining_groups > 0 and (cumulative >= total * (group + 1) / n_groups or remaining_chroms <= remaining_groups):
+        if remaining_groups > 0 and (
+            cumulative >= total * (group + 1) / n_groups or remaining_chroms <= remaining_groups
+        ):
             group += 1
     table["group"] = rank.map(assignment).astype(int)
     table["community"] = -1

@@ -59,7 +59,9 @@ def batch_hard_triplet(embeddings: torch.Tensor, labels: torch.Tensor, margin: f
     return torch.relu(hardest_pos - hardest_neg + margin)[valid].mean()
 
 
-def cross_modal_info_nce(z_a: torch.Tensor, z_b: torch.Tensor, labels_a: torch.Tensor, labels_b: torch.Tensor, temperature: float) -> torch.Tensor:
+def cross_modal_info_nce(
+    z_a: torch.Tensor, z_b: torch.Tensor, labels_a: torch.Tensor, labels_b: torch.Tensor, temperature: float
+) -> torch.Tensor:
     """Symmetric image<->RNA contrastive alignment (paper eq. 7-8, ALBEF's ITC) with several positives.
 
     s_ij = z_a_i . z_b_j / t (embeddings normalised here); the positives of a_i are the b_j with the same
@@ -88,7 +90,9 @@ def cross_modal_info_nce(z_a: torch.Tensor, z_b: torch.Tensor, labels_a: torch.T
     return (one_way(sim, positives) + one_way(sim.T, positives.T)) / 2
 
 
-def sample_hard_negatives(similarity: torch.Tensor, positives: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_hard_negatives(
+    similarity: torch.Tensor, positives: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """ALBEF's hard negatives for the matching head: for each row i, one column j drawn with probability
     softmax(similarity_i) over the NON-positive columns (positives get probability 0).
 

@@ -55,7 +55,14 @@ class PairDataset(Dataset):
     the paper, a random one of them per item otherwise). ``crop``: random ``crop``-px windows in training,
     the centre window without ``augment``."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, rna_of_label: list[np.ndarray], augment: Augment | None = None, crop: int | None = None):
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        rna_of_label: list[np.ndarray],
+        augment: Augment | None = None,
+        crop: int | None = None,
+    ):
         self.images, self.labels, self.augment, self.crop = images, np.asarray(labels), augment, crop
         self.rna_of_label = [torch.as_tensor(np.atleast_2d(r), dtype=torch.float32) for r in rna_of_label]
 
@@ -81,8 +88,22 @@ class MultimodalStep:
     ``recon_masked`` is its error on the masked group.
     """
 
-    def __init__(self, temperature: float, itc_weight: float, itm_weight: float, recon_weight: float, mask_rna: bool, gene_dropout: float):
-        self.temperature, self.itc_weight, self.itm_weight, self.recon_weight, self.mask_rna = temperature, itc_weight, itm_weight, recon_weight, mask_rna
+    def __init__(
+        self,
+        temperature: float,
+        itc_weight: float,
+        itm_weight: float,
+        recon_weight: float,
+        mask_rna: bool,
+        gene_dropout: float,
+    ):
+        self.temperature, self.itc_weight, self.itm_weight, self.recon_weight, self.mask_rna = (
+            temperature,
+            itc_weight,
+            itm_weight,
+            recon_weight,
+            mask_rna,
+        )
         self.gene_dropout = gene_dropout
 
     def __call__(self, model: MultimodalModel, batch, device) -> dict[str, torch.Tensor]:
@@ -91,7 +112,9 @@ class MultimodalStep:
         g = len(model.rna_encoder.group_sizes)
         mask_idx = torch.randint(g, (n,), device=device) if self.mask_rna and g > 1 else None
         rna_in = rna
-        if self.gene_dropout and model.training:  # the authors' RNA augmentation: a share of gene values set to 0 (the TCGA mean)
+        if (
+            self.gene_dropout and model.training
+        ):  # the authors' RNA augmentation: a share of gene values set to 0 (the TCGA mean)
             rna_in = rna * (torch.rand_like(rna) >= self.gene_dropout)
         out = model(images, rna_in, mask_idx)
         itc = cross_modal_info_nce(out["z_img"], out["z_rna"], labels, labels, self.temperature)
@@ -99,17 +122,25 @@ class MultimodalStep:
         sim = out["z_img"].float() @ out["z_rna"].float().T / self.temperature
         neg_rna = sample_hard_negatives(sim, positives)
         neg_img = sample_hard_negatives(sim.T, positives.T)
-        fused_neg = torch.cat([
-            model.forward_fusion(out["rna_tokens"][neg_rna], out["image_tokens"]),   # image i + a negative RNA
-            model.forward_fusion(out["rna_tokens"], out["image_tokens"][neg_img]),   # RNA i + a negative image
-        ])
+        fused_neg = torch.cat(
+            [
+                model.forward_fusion(out["rna_tokens"][neg_rna], out["image_tokens"]),  # image i + a negative RNA
+                model.forward_fusion(out["rna_tokens"], out["image_tokens"][neg_img]),  # RNA i + a negative image
+            ]
+        )
         logits = torch.cat([out["itm_logits"], model.forward_head(fused_neg)]).float()
-        targets = torch.cat([torch.ones(n, dtype=torch.long, device=device), torch.zeros(2 * n, dtype=torch.long, device=device)])
+        targets = torch.cat(
+            [torch.ones(n, dtype=torch.long, device=device), torch.zeros(2 * n, dtype=torch.long, device=device)]
+        )
         itm = F.cross_entropy(logits, targets)
         recon_losses = model.rna_encoder.forward_loss(rna, out["recon"], mask_idx)  # the RNA encoder's eq. 2 errors
         recon = recon_losses["recon_full"]
-        metrics = {"itc": itc.detach(), "itm": itm.detach(), "recon": recon.detach(),
-                   "itm_accuracy": (logits.argmax(1) == targets).float().mean().detach()}
+        metrics = {
+            "itc": itc.detach(),
+            "itm": itm.detach(),
+            "recon": recon.detach(),
+            "itm_accuracy": (logits.argmax(1) == targets).float().mean().detach(),
+        }
         if mask_idx is not None:
             metrics["recon_masked"] = recon_losses["recon_masked"].detach()
         loss = self.itc_weight * itc + self.itm_weight * itm + (self.recon_weight * recon if self.recon_weight else 0.0)
@@ -117,7 +148,9 @@ class MultimodalStep:
 
 
 @torch.no_grad()
-def embed_images(model: MultimodalModel, images: np.ndarray, crop: int | None, batch_size: int, device="cpu") -> np.ndarray:
+def embed_images(
+    model: MultimodalModel, images: np.ndarray, crop: int | None, batch_size: int, device="cpu"
+) -> np.ndarray:
     """Projected image embeddings of uint8 patches [N, 3, S, S] -> [N, E], L2-normalised (the mean over
     the ``crop`` windows of a patch, then normalised)."""
     model.eval().to(device)
@@ -129,7 +162,9 @@ def embed_images(model: MultimodalModel, images: np.ndarray, crop: int | None, b
 
 
 @torch.no_grad()
-def image_window_tokens(model: MultimodalModel, images: np.ndarray, crop: int | None, batch_size: int) -> list[torch.Tensor]:
+def image_window_tokens(
+    model: MultimodalModel, images: np.ndarray, crop: int | None, batch_size: int
+) -> list[torch.Tensor]:
     """WSI encoder tokens of uint8 patches [N, 3, S, S], one tensor [N, 1 + L, Dw] per ``crop`` window."""
     model.eval()
     per_window: list[list[torch.Tensor]] = []
@@ -145,19 +180,25 @@ def image_window_tokens(model: MultimodalModel, images: np.ndarray, crop: int | 
 def embed_rna(model: MultimodalModel, rna: np.ndarray, batch_size: int, device="cpu") -> np.ndarray:
     """Projected RNA embeddings (no masking) [N, n_genes] -> [N, E], L2-normalised."""
     model.eval().to(device)
-    out = [model.encode_rna(torch.as_tensor(rna[i : i + batch_size], dtype=torch.float32, device=device))[0].float().cpu() for i in range(0, len(rna), batch_size)]
+    out = [
+        model.encode_rna(torch.as_tensor(rna[i : i + batch_size], dtype=torch.float32, device=device))[0].float().cpu()
+        for i in range(0, len(rna), batch_size)
+    ]
     return torch.cat(out).numpy()
 
 
-
-
 # --- pairs of the evaluation split -----------------------------------------------------------------
-def rna_table(cohort_features: pd.DataFrame, cohort_samples: pd.DataFrame, genes: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+def rna_table(
+    cohort_features: pd.DataFrame, cohort_samples: pd.DataFrame, genes: list[str]
+) -> tuple[pd.DataFrame, np.ndarray]:
     """The cohort's RNA samples (sample_id, lineage_id, patient_id, ...) and their vectors in ``genes`` order."""
     samples = cohort_samples[cohort_samples["sample_id"].isin(cohort_features.index)].reset_index(drop=True)
     missing = [g for g in genes if g not in cohort_features.columns]
     if missing:
-        raise InputDataError("cohort_features", f"{len(missing)} gene(s) of the RNA encoder are missing, e.g. {missing[:3]}: rerun data_engineering")
+        raise InputDataError(
+            "cohort_features",
+            f"{len(missing)} gene(s) of the RNA encoder are missing, e.g. {missing[:3]}: rerun data_engineering",
+        )
     return samples, cohort_features.loc[samples["sample_id"], genes].to_numpy(np.float32)
 
 
@@ -166,18 +207,29 @@ def _paired_index(patch_index: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFr
     index = patch_index.reset_index(drop=True)
     has_rna = index["lineage_id"].isin(samples["lineage_id"])
     if not has_rna.any():
-        raise InputDataError("patch_index", "no tumour patch belongs to a lineage of the cohort sample sheet: check lineage_id in both")
+        raise InputDataError(
+            "patch_index", "no tumour patch belongs to a lineage of the cohort sample sheet: check lineage_id in both"
+        )
     if not has_rna.all():
-        logger.warning("multimodal: %d patch(es) of lineage(s) without an RNA sample are not used: %s", (~has_rna).sum(), sorted(index.loc[~has_rna, "lineage_id"].unique())[:10])
+        logger.warning(
+            "multimodal: %d patch(es) of lineage(s) without an RNA sample are not used: %s",
+            (~has_rna).sum(),
+            sorted(index.loc[~has_rna, "lineage_id"].unique())[:10],
+        )
     return index
 
 
 def patient_of(samples: pd.DataFrame, patch_index: pd.DataFrame) -> dict:
     """Lineage -> patient, from the patch index and the RNA samples."""
-    return {**dict(zip(patch_index["lineage_id"], patch_index["patient_id"], strict=True)), **dict(zip(samples["lineage_id"], samples["patient_id"], strict=True))}
+    return {
+        **dict(zip(patch_index["lineage_id"], patch_index["patient_id"], strict=True)),
+        **dict(zip(samples["lineage_id"], samples["patient_id"], strict=True)),
+    }
 
 
-def training_pairs(patch_index: pd.DataFrame, cohort_features: pd.DataFrame, cohort_samples: pd.DataFrame, genes: list[str]):
+def training_pairs(
+    patch_index: pd.DataFrame, cohort_features: pd.DataFrame, cohort_samples: pd.DataFrame, genes: list[str]
+):
     """The training patches (split == train) whose lineage has an RNA sample: (rows mask over the index,
     lineages, integer labels, RNA vectors of each label)."""
     samples, rna = rna_table(cohort_features, cohort_samples, genes)
@@ -190,7 +242,9 @@ def training_pairs(patch_index: pd.DataFrame, cohort_features: pd.DataFrame, coh
     return train_rows, lineages, labels, rna_of_label
 
 
-def held_out_pairs(patch_index: pd.DataFrame, cohort_features: pd.DataFrame, cohort_samples: pd.DataFrame, genes: list[str]):
+def held_out_pairs(
+    patch_index: pd.DataFrame, cohort_features: pd.DataFrame, cohort_samples: pd.DataFrame, genes: list[str]
+):
     """The cohort's RNA samples and their vectors (``genes`` order), the patch index, the mask of held-out
     patches whose lineage has an RNA sample and those rows (InputDataError when there is none)."""
     samples, rna = rna_table(cohort_features, cohort_samples, genes)
@@ -203,7 +257,9 @@ def held_out_pairs(patch_index: pd.DataFrame, cohort_features: pd.DataFrame, coh
 
 
 # --- one Table 1 row -------------------------------------------------------------------------------
-def build_model(wsi_encoder: VisionTransformer, rna_encoder: RNAMaskedAutoencoder, cfg: MultimodalConfig, row: Table1Row) -> MultimodalModel:
+def build_model(
+    wsi_encoder: VisionTransformer, rna_encoder: RNAMaskedAutoencoder, cfg: MultimodalConfig, row: Table1Row
+) -> MultimodalModel:
     """The multimodal model of a Table 1 row: pretrained encoders (or all weights random), frozen or not."""
     torch.manual_seed(cfg.seed)
     model = MultimodalModel.from_encoders(rna_encoder, wsi_encoder, **cfg.model.to_dict())
@@ -215,8 +271,17 @@ def build_model(wsi_encoder: VisionTransformer, rna_encoder: RNAMaskedAutoencode
     return model
 
 
-def fit_pairs(model: MultimodalModel, images: np.ndarray, labels: np.ndarray, rna_of_label: list[np.ndarray], cfg: MultimodalConfig,
-              wsi: WSIEncodingConfig, recon_weight: float, name: str, run=None) -> dict:
+def fit_pairs(
+    model: MultimodalModel,
+    images: np.ndarray,
+    labels: np.ndarray,
+    rna_of_label: list[np.ndarray],
+    cfg: MultimodalConfig,
+    wsi: WSIEncodingConfig,
+    recon_weight: float,
+    name: str,
+    run=None,
+) -> dict:
     """Train ``model`` on (patch, RNA of its label) pairs with :class:`MultimodalStep` (checkpointed per
     ``name``; per-epoch metrics to ``run``). Returns :func:`gb_kedro.training.fit`'s result."""
     _, crop = wsi.data.geometry
@@ -224,23 +289,61 @@ def fit_pairs(model: MultimodalModel, images: np.ndarray, labels: np.ndarray, rn
     loss = {**cfg.loss.to_dict(), "recon_weight": float(recon_weight)}
     augment = Augment(wsi.augment.flips, wsi.augment.hed_sigma, wsi.augment.hed_bias)
     train_set = PairDataset(images[~val], labels[~val], rna_of_label, augment, crop=crop)
-    val_set = PairDataset(images[val], labels[val], rna_of_label, crop=crop) if val.sum() > 1 and len(set(labels[val])) > 1 else None
-    step = MultimodalStep(cfg.loss.temperature, cfg.loss.itc_weight, cfg.loss.itm_weight, float(recon_weight), cfg.loss.mask_rna, cfg.loss.gene_dropout)
+    val_set = (
+        PairDataset(images[val], labels[val], rna_of_label, crop=crop)
+        if val.sum() > 1 and len(set(labels[val])) > 1
+        else None
+    )
+    step = MultimodalStep(
+        cfg.loss.temperature,
+        cfg.loss.itc_weight,
+        cfg.loss.itm_weight,
+        float(recon_weight),
+        cfg.loss.mask_rna,
+        cfg.loss.gene_dropout,
+    )
     config = TrainConfig.of(cfg.train, cfg.seed, cfg.device)
     return fit(
-        model, train_set, val_set, step, config,
+        model,
+        train_set,
+        val_set,
+        step,
+        config,
         checkpoint_dir=Path(cfg.checkpoint_dir) / f"multimodal_{name}",
-        on_epoch=lambda epoch, metrics: log_metrics(run, {k: v for k, v in metrics.items() if k != "epoch"}, step=epoch),
+        on_epoch=lambda epoch, metrics: log_metrics(
+            run, {k: v for k, v in metrics.items() if k != "epoch"}, step=epoch
+        ),
         desc=f"multimodal {name}",
-        fingerprint=fingerprint(model.config_dict(), config.to_dict(), loss, name, wsi.augment.to_dict(), cfg.sampler.to_dict(), labels[~val],
-                                images.shape, [r.tolist() for r in rna_of_label]),
+        fingerprint=fingerprint(
+            model.config_dict(),
+            config.to_dict(),
+            loss,
+            name,
+            wsi.augment.to_dict(),
+            cfg.sampler.to_dict(),
+            labels[~val],
+            images.shape,
+            [r.tolist() for r in rna_of_label],
+        ),
         batch_sampler=lambda epoch: PKSampler(labels[~val], cfg.sampler.p, cfg.sampler.k, seed=cfg.seed * 1000 + epoch),
     )
 
 
-def train_row(wsi_encoder: VisionTransformer, rna_encoder: RNAMaskedAutoencoder, patch_index: pd.DataFrame, slide_manifest: pd.DataFrame,
-              cohort_features: pd.DataFrame, cohort_samples: pd.DataFrame, cfg: MultimodalConfig, wsi: WSIEncodingConfig, row: Table1Row,
-              name: str | None = None, permutation: list[int] | None = None, register: bool = True, track: bool = True) -> tuple[MultimodalModel, pd.DataFrame]:
+def train_row(
+    wsi_encoder: VisionTransformer,
+    rna_encoder: RNAMaskedAutoencoder,
+    patch_index: pd.DataFrame,
+    slide_manifest: pd.DataFrame,
+    cohort_features: pd.DataFrame,
+    cohort_samples: pd.DataFrame,
+    cfg: MultimodalConfig,
+    wsi: WSIEncodingConfig,
+    row: Table1Row,
+    name: str | None = None,
+    permutation: list[int] | None = None,
+    register: bool = True,
+    track: bool = True,
+) -> tuple[MultimodalModel, pd.DataFrame]:
     """Build the model of ``row`` from the pretrained encoders (or random ones) and train it on the training
     patches of the evaluation split paired with their lineage's RNA sample, in a nested MLflow run
     ``multimodal.<name>`` (``name`` defaults to the row's).
@@ -254,26 +357,53 @@ def train_row(wsi_encoder: VisionTransformer, rna_encoder: RNAMaskedAutoencoder,
     train_rows, lineages, labels, rna_of_label = training_pairs(patch_index, cohort_features, cohort_samples, genes)
     if permutation is not None:
         rna_of_label = [rna_of_label[p] for p in permutation]
-    params = {"row": name, "label": row.label, "rna_grouping": rna_encoder.meta.get("variant"), "pretrained": row.pretrained, "trained": row.train,
-              "freeze_encoders": row.freeze_encoders, "lineages": len(lineages), "train_patches": len(labels),
-              **{k: v for k, v in cfg.to_dict().items() if k not in ("checkpoint_dir", "loss")},
-              "loss": {**cfg.loss.to_dict(), "recon_weight": row.recon_weight}, "pairing": "permuted" if permutation is not None else "own lineage"}
+    params = {
+        "row": name,
+        "label": row.label,
+        "rna_grouping": rna_encoder.meta.get("variant"),
+        "pretrained": row.pretrained,
+        "trained": row.train,
+        "freeze_encoders": row.freeze_encoders,
+        "lineages": len(lineages),
+        "train_patches": len(labels),
+        **{k: v for k, v in cfg.to_dict().items() if k not in ("checkpoint_dir", "loss")},
+        "loss": {**cfg.loss.to_dict(), "recon_weight": row.recon_weight},
+        "pairing": "permuted" if permutation is not None else "own lineage",
+    }
     history: list[dict] = []
     with nested_run(f"multimodal.{name}", params) if track else nullcontext() as run:
         if row.train:
-            images = np.asarray(decoded_patches(patch_index.reset_index(drop=True), slide_manifest, wsi.data, wsi.checkpoint_dir)[train_rows])
+            images = np.asarray(
+                decoded_patches(patch_index.reset_index(drop=True), slide_manifest, wsi.data, wsi.checkpoint_dir)[
+                    train_rows
+                ]
+            )
             result = fit_pairs(model, images, labels, rna_of_label, cfg, wsi, row.recon_weight, name, run)
             history = result["history"]
-            logger.info("multimodal.%s: %d epochs, best epoch %d, device %s", name, len(history), result["best_epoch"], result["device"])
+            logger.info(
+                "multimodal.%s: %d epochs, best epoch %d, device %s",
+                name,
+                len(history),
+                result["best_epoch"],
+                result["device"],
+            )
         else:
             logger.info("multimodal.%s: not trained (random initialisation row)", name)
         for p in model.parameters():
             p.requires_grad_(True)
-        model.cpu().eval().describe(row=name, label=row.label, rna_grouping=rna_encoder.meta.get("variant"), genes=genes, lineages=lineages,
-                                    mlflow_run_id=run.info.run_id if run is not None else None)
+        model.cpu().eval().describe(
+            row=name,
+            label=row.label,
+            rna_grouping=rna_encoder.meta.get("variant"),
+            genes=genes,
+            lineages=lineages,
+            mlflow_run_id=run.info.run_id if run is not None else None,
+        )
         if register:
             log_torch_model(run, model, registered_name=f"gb_kedro.multimodal.{name}")
-    return model, pd.DataFrame(history) if history else pd.DataFrame(columns=["epoch", "train/loss"])  # untrained: a header only
+    return model, pd.DataFrame(history) if history else pd.DataFrame(
+        columns=["epoch", "train/loss"]
+    )  # untrained: a header only
 
 
 def _predictions(test: pd.DataFrame, samples: pd.DataFrame, sim: np.ndarray, ranked: np.ndarray) -> pd.DataFrame:
@@ -285,49 +415,128 @@ def _predictions(test: pd.DataFrame, samples: pd.DataFrame, sim: np.ndarray, ran
     return predictions
 
 
-def evaluate_row(model: MultimodalModel, patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, cohort_features: pd.DataFrame,
-                 cohort_samples: pd.DataFrame, split: SplitConfig, cfg: MultimodalConfig, wsi: WSIEncodingConfig) -> tuple[dict, Figure, pd.DataFrame]:
+def evaluate_row(
+    model: MultimodalModel,
+    patch_index: pd.DataFrame,
+    slide_manifest: pd.DataFrame,
+    cohort_features: pd.DataFrame,
+    cohort_samples: pd.DataFrame,
+    split: SplitConfig,
+    cfg: MultimodalConfig,
+    wsi: WSIEncodingConfig,
+) -> tuple[dict, Figure, pd.DataFrame]:
     """Eq. 9 on every held-out patch against every cohort RNA sample: Table 1 metrics of this row, a
     confusion plot and the per-patch predictions (top-k sample IDs and similarities)."""
     meta = model.meta
     samples, rna, index, test_rows, test = held_out_pairs(patch_index, cohort_features, cohort_samples, meta["genes"])
     device = resolve_device(cfg.device)
     images = decoded_patches(patch_index.reset_index(drop=True), slide_manifest, wsi.data, wsi.checkpoint_dir)
-    image_z = embed_images(model, np.asarray(images[test_rows]), wsi.data.geometry[1], cfg.evaluation.image_batch_size, device=device)
+    image_z = embed_images(
+        model, np.asarray(images[test_rows]), wsi.data.geometry[1], cfg.evaluation.image_batch_size, device=device
+    )
     rna_z = embed_rna(model, rna, cfg.evaluation.rna_batch_size, device=device)
     sim, ranked = retrieval(image_z, rna_z, top=min(cfg.evaluation.top_k, len(samples)))
-    metrics = retrieval_metrics(ranked, test["lineage_id"].to_numpy(), test["slide_id"].to_numpy(), samples["lineage_id"].to_numpy(),
-                                patient_of(samples, index), cfg.evaluation.n_boot, cfg.seed)
-    metrics.update({"configuration": meta.get("label", meta["row"]), "row": meta["row"], "split": split.mode, "rna_grouping": meta.get("rna_grouping")})
+    metrics = retrieval_metrics(
+        ranked,
+        test["lineage_id"].to_numpy(),
+        test["slide_id"].to_numpy(),
+        samples["lineage_id"].to_numpy(),
+        patient_of(samples, index),
+        cfg.evaluation.n_boot,
+        cfg.seed,
+    )
+    metrics.update(
+        {
+            "configuration": meta.get("label", meta["row"]),
+            "row": meta["row"],
+            "split": split.mode,
+            "rna_grouping": meta.get("rna_grouping"),
+        }
+    )
     predictions = _predictions(test, samples, sim, ranked)
-    figure = confusion_figure(predictions["lineage_id"], predictions["predicted_lineage"],
-                              f"{metrics['configuration']} ({metrics['split']} split): lineage {metrics['lineage_accuracy']:.2f}, "
-                              f"patient {metrics['patient_accuracy']:.2f} (chance {metrics['lineage_chance']:.2f} / {metrics['patient_chance']:.2f})",
-                              xlabel="lineage of the retrieved RNA sample")
-    log_evaluation(f"multimodal.{meta['row']}", meta.get("mlflow_run_id"), metrics, figure, f"retrieval_confusion_{meta['row']}.png")
-    logger.info("multimodal.%s (%s split): lineage %.3f [%.3f, %.3f], patient %.3f, chance %.3f", meta["row"], metrics["split"],
-                metrics["lineage_accuracy"], metrics["lineage_accuracy_ci_low"], metrics["lineage_accuracy_ci_high"], metrics["patient_accuracy"], metrics["lineage_chance"])
+    figure = confusion_figure(
+        predictions["lineage_id"],
+        predictions["predicted_lineage"],
+        f"{metrics['configuration']} ({metrics['split']} split): lineage {metrics['lineage_accuracy']:.2f}, "
+        f"patient {metrics['patient_accuracy']:.2f} (chance {metrics['lineage_chance']:.2f} / {metrics['patient_chance']:.2f})",
+        xlabel="lineage of the retrieved RNA sample",
+    )
+    log_evaluation(
+        f"multimodal.{meta['row']}",
+        meta.get("mlflow_run_id"),
+        metrics,
+        figure,
+        f"retrieval_confusion_{meta['row']}.png",
+    )
+    logger.info(
+        "multimodal.%s (%s split): lineage %.3f [%.3f, %.3f], patient %.3f, chance %.3f",
+        meta["row"],
+        metrics["split"],
+        metrics["lineage_accuracy"],
+        metrics["lineage_accuracy_ci_low"],
+        metrics["lineage_accuracy_ci_high"],
+        metrics["patient_accuracy"],
+        metrics["lineage_chance"],
+    )
     return metrics, figure, predictions
 
 
-def colour_row(patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, cohort_features: pd.DataFrame, cohort_samples: pd.DataFrame,
-               split: SplitConfig, cfg: MultimodalConfig, wsi: WSIEncodingConfig, row: ColourRow) -> dict:
+def colour_row(
+    patch_index: pd.DataFrame,
+    slide_manifest: pd.DataFrame,
+    cohort_features: pd.DataFrame,
+    cohort_samples: pd.DataFrame,
+    split: SplitConfig,
+    cfg: MultimodalConfig,
+    wsi: WSIEncodingConfig,
+    row: ColourRow,
+) -> dict:
     """The non-deep Table 1 row: colour histogram + stain statistics -> RNA vector by ridge regression fit
     on the training pairs, then the same retrieval as eq. 9 (cosine to every cohort RNA sample)."""
-    samples, rna, index, test_rows, test = held_out_pairs(patch_index, cohort_features, cohort_samples, list(cohort_features.columns))
+    samples, rna, index, test_rows, test = held_out_pairs(
+        patch_index, cohort_features, cohort_samples, list(cohort_features.columns)
+    )
     train_rows = ((index["split"] == "train") & index["lineage_id"].isin(samples["lineage_id"])).to_numpy()
     images = decoded_patches(patch_index.reset_index(drop=True), slide_manifest, wsi.data, wsi.checkpoint_dir)
     colour = colour_histogram_features(np.moveaxis(np.asarray(images), 1, -1), row.histogram_bins)
     row_of_lineage = {lab: i for i, lab in enumerate(samples["lineage_id"])}  # one sample per lineage: the first
     train_rna = rna[[row_of_lineage[lab] for lab in index.loc[train_rows, "lineage_id"]]]
     alphas = np.logspace(*row.ridge_log10_alphas)
-    params = {"row": row.name, "label": row.label, "features": f"RGB histograms ({row.histogram_bins} bins) + channel mean/std", "map": "StandardScaler + RidgeCV"}
+    params = {
+        "row": row.name,
+        "label": row.label,
+        "features": f"RGB histograms ({row.histogram_bins} bins) + channel mean/std",
+        "map": "StandardScaler + RidgeCV",
+    }
     with nested_run(f"multimodal.{row.name}", params) as run:
-        ranked, fitted = colour_baseline_retrieval(colour[train_rows], train_rna, colour[test_rows], rna, min(cfg.evaluation.top_k, len(samples)), alphas)
-        metrics = retrieval_metrics(ranked, test["lineage_id"].to_numpy(), test["slide_id"].to_numpy(), samples["lineage_id"].to_numpy(),
-                                    patient_of(samples, index), cfg.evaluation.n_boot, cfg.seed)
-        metrics.update({"configuration": row.label, "row": row.name, "split": split.mode, "rna_grouping": None, "ridge_alpha": float(fitted[-1].alpha_)})
+        ranked, fitted = colour_baseline_retrieval(
+            colour[train_rows], train_rna, colour[test_rows], rna, min(cfg.evaluation.top_k, len(samples)), alphas
+        )
+        metrics = retrieval_metrics(
+            ranked,
+            test["lineage_id"].to_numpy(),
+            test["slide_id"].to_numpy(),
+            samples["lineage_id"].to_numpy(),
+            patient_of(samples, index),
+            cfg.evaluation.n_boot,
+            cfg.seed,
+        )
+        metrics.update(
+            {
+                "configuration": row.label,
+                "row": row.name,
+                "split": split.mode,
+                "rna_grouping": None,
+                "ridge_alpha": float(fitted[-1].alpha_),
+            }
+        )
         log_metrics(run, {f"eval/{k}": v for k, v in metrics.items()})
         log_sklearn_model(run, fitted)
-    logger.info("multimodal.%s (%s split): lineage %.3f, patient %.3f", row.name, split.mode, metrics["lineage_accuracy"], metrics["patient_accuracy"])
+    logger.info(
+        "multimodal.%s (%s split): lineage %.3f, patient %.3f",
+        row.name,
+        split.mode,
+        metrics["lineage_accuracy"],
+        metrics["patient_accuracy"],
+    )
     return metrics

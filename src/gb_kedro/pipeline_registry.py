@@ -27,7 +27,10 @@ def register_pipelines() -> dict[str, Pipeline]:
         "multimodal": multimodal.create_pipeline(),
         "reporting": reporting.create_pipeline(),
     }
-    analysis = sum((pipelines[name] for name in ("data_engineering", "rna_encoding", "wsi_encoding", "multimodal", "reporting")), Pipeline([]))
+    analysis = sum(
+        (pipelines[name] for name in ("data_engineering", "rna_encoding", "wsi_encoding", "multimodal", "reporting")),
+        Pipeline([]),
+    )
     pipelines["analysis"] = analysis
     pipelines["__default__"] = pipelines["synthetic_cohort"] + analysis
     return pipelines

@@ -40,7 +40,9 @@ def group_vector(gene_groups: pd.DataFrame, genes: list[str]) -> list[int]:
     by_gene = gene_groups.set_index("gene_id")["group"]
     missing = [g for g in genes if g not in by_gene.index]
     if missing:
-        raise InputDataError("gene groups", f"{len(missing)} model gene(s) have no group, e.g. {missing[:3]}: rerun data_engineering")
+        raise InputDataError(
+            "gene groups", f"{len(missing)} model gene(s) have no group, e.g. {missing[:3]}: rerun data_engineering"
+        )
     return [int(by_gene[g]) for g in genes]
 
 
@@ -57,7 +59,12 @@ def make_step(temperature: float, recon_weight: float, contrastive_weight: float
         recon_masked = (v1["recon_masked"] + v2["recon_masked"]) / 2
         contrastive = multi_positive_info_nce(torch.cat([v1["z"], v2["z"]]), torch.cat([labels, labels]), temperature)
         loss = recon_weight * recon + contrastive_weight * contrastive
-        return {"loss": loss, "recon_full": recon.detach(), "recon_masked": recon_masked.detach(), "contrastive": contrastive.detach()}
+        return {
+            "loss": loss,
+            "recon_full": recon.detach(),
+            "recon_masked": recon_masked.detach(),
+            "contrastive": contrastive.detach(),
+        }
 
     return step
 
@@ -70,7 +77,13 @@ def split_tcga(samples: pd.DataFrame, test_fraction: float, seed: int) -> pd.Dat
         k = int(round(test_fraction * len(part)))
         if k and len(part) > 1:
             split[rng.choice(part.index, size=min(k, len(part) - 1), replace=False)] = "test"
-    return pd.DataFrame({"sample_id": samples["sample_id"].to_numpy(), "primary_site": samples["primary_site"].to_numpy(), "split": split.to_numpy()})
+    return pd.DataFrame(
+        {
+            "sample_id": samples["sample_id"].to_numpy(),
+            "primary_site": samples["primary_site"].to_numpy(),
+            "split": split.to_numpy(),
+        }
+    )
 
 
 def build_model(group_of_gene: list[int], cfg: RNAEncodingConfig) -> RNAMaskedAutoencoder:
@@ -78,10 +91,15 @@ def build_model(group_of_gene: list[int], cfg: RNAEncodingConfig) -> RNAMaskedAu
 
 
 @torch.no_grad()
-def embed(model: RNAMaskedAutoencoder, features: np.ndarray, batch_size: int, device: str | torch.device = "cpu") -> np.ndarray:
+def embed(
+    model: RNAMaskedAutoencoder, features: np.ndarray, batch_size: int, device: str | torch.device = "cpu"
+) -> np.ndarray:
     """CLS embeddings of unmasked inputs: [N, n_genes] -> [N, D]."""
     model.eval().to(device)
-    out = [model.forward_features(torch.as_tensor(features[i : i + batch_size], device=device))[0].float().cpu() for i in range(0, len(features), batch_size)]
+    out = [
+        model.forward_features(torch.as_tensor(features[i : i + batch_size], device=device))[0].float().cpu()
+        for i in range(0, len(features), batch_size)
+    ]
     return torch.cat(out).numpy() if out else np.zeros((0, model.config.dim), np.float32)
 
 
@@ -101,15 +119,32 @@ def nearest_site_fraction(reference_x, reference_sites, query_x, site: str, k: i
 def tsne_figure(tcga_x, tcga_sites, cohort_x, title: str, seed: int, perplexity: float) -> Figure:
     """Fig. 5: t-SNE of TCGA (circles, coloured by primary site) and cohort (stars) embeddings."""
     both = np.vstack([tcga_x, cohort_x])
-    coords = TSNE(n_components=2, perplexity=min(perplexity, (len(both) - 1) / 3), random_state=seed, init="pca").fit_transform(both)
+    coords = TSNE(
+        n_components=2, perplexity=min(perplexity, (len(both) - 1) / 3), random_state=seed, init="pca"
+    ).fit_transform(both)
     fig = Figure(figsize=(7, 6), dpi=110)
     ax = fig.add_subplot(1, 1, 1)
     sites = np.asarray(tcga_sites)
     cmap = matplotlib.colormaps["tab10"]
     for k, site in enumerate(sorted(set(sites))):
         sel = sites == site
-        ax.scatter(coords[: len(tcga_x)][sel, 0], coords[: len(tcga_x)][sel, 1], s=12, alpha=0.7, color=cmap(k % 10), label=f"TCGA {site}")
-    ax.scatter(coords[len(tcga_x) :, 0], coords[len(tcga_x) :, 1], marker="*", s=160, color="black", edgecolor="gold", label="cohort")
+        ax.scatter(
+            coords[: len(tcga_x)][sel, 0],
+            coords[: len(tcga_x)][sel, 1],
+            s=12,
+            alpha=0.7,
+            color=cmap(k % 10),
+            label=f"TCGA {site}",
+        )
+    ax.scatter(
+        coords[len(tcga_x) :, 0],
+        coords[len(tcga_x) :, 1],
+        marker="*",
+        s=160,
+        color="black",
+        edgecolor="gold",
+        label="cohort",
+    )
     ax.legend(fontsize=7, loc="best", markerscale=1.0)
     ax.set_title(title, fontsize=10)
     ax.set_xticks([])
@@ -119,7 +154,12 @@ def tsne_figure(tcga_x, tcga_sites, cohort_x, title: str, seed: int, perplexity:
 
 
 def evaluate_embeddings(
-    embeddings: pd.DataFrame, tcga_features: pd.DataFrame, cohort_features: pd.DataFrame, tcga_split: pd.DataFrame, k: int, site: str = "brain"
+    embeddings: pd.DataFrame,
+    tcga_features: pd.DataFrame,
+    cohort_features: pd.DataFrame,
+    tcga_split: pd.DataFrame,
+    k: int,
+    site: str = "brain",
 ) -> dict:
     """The numbers behind Fig. 5: 5-NN primary-site accuracy of held-out TCGA embeddings, the same for
     PCA of the input at the same width, and the fraction of cohort samples nearest to brain TCGA."""
@@ -131,13 +171,23 @@ def evaluate_embeddings(
     cohort_ids = emb.index[emb["source"] == "cohort"]
     sites = split["primary_site"]
     width = len(cols)
-    pca = PCA(n_components=min(width, len(train_ids) - 1, tcga_features.shape[1]), random_state=0).fit(tcga_features.loc[train_ids].to_numpy())
+    pca = PCA(n_components=min(width, len(train_ids) - 1, tcga_features.shape[1]), random_state=0).fit(
+        tcga_features.loc[train_ids].to_numpy()
+    )
     pca_tcga = pd.DataFrame(pca.transform(tcga_features.loc[split.index].to_numpy()), index=split.index)
     metrics = {
-        "knn_site_accuracy_encoder": knn_accuracy(emb.loc[train_ids, cols], sites[train_ids], emb.loc[test_ids, cols], sites[test_ids], k),
-        "knn_site_accuracy_pca": knn_accuracy(pca_tcga.loc[train_ids], sites[train_ids], pca_tcga.loc[test_ids], sites[test_ids], k),
-        "cohort_nearest_brain_fraction_encoder": nearest_site_fraction(emb.loc[split.index, cols], sites, emb.loc[cohort_ids, cols], site, k),
-        "cohort_nearest_brain_fraction_pca": nearest_site_fraction(pca_tcga, sites, pca.transform(cohort_features.to_numpy()), site, k),
+        "knn_site_accuracy_encoder": knn_accuracy(
+            emb.loc[train_ids, cols], sites[train_ids], emb.loc[test_ids, cols], sites[test_ids], k
+        ),
+        "knn_site_accuracy_pca": knn_accuracy(
+            pca_tcga.loc[train_ids], sites[train_ids], pca_tcga.loc[test_ids], sites[test_ids], k
+        ),
+        "cohort_nearest_brain_fraction_encoder": nearest_site_fraction(
+            emb.loc[split.index, cols], sites, emb.loc[cohort_ids, cols], site, k
+        ),
+        "cohort_nearest_brain_fraction_pca": nearest_site_fraction(
+            pca_tcga, sites, pca.transform(cohort_features.to_numpy()), site, k
+        ),
         "k": k,
         "width": width,
         "tcga_train": int(len(train_ids)),
@@ -151,6 +201,7 @@ def _stage_datasets(tcga_features, cohort_features, cohort_samples, tcga_split, 
     """(stage name, training set, validation set) of the two stages: TCGA pretraining (held-out TCGA samples
     excluded, a validation part drawn), then the cohort (held-out lineages excluded) with the TCGA training
     samples replayed beside it (each its own label) so the small cohort does not pull the space away."""
+
     def dataset(x, labels):
         return TensorDataset(torch.from_numpy(x), torch.as_tensor(labels, dtype=torch.long))
 
@@ -166,13 +217,25 @@ def _stage_datasets(tcga_features, cohort_features, cohort_samples, tcga_split, 
     else:
         x_stage2, y_stage2 = x_cohort, lineage_codes
     return held, [
-        ("pretrain", dataset(x_tcga[~val_mask], np.arange((~val_mask).sum())), dataset(x_tcga[val_mask], np.arange(val_mask.sum())) if val_mask.any() else None),
+        (
+            "pretrain",
+            dataset(x_tcga[~val_mask], np.arange((~val_mask).sum())),
+            dataset(x_tcga[val_mask], np.arange(val_mask.sum())) if val_mask.any() else None,
+        ),
         ("cohort", dataset(x_stage2, y_stage2), None),
     ]
 
 
-def train_encoder(tcga_features, cohort_features, cohort_samples, gene_groups, tcga_split, lineage_split, cfg: RNAEncodingConfig,
-                  variant: str) -> tuple[RNAMaskedAutoencoder, pd.DataFrame]:
+def train_encoder(
+    tcga_features,
+    cohort_features,
+    cohort_samples,
+    gene_groups,
+    tcga_split,
+    lineage_split,
+    cfg: RNAEncodingConfig,
+    variant: str,
+) -> tuple[RNAMaskedAutoencoder, pd.DataFrame]:
     """Pretrain on TCGA, then continue on the cohort, in a nested MLflow run ``rna_encoding.<variant>``.
 
     Returns the model (``meta``: variant, gene order, MLflow run) and the per-epoch history of both stages."""
@@ -182,25 +245,50 @@ def train_encoder(tcga_features, cohort_features, cohort_samples, gene_groups, t
     step = make_step(cfg.loss.temperature, cfg.loss.recon_weight, cfg.loss.contrastive_weight)
     held, stages = _stage_datasets(tcga_features, cohort_features, cohort_samples, tcga_split, lineage_split, cfg)
     history = []
-    params = {"variant": variant, "n_genes": len(genes), "group_sizes": model.group_sizes, "held_out_lineages": sorted(held),
-              **{k: v for k, v in cfg.to_dict().items() if k != "checkpoint_dir"}}
+    params = {
+        "variant": variant,
+        "n_genes": len(genes),
+        "group_sizes": model.group_sizes,
+        "held_out_lineages": sorted(held),
+        **{k: v for k, v in cfg.to_dict().items() if k != "checkpoint_dir"},
+    }
     with nested_run(f"rna_encoding.{variant}", params) as run:
         for stage, train_set, val_set in stages:
             config = TrainConfig.of(getattr(cfg, stage), cfg.seed, cfg.device)
             result = fit(
-                model, train_set, val_set, step, config, checkpoint_dir=Path(cfg.checkpoint_dir) / f"rna_{variant}" / stage,
-                on_epoch=lambda epoch, metrics, stage=stage: log_metrics(run, {f"{stage}/{k}": v for k, v in metrics.items() if k != "epoch"}, step=epoch),
+                model,
+                train_set,
+                val_set,
+                step,
+                config,
+                checkpoint_dir=Path(cfg.checkpoint_dir) / f"rna_{variant}" / stage,
+                on_epoch=lambda epoch, metrics, stage=stage: log_metrics(
+                    run, {f"{stage}/{k}": v for k, v in metrics.items() if k != "epoch"}, step=epoch
+                ),
                 desc=f"rna {variant} {stage}",
-                fingerprint=fingerprint(model.config_dict(), config.to_dict(), cfg.loss.to_dict(), stage, train_set.tensors[0].numpy()),
+                fingerprint=fingerprint(
+                    model.config_dict(), config.to_dict(), cfg.loss.to_dict(), stage, train_set.tensors[0].numpy()
+                ),
             )
             history.extend({"stage": stage, **h} for h in result["history"])
-            logger.info("rna_encoding.%s %s: %d epochs, best epoch %d, device %s", variant, stage, len(result["history"]), result["best_epoch"], result["device"])
-        model.cpu().eval().describe(variant=variant, genes=genes, mlflow_run_id=run.info.run_id if run is not None else None)
+            logger.info(
+                "rna_encoding.%s %s: %d epochs, best epoch %d, device %s",
+                variant,
+                stage,
+                len(result["history"]),
+                result["best_epoch"],
+                result["device"],
+            )
+        model.cpu().eval().describe(
+            variant=variant, genes=genes, mlflow_run_id=run.info.run_id if run is not None else None
+        )
         log_torch_model(run, model, registered_name=f"gb_kedro.rna_encoder.{variant}")
     return model, pd.DataFrame(history)
 
 
-def embed_samples(model: RNAMaskedAutoencoder, tcga_features: pd.DataFrame, cohort_features: pd.DataFrame, cfg: RNAEncodingConfig) -> pd.DataFrame:
+def embed_samples(
+    model: RNAMaskedAutoencoder, tcga_features: pd.DataFrame, cohort_features: pd.DataFrame, cfg: RNAEncodingConfig
+) -> pd.DataFrame:
     """CLS embeddings of every TCGA and cohort sample: ``sample_id``, ``source``, ``e0`` ... ``e{D-1}``."""
     device = resolve_device(cfg.device)
     frames = []
@@ -213,8 +301,14 @@ def embed_samples(model: RNAMaskedAutoencoder, tcga_features: pd.DataFrame, coho
     return pd.concat(frames, ignore_index=True)
 
 
-def fig5(embeddings: pd.DataFrame, model: RNAMaskedAutoencoder, tcga_features: pd.DataFrame, cohort_features: pd.DataFrame,
-         tcga_split: pd.DataFrame, cfg: RNAEncodingConfig) -> tuple[dict, Figure]:
+def fig5(
+    embeddings: pd.DataFrame,
+    model: RNAMaskedAutoencoder,
+    tcga_features: pd.DataFrame,
+    cohort_features: pd.DataFrame,
+    tcga_split: pd.DataFrame,
+    cfg: RNAEncodingConfig,
+) -> tuple[dict, Figure]:
     """Fig. 5 (t-SNE) and its numbers; logged to the variant's MLflow run too."""
     variant = model.meta["variant"]
     metrics = evaluate_embeddings(embeddings, tcga_features, cohort_features, tcga_split, k=cfg.knn_k)
@@ -224,11 +318,16 @@ def fig5(embeddings: pd.DataFrame, model: RNAMaskedAutoencoder, tcga_features: p
     sites = tcga_split.set_index("sample_id")["primary_site"]
     tcga_ids = emb.index[emb["source"] == "tcga"]
     figure = tsne_figure(
-        emb.loc[tcga_ids, cols].to_numpy(), sites.loc[tcga_ids].to_numpy(), emb.loc[emb["source"] == "cohort", cols].to_numpy(),
+        emb.loc[tcga_ids, cols].to_numpy(),
+        sites.loc[tcga_ids].to_numpy(),
+        emb.loc[emb["source"] == "cohort", cols].to_numpy(),
         f"RNA encoder ({variant} groups): {cfg.knn_k}-NN site accuracy {metrics['knn_site_accuracy_encoder']:.2f} "
         f"(PCA {metrics['knn_site_accuracy_pca']:.2f}); cohort near brain {metrics['cohort_nearest_brain_fraction_encoder']:.0%}",
-        seed=cfg.tsne.seed, perplexity=cfg.tsne.perplexity,
+        seed=cfg.tsne.seed,
+        perplexity=cfg.tsne.perplexity,
     )
-    log_evaluation(f"rna_encoding.{variant}", model.meta.get("mlflow_run_id"), metrics, figure, f"rna_tsne_{variant}.png")
+    log_evaluation(
+        f"rna_encoding.{variant}", model.meta.get("mlflow_run_id"), metrics, figure, f"rna_tsne_{variant}.png"
+    )
     logger.info("rna_encoding.%s: %s", variant, {k_: v for k_, v in metrics.items() if isinstance(v, float)})
     return metrics, figure

@@ -57,8 +57,13 @@ def log_torch_model(run, model, registered_name: str | None = None) -> None:
     import mlflow.pytorch
     import torch
 
-    mlflow.pytorch.log_model(model, name="model", serialization_format="pickle", pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-                             registered_model_name=registered_name)
+    mlflow.pytorch.log_model(
+        model,
+        name="model",
+        serialization_format="pickle",
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+        registered_model_name=registered_name,
+    )
 
 
 def log_evaluation(name: str, run_id: str | None, metrics: dict, figure=None, figure_name: str | None = None) -> None:

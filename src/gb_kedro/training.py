@@ -47,7 +47,7 @@ class TrainConfig(Config):
     warmup_epochs: float
     min_lr_ratio: float
     grad_clip: float
-    patience: int          # epochs without validation improvement before stopping (0 = never stop)
+    patience: int  # epochs without validation improvement before stopping (0 = never stop)
     num_workers: int
     seed: int
     device: str
@@ -139,9 +139,13 @@ def fit(
     device = resolve_device(config.device)
     model.to(device)
     optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr)
-    steps_per_epoch = len(batch_sampler(0)) if batch_sampler is not None else max(1, math.ceil(len(train_set) / config.batch_size))
+    steps_per_epoch = (
+        len(batch_sampler(0)) if batch_sampler is not None else max(1, math.ceil(len(train_set) / config.batch_size))
+    )
     total = steps_per_epoch * config.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, int(config.warmup_epochs * steps_per_epoch), config.min_lr_ratio))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _lr_lambda(total, int(config.warmup_epochs * steps_per_epoch), config.min_lr_ratio)
+    )
     ckpt = Path(checkpoint_dir) / "last.pt" if checkpoint_dir else None
     state = _resume(ckpt, fingerprint, model, optimizer, scheduler, device, desc)
     autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
@@ -167,7 +171,15 @@ def fit(
             model.load_state_dict(state["best_state"])
         if ckpt is not None:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
-            _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "state": state}, ckpt)
+            _save_atomic(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "state": state,
+                },
+                ckpt,
+            )
         bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("train/loss", "val/loss")})
         if on_epoch is not None:
             on_epoch(epoch, record)
@@ -184,7 +196,9 @@ def fit(
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, dataset: Dataset, step: StepFn, config: TrainConfig, device: torch.device) -> dict[str, float]:
+def evaluate(
+    model: torch.nn.Module, dataset: Dataset, step: StepFn, config: TrainConfig, device: torch.device
+) -> dict[str, float]:
     """Mean metrics of ``step`` over ``dataset`` in eval mode, with a fixed seed (same masks every epoch)."""
     model.eval()
     cpu_state = torch.get_rng_state()
@@ -209,7 +223,16 @@ def _batch_len(batch) -> int:
 
 def _resume(ckpt: Path | None, fingerprint: str | None, model, optimizer, scheduler, device, desc: str) -> dict:
     """The loop state: fresh, or restored (with model, optimizer and scheduler) from a checkpoint of the same run."""
-    state = {"epoch": 0, "history": [], "best": float("inf"), "best_epoch": -1, "bad_epochs": 0, "done": False, "best_state": None, "fingerprint": fingerprint}
+    state = {
+        "epoch": 0,
+        "history": [],
+        "best": float("inf"),
+        "best_epoch": -1,
+        "bad_epochs": 0,
+        "done": False,
+        "best_state": None,
+        "fingerprint": fingerprint,
+    }
     saved = torch.load(ckpt, map_location=device, weights_only=False) if ckpt is not None and ckpt.exists() else None
     if saved is not None and saved["state"].get("fingerprint") != fingerprint:
         logger.info("%s: checkpoint %s belongs to another run (config or data changed): starting afresh", desc, ckpt)
@@ -226,8 +249,13 @@ def _resume(ckpt: Path | None, fingerprint: str | None, model, optimizer, schedu
 def _epoch_loader(train_set: Dataset, config: TrainConfig, epoch: int, batch_sampler) -> DataLoader:
     if batch_sampler is not None:
         return DataLoader(train_set, batch_sampler=batch_sampler(epoch), num_workers=config.num_workers)
-    return DataLoader(train_set, batch_size=config.batch_size, shuffle=True, num_workers=config.num_workers,
-                      generator=torch.Generator().manual_seed(config.seed + epoch))
+    return DataLoader(
+        train_set,
+        batch_size=config.batch_size,
+        shuffle=True,
+        num_workers=config.num_workers,
+        generator=torch.Generator().manual_seed(config.seed + epoch),
+    )
 
 
 def _train_epoch(model, loader, step: StepFn, optimizer, scheduler, config: TrainConfig, autocast, device) -> dict:

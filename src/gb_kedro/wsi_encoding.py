@@ -78,7 +78,9 @@ class TripletStep:
 
 
 @torch.no_grad()
-def embed(model: VisionTransformer, images: np.ndarray, batch_size: int, device="cpu", crop: int | None = None) -> np.ndarray:
+def embed(
+    model: VisionTransformer, images: np.ndarray, batch_size: int, device="cpu", crop: int | None = None
+) -> np.ndarray:
     """L2-normalised CLS embeddings of uint8 patches [N, 3, S, S] -> [N, D]. With ``crop``, the mean of the
     normalised embeddings of the non-overlapping ``crop`` x ``crop`` windows of each patch (then normalised)."""
     model.eval().to(device)
@@ -92,7 +94,9 @@ def embed(model: VisionTransformer, images: np.ndarray, batch_size: int, device=
     return torch.cat(out).numpy()
 
 
-def train_encoder(patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, cfg: WSIEncodingConfig) -> tuple[VisionTransformer, pd.DataFrame]:
+def train_encoder(
+    patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, cfg: WSIEncodingConfig
+) -> tuple[VisionTransformer, pd.DataFrame]:
     """Train the ViT on the ``train`` patches of the evaluation split (held-out patches never seen), in a
     nested MLflow run ``wsi_encoding``. Returns the model (``meta``: lineages, MLflow run) and the history."""
     train_rows = (patch_index["split"] == "train").to_numpy()
@@ -100,41 +104,84 @@ def train_encoder(patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, cfg: 
     labels = patch_index.loc[train_rows, "lineage_id"].map({lab: i for i, lab in enumerate(lineages)}).to_numpy()
     # Every patch of the index is decoded (the cache key the embedding and evaluation nodes use, so with
     # `cache: disk` the slides are decoded once per run); the training rows are kept.
-    images = np.asarray(decoded_patches(patch_index.reset_index(drop=True), slide_manifest, cfg.data, cfg.checkpoint_dir)[train_rows])
+    images = np.asarray(
+        decoded_patches(patch_index.reset_index(drop=True), slide_manifest, cfg.data, cfg.checkpoint_dir)[train_rows]
+    )
     val = np.random.default_rng(cfg.seed).random(len(labels)) < cfg.val_fraction
     torch.manual_seed(cfg.seed)
     read_px, crop = cfg.data.geometry
-    model = vit(cfg.model.preset, img_size=crop or read_px, num_classes=len(lineages), grad_checkpointing=cfg.model.grad_checkpointing)
+    model = vit(
+        cfg.model.preset,
+        img_size=crop or read_px,
+        num_classes=len(lineages),
+        grad_checkpointing=cfg.model.grad_checkpointing,
+    )
     step = TripletStep(cfg.loss.margin, cfg.loss.warmup_epochs, cfg.loss.ce_weight, cfg.loss.proxy_scale)
     augment = Augment(cfg.augment.flips, cfg.augment.hed_sigma, cfg.augment.hed_bias)
     train_set = PatchTensorDataset(images[~val], labels[~val], augment, crop=crop)
     val_set = PatchTensorDataset(images[val], labels[val], crop=crop) if val.any() else None
     config = TrainConfig.of(cfg.train, cfg.seed, cfg.device)
-    params = {**{k: v for k, v in cfg.to_dict().items() if k != "checkpoint_dir"}, "lineages": len(lineages), "train_patches": int((~val).sum())}
+    params = {
+        **{k: v for k, v in cfg.to_dict().items() if k != "checkpoint_dir"},
+        "lineages": len(lineages),
+        "train_patches": int((~val).sum()),
+    }
     with nested_run("wsi_encoding", params) as run:
         result = fit(
-            model, train_set, val_set, step, config, checkpoint_dir=Path(cfg.checkpoint_dir) / "wsi",
-            on_epoch=lambda epoch, metrics: log_metrics(run, {k: v for k, v in metrics.items() if k != "epoch"}, step=epoch),
+            model,
+            train_set,
+            val_set,
+            step,
+            config,
+            checkpoint_dir=Path(cfg.checkpoint_dir) / "wsi",
+            on_epoch=lambda epoch, metrics: log_metrics(
+                run, {k: v for k, v in metrics.items() if k != "epoch"}, step=epoch
+            ),
             desc="wsi encoder",
-            fingerprint=fingerprint(model.config_dict(), config.to_dict(), cfg.loss.to_dict(), cfg.augment.to_dict(), cfg.sampler.to_dict(), labels[~val], images.shape),
-            batch_sampler=lambda epoch: PKSampler(labels[~val], cfg.sampler.p, cfg.sampler.k, seed=cfg.seed * 1000 + epoch),
+            fingerprint=fingerprint(
+                model.config_dict(),
+                config.to_dict(),
+                cfg.loss.to_dict(),
+                cfg.augment.to_dict(),
+                cfg.sampler.to_dict(),
+                labels[~val],
+                images.shape,
+            ),
+            batch_sampler=lambda epoch: PKSampler(
+                labels[~val], cfg.sampler.p, cfg.sampler.k, seed=cfg.seed * 1000 + epoch
+            ),
         )
         model.cpu().eval().describe(lineages=lineages, mlflow_run_id=run.info.run_id if run is not None else None)
         log_torch_model(run, model, registered_name="gb_kedro.wsi_encoder")
-    logger.info("wsi_encoding: %d epochs, best epoch %d, device %s", len(result["history"]), result["best_epoch"], result["device"])
+    logger.info(
+        "wsi_encoding: %d epochs, best epoch %d, device %s",
+        len(result["history"]),
+        result["best_epoch"],
+        result["device"],
+    )
     return model, pd.DataFrame(result["history"])
 
 
-def embed_patches(model: VisionTransformer, patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, cfg: WSIEncodingConfig) -> pd.DataFrame:
+def embed_patches(
+    model: VisionTransformer, patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, cfg: WSIEncodingConfig
+) -> pd.DataFrame:
     """CLS embeddings (L2-normalised) of every tumour patch, train and held out, with the index columns."""
     images = decoded_patches(patch_index, slide_manifest, cfg.data, cfg.checkpoint_dir)
-    z = embed(model, images, cfg.data.inference_batch_size, device=resolve_device(cfg.device), crop=cfg.data.geometry[1])
+    z = embed(
+        model, images, cfg.data.inference_batch_size, device=resolve_device(cfg.device), crop=cfg.data.geometry[1]
+    )
     frame = patch_index[["slide_id", "x", "y", "lineage_id", "patient_id", "mouse_id", "split"]].reset_index(drop=True)
     return pd.concat([frame, pd.DataFrame(z, columns=[f"e{i}" for i in range(z.shape[1])])], axis=1)
 
 
-def evaluate_embeddings(embeddings: pd.DataFrame, patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, model: VisionTransformer,
-                        split: SplitConfig, cfg: WSIEncodingConfig):
+def evaluate_embeddings(
+    embeddings: pd.DataFrame,
+    patch_index: pd.DataFrame,
+    slide_manifest: pd.DataFrame,
+    model: VisionTransformer,
+    split: SplitConfig,
+    cfg: WSIEncodingConfig,
+):
     """Image-only lineage retrieval: 1-NN of held-out patches against training patches, beside the
     colour-histogram baseline (1-NN on standardised colour features) and chance; a confusion plot."""
     cols = [c for c in embeddings.columns if c.startswith("e")]
@@ -142,7 +189,9 @@ def evaluate_embeddings(embeddings: pd.DataFrame, patch_index: pd.DataFrame, sli
     test = ~train
     patient_of = dict(zip(embeddings["lineage_id"], embeddings["patient_id"], strict=False))
     y = embeddings["lineage_id"].to_numpy()
-    model_eval = nearest_neighbour_eval(embeddings.loc[train, cols].to_numpy(), y[train], embeddings.loc[test, cols].to_numpy(), y[test], patient_of)
+    model_eval = nearest_neighbour_eval(
+        embeddings.loc[train, cols].to_numpy(), y[train], embeddings.loc[test, cols].to_numpy(), y[test], patient_of
+    )
     images = decoded_patches(patch_index.reset_index(drop=True), slide_manifest, cfg.data, cfg.checkpoint_dir)
     colour = colour_histogram_features(np.moveaxis(images, 1, -1), cfg.colour_bins)
     colour = (colour - colour[train].mean(0)) / (colour[train].std(0) + 1e-6)
@@ -150,10 +199,18 @@ def evaluate_embeddings(embeddings: pd.DataFrame, patch_index: pd.DataFrame, sli
     metrics = {"split_mode": split.mode}
     for name, ev in (("model", model_eval), ("colour_baseline", colour_eval)):
         metrics.update({f"{name}_{k}": v for k, v in ev.items() if k != "predicted"})
-    figure = confusion_figure(y[test], model_eval["predicted"],
-                              f"WSI encoder, 1-NN lineage retrieval ({split.mode} split): {model_eval['accuracy']:.2f} "
-                              f"(colour {colour_eval['accuracy']:.2f}, chance {model_eval['chance']:.2f})")
+    figure = confusion_figure(
+        y[test],
+        model_eval["predicted"],
+        f"WSI encoder, 1-NN lineage retrieval ({split.mode} split): {model_eval['accuracy']:.2f} "
+        f"(colour {colour_eval['accuracy']:.2f}, chance {model_eval['chance']:.2f})",
+    )
     log_evaluation("wsi_encoding", model.meta.get("mlflow_run_id"), metrics, figure, "wsi_confusion.png")
-    logger.info("wsi_encoding (%s split): 1-NN lineage accuracy %.3f, colour baseline %.3f, chance %.3f",
-                split.mode, model_eval["accuracy"], colour_eval["accuracy"], model_eval["chance"])
+    logger.info(
+        "wsi_encoding (%s split): 1-NN lineage accuracy %.3f, colour baseline %.3f, chance %.3f",
+        split.mode,
+        model_eval["accuracy"],
+        colour_eval["accuracy"],
+        model_eval["chance"],
+    )
     return metrics, figure

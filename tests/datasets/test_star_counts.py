@@ -37,7 +37,12 @@ def test_write_then_read_round_trips_and_keeps_the_layout(tmp_path):
     lines = path.read_text().splitlines()
     assert lines[0] == "# gene-model: GENCODE v36"
     assert lines[1].split("\t") == STAR_COLUMNS
-    assert [line.split("\t")[0] for line in lines[2:6]] == ["N_unmapped", "N_multimapping", "N_noFeature", "N_ambiguous"]
+    assert [line.split("\t")[0] for line in lines[2:6]] == [
+        "N_unmapped",
+        "N_multimapping",
+        "N_noFeature",
+        "N_ambiguous",
+    ]
     again = read_star_counts(path)
     np.testing.assert_allclose(again["tpm_unstranded"], genes["tpm_unstranded"], atol=1e-4)
     assert (again["unstranded"] == genes["unstranded"]).all()

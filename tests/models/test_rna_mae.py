@@ -4,7 +4,9 @@ import torch
 from gb_kedro.models.rna_mae import RNAMaskedAutoencoder, rna_mae
 
 
-@pytest.mark.parametrize("group_of_gene", [[0] * 5 + [1] * 7 + [2] * 3, [2, 0, 1, 1, 0, 2, 3, 3, 3, 0], [0] * 40 + [1] * 2])
+@pytest.mark.parametrize(
+    "group_of_gene", [[0] * 5 + [1] * 7 + [2] * 3, [2, 0, 1, 1, 0, 2, 3, 3, 3, 0], [0] * 40 + [1] * 2]
+)
 def test_shapes_for_several_group_layouts(group_of_gene):
     model = rna_mae(group_of_gene, dim=32, depth=1, num_heads=4, proj_dim=8)
     g = max(group_of_gene) + 1

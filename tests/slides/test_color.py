@@ -11,12 +11,34 @@ def test_integer_rule_equals_float_hsl_on_all_kinds_of_pixels():
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, size=(400_000, 3)).astype(np.uint8)
     # plus pixels right on the hue and lightness boundaries
-    edges = np.array([[255, 85, 0], [255, 212, 0], [255, 213, 0], [255, 84, 0], [13, 13, 12], [204, 204, 203], [205, 205, 204], [128, 128, 128]], np.uint8)
+    edges = np.array(
+        [
+            [255, 85, 0],
+            [255, 212, 0],
+            [255, 213, 0],
+            [255, 84, 0],
+            [13, 13, 12],
+            [204, 204, 203],
+            [205, 205, 204],
+            [128, 128, 128],
+        ],
+        np.uint8,
+    )
     pixels = np.vstack([pixels, edges])
     np.testing.assert_array_equal(brown_mask(pixels), brown_mask_float(pixels))
 
 
-@pytest.mark.parametrize(("rgb", "expected"), [((150, 103, 54), True), ((90, 80, 150), False), ((240, 236, 231), False), ((230, 180, 200), False), ((14, 10, 6), False), ((20, 14, 8), True)])
+@pytest.mark.parametrize(
+    ("rgb", "expected"),
+    [
+        ((150, 103, 54), True),
+        ((90, 80, 150), False),
+        ((240, 236, 231), False),
+        ((230, 180, 200), False),
+        ((14, 10, 6), False),
+        ((20, 14, 8), True),
+    ],
+)
 def test_hue_is_in_degrees(rgb, expected):
     # Check against the standard library's HLS (hue in [0, 1) -> degrees).
     h, lightness, _ = colorsys.rgb_to_hls(*(c / 255 for c in rgb))

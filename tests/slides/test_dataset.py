@@ -10,10 +10,26 @@ from gb_kedro.synthetic.slides import SlideSpec, make_scene, write_pyramid_tiff
 
 
 def test_reads_the_patches_lazily_with_workers(tmp_path):
-    code = {"nucleus_size": 1, "elongation": 0, "arrangement": 1, "chromatin_texture": -1, "cell_density": 0, "invasion": -1}
+    code = {
+        "nucleus_size": 1,
+        "elongation": 0,
+        "arrangement": 1,
+        "chromatin_texture": -1,
+        "cell_density": 0,
+        "invasion": -1,
+    }
     path = tmp_path / "s.tif"
     write_pyramid_tiff(path, make_scene(SlideSpec("S1", "M1", "L1", "P1", code, seed=1, width=1024, height=1024)))
-    index = pd.DataFrame({"slide_id": "S1", "x": [0, 256, 512, 768], "y": [256, 256, 512, 512], "level": 0, "size": 256, "lineage_id": ["A", "B", "A", "B"]})
+    index = pd.DataFrame(
+        {
+            "slide_id": "S1",
+            "x": [0, 256, 512, 768],
+            "y": [256, 256, 512, 512],
+            "level": 0,
+            "size": 256,
+            "lineage_id": ["A", "B", "A", "B"],
+        }
+    )
     data = PatchDataset(index, {"S1": str(path)}, label_column="lineage_id")
     image, label = data[1]
     assert image.shape == (3, 256, 256) and image.dtype == torch.float32 and label == 1

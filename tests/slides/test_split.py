@@ -13,7 +13,15 @@ def index():
         for lin in range(3):
             for m in range(3):
                 for k in range(10):
-                    rows.append({"slide_id": f"S{p}{lin}{m}", "mouse_id": f"M{p}{lin}{m}", "lineage_id": f"L{p}{lin}", "patient_id": f"P{p}", "x": k})
+                    rows.append(
+                        {
+                            "slide_id": f"S{p}{lin}{m}",
+                            "mouse_id": f"M{p}{lin}{m}",
+                            "lineage_id": f"L{p}{lin}",
+                            "patient_id": f"P{p}",
+                            "x": k,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 

@@ -48,7 +48,9 @@ def test_tiler_keeps_exactly_the_patches_of_a_naive_per_patch_float_loop(synthet
     assert summary["tumour_patches"] == int((naive["ratio"] > 0.2).sum()) > 0
     for prefilter in ("tissue", "brown"):
         kept, _ = score_slide(synthetic_slide, opts(prefilter=prefilter))
-        assert set(map(tuple, kept.loc[kept["tumour"], ["x", "y"]].to_numpy())) == set(map(tuple, patches.loc[patches["tumour"], ["x", "y"]].to_numpy()))
+        assert set(map(tuple, kept.loc[kept["tumour"], ["x", "y"]].to_numpy())) == set(
+            map(tuple, patches.loc[patches["tumour"], ["x", "y"]].to_numpy())
+        )
 
 
 def test_real_he_slide_keeps_almost_nothing(shared):
@@ -78,7 +80,12 @@ def test_corrupt_and_missing_slides_are_named(shared, synthetic_slide):
         score_slide(shared("slides/broken.svs"), opts(), "B1")
     with pytest.raises(InputDataError, match=r"slide M \(.*nope\.tif\): file not found"):
         score_slide("/nonexistent/nope.tif", opts(), "M")
-    slides = pd.DataFrame({"slide_id": ["good", "bad", "missing"], "path": [str(synthetic_slide), str(shared("slides/broken.svs")), "/x/nope.tif"]})
+    slides = pd.DataFrame(
+        {
+            "slide_id": ["good", "bad", "missing"],
+            "path": [str(synthetic_slide), str(shared("slides/broken.svs")), "/x/nope.tif"],
+        }
+    )
     with pytest.raises(InputDataError, match="slide bad"):
         score_slides(slides, opts(), on_error="raise")
     patches, summary = score_slides(slides, opts(), n_workers=2, on_error="skip")

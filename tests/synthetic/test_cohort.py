@@ -6,10 +6,22 @@ from gb_kedro.datasets import STAR_COLUMNS
 from gb_kedro.synthetic.cohort import MORPHOLOGY_AXES, Preset, generate
 from tests.helpers import base_options
 
-DEMO_LIKE = Preset.from_dict(base_options(
-    "synthetic_cohort.presets.demo", n_genes=1200, n_noncoding=100, n_modules=10, ppi_mean_degree=8, ppi_mu=0.3, ppi_absent_fraction=0.05,
-    n_tcga_sites=4, tcga_samples_per_site=10, n_centers=3, n_patients=6, n_lineages=20,
-))
+DEMO_LIKE = Preset.from_dict(
+    base_options(
+        "synthetic_cohort.presets.demo",
+        n_genes=1200,
+        n_noncoding=100,
+        n_modules=10,
+        ppi_mean_degree=8,
+        ppi_mu=0.3,
+        ppi_absent_fraction=0.05,
+        n_tcga_sites=4,
+        tcga_samples_per_site=10,
+        n_centers=3,
+        n_patients=6,
+        n_lineages=20,
+    )
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +44,13 @@ def test_real_layouts(tiny_cohort):
     assert {"File Name", "Case ID", "Sample ID", "Project ID", "Sample Type"} <= set(sheet.columns)
     assert sheet["File Name"].str.endswith(".rna_seq.augmented_star_gene_counts.tsv").all()
     assert set(sheet["Project ID"]) >= {"TCGA-GBM", "TCGA-LGG"}
-    assert list(tiny_cohort["cohort_sample_sheet"].columns) == ["sample_id", "patient_id", "lineage_id", "os_months", "pfs_months"]
+    assert list(tiny_cohort["cohort_sample_sheet"].columns) == [
+        "sample_id",
+        "patient_id",
+        "lineage_id",
+        "os_months",
+        "pfs_months",
+    ]
     annotation = tiny_cohort["annotation"]
     assert annotation["gene_id"].str.endswith("_PAR_Y").sum() == 2
     assert (annotation["gene_type"] != "protein_coding").sum() > 0
@@ -73,7 +91,9 @@ def test_drivers_move_with_their_axis_in_the_cohort_matrix(cohort):
     sheet = cohort["cohort_sample_sheet"].set_index("sample_id")
     truth = cohort["truth_drivers"]
     corr = []
-    for gene_id, rows in truth[truth["role"] == "driver"].assign(gene_id=lambda f: f["gene_id"].str.split(".").str[0]).groupby("gene_id"):
+    for gene_id, rows in (
+        truth[truth["role"] == "driver"].assign(gene_id=lambda f: f["gene_id"].str.split(".").str[0]).groupby("gene_id")
+    ):
         axis = rows["axis"].iloc[0]
         sign = np.sign(rows["log_effect"].to_numpy() @ rows["level"].to_numpy())
         levels = lineages.loc[sheet.loc[log.columns, "lineage_id"], axis].to_numpy()

@@ -52,7 +52,9 @@ def test_every_mouse_has_tumour_patches(rendered):
 def test_colour_histogram_baseline_stays_near_chance_on_held_out_mice(rendered):
     lineages, _, index, pixels, _ = rendered
     chance = 1 / len(lineages)
-    accuracy, _ = _accuracy(make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000)), colour_histogram_features(pixels), index)
+    accuracy, _ = _accuracy(
+        make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000)), colour_histogram_features(pixels), index
+    )
     print(f"colour-histogram baseline on held-out mice: {accuracy:.3f} (chance {chance:.3f})")
     assert accuracy <= 3 * chance, (accuracy, chance)
 
@@ -60,8 +62,13 @@ def test_colour_histogram_baseline_stays_near_chance_on_held_out_mice(rendered):
 def test_no_single_global_colour_statistic_identifies_the_lineage(rendered):
     lineages, _, index, pixels, _ = rendered
     flat = pixels.reshape(len(pixels), -1, 3).astype(np.float32)
-    stats = {"mean_r": flat[..., 0].mean(1), "mean_g": flat[..., 1].mean(1), "mean_b": flat[..., 2].mean(1),
-             "brightness": flat.mean((1, 2)), "brown_ratio": index["brown_ratio"].to_numpy()}
+    stats = {
+        "mean_r": flat[..., 0].mean(1),
+        "mean_g": flat[..., 1].mean(1),
+        "mean_b": flat[..., 2].mean(1),
+        "brightness": flat.mean((1, 2)),
+        "brown_ratio": index["brown_ratio"].to_numpy(),
+    }
     for name, values in stats.items():
         accuracy, _ = _accuracy(RandomForestClassifier(100, random_state=0, min_samples_leaf=5), values[:, None], index)
         assert accuracy <= 3 / len(lineages), name

@@ -19,7 +19,13 @@ class PyramidTiffDataset(LocalFileDataset):
     Use as the ``dataset`` of a ``partitions.PartitionedDataset`` for a folder of slides.
     """
 
-    def __init__(self, filepath: str, downsamples: list[int] | None = None, quality: int = 90, metadata: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        filepath: str,
+        downsamples: list[int] | None = None,
+        quality: int = 90,
+        metadata: dict[str, Any] | None = None,
+    ):
         super().__init__(filepath, metadata)
         self._downsamples = tuple(downsamples or (1, 4, 16))
         self._quality = quality
@@ -51,7 +57,9 @@ def open_slide(path: str | Path, slide_id: str | None = None):
         raise InputDataError(name, f"OpenSlide cannot read it (corrupt file?): {exc}") from exc
 
 
-def write_pyramid_tiff(path, scene, downsamples=(1, 4, 16), tile: int = 256, strip: int = 512, quality: int = 90) -> None:
+def write_pyramid_tiff(
+    path, scene, downsamples=(1, 4, 16), tile: int = 256, strip: int = 512, quality: int = 90
+) -> None:
     """Render ``scene`` strip by strip into a JPEG-tiled pyramidal TIFF.
 
     ``scene``: any object with ``spec`` (``slide_id``, ``width``, ``height``, ``mpp``) and
@@ -78,15 +86,30 @@ def write_pyramid_tiff(path, scene, downsamples=(1, 4, 16), tile: int = 256, str
             h = min(strip, height - y0)
             rgb = scene.render(0, y0, width, h)
             for ds, arr in lower.items():
-                block = rgb[: h - h % ds, : width - width % ds].reshape(h // ds, ds, width // ds, ds, 3).mean(axis=(1, 3))
+                block = (
+                    rgb[: h - h % ds, : width - width % ds].reshape(h // ds, ds, width // ds, ds, 3).mean(axis=(1, 3))
+                )
                 arr[y0 // ds : y0 // ds + block.shape[0]] = block.astype(np.uint8)
             for ty in range(0, h, tile):
                 for tx in range(0, width, tile):
                     yield rgb[ty : ty + tile, tx : tx + tile]
 
-    options = dict(tile=(tile, tile), compression="jpeg", compressionargs={"level": quality}, photometric="rgb", resolutionunit="CENTIMETER")
+    options = dict(
+        tile=(tile, tile),
+        compression="jpeg",
+        compressionargs={"level": quality},
+        photometric="rgb",
+        resolutionunit="CENTIMETER",
+    )
     with tifffile.TiffWriter(path, bigtiff=width * height > 2**31) as tif:
-        tif.write(tiles(), shape=(height, width, 3), dtype=np.uint8, subfiletype=0, resolution=(px_per_cm, px_per_cm),
-                  description=f"gb-kedro synthetic slide {spec.slide_id}", **options)
+        tif.write(
+            tiles(),
+            shape=(height, width, 3),
+            dtype=np.uint8,
+            subfiletype=0,
+            resolution=(px_per_cm, px_per_cm),
+            description=f"gb-kedro synthetic slide {spec.slide_id}",
+            **options,
+        )
         for ds in downsamples[1:]:
             tif.write(lower[ds], subfiletype=1, resolution=(px_per_cm / ds, px_per_cm / ds), **options)

@@ -29,7 +29,11 @@ def read_table(path: str | Path, *, required_columns: list[str] | None = None, *
     if path.is_dir():
         raise InputDataError(path, "expected a file, found a directory")
     suffixes = [s.lower() for s in path.suffixes]
-    kind = suffixes[-2] if suffixes and suffixes[-1] in {".gz", ".bz2", ".xz", ".zip"} and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
+    kind = (
+        suffixes[-2]
+        if suffixes and suffixes[-1] in {".gz", ".bz2", ".xz", ".zip"} and len(suffixes) > 1
+        else (suffixes[-1] if suffixes else "")
+    )
     try:
         if kind == ".parquet":
             frame = pd.read_parquet(path, **read_args)

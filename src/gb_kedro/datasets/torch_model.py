@@ -35,8 +35,12 @@ class TorchModelDataset(LocalFileDataset):
         import torch
 
         cls = type(data)
-        bundle = {"class": f"{cls.__module__}.{cls.__qualname__}", "config": data.config_dict(), "state_dict": data.state_dict(),
-                  "meta": dict(getattr(data, "meta", {}))}
+        bundle = {
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "config": data.config_dict(),
+            "state_dict": data.state_dict(),
+            "meta": dict(getattr(data, "meta", {})),
+        }
         with atomic_path(self._filepath) as tmp:
             torch.save(bundle, tmp)
 

@@ -49,7 +49,9 @@ class CrossAttention(nn.Module):
         n, lq, d = x.shape
         lk = context.shape[1]
         q = self.q(x).reshape(n, lq, self.num_heads, self.head_dim).transpose(1, 2)  # [N, H, Lq, Dh]
-        k, v = self.kv(context).reshape(n, lk, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)  # [N, H, Lk, Dh]
+        k, v = (
+            self.kv(context).reshape(n, lk, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        )  # [N, H, Lk, Dh]
         if self.save_attention:
             attn = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)  # [N, H, Lq, Lk]
             if attn.requires_grad:
@@ -87,7 +89,7 @@ class MultimodalConfig:
 
     rna: dict = field(default_factory=dict)
     wsi: dict = field(default_factory=dict)
-    embed_dim: int = 64        # common width of the aligned (projected) CLS embeddings
+    embed_dim: int = 64  # common width of the aligned (projected) CLS embeddings
     fusion_depth: int = 2
     fusion_heads: int = 4
     mlp_ratio: float = 2.0
@@ -105,19 +107,39 @@ class MultimodalModel(ConfigurableModel):
         self.rna_proj = nn.Linear(d_rna, config.embed_dim)
         self.img_proj = nn.Linear(d_img, config.embed_dim)
         self.img_to_fusion = nn.Linear(d_img, d_rna)  # image tokens to the fusion width (the RNA width)
-        self.fusion = nn.ModuleList([FusionBlock(d_rna, config.fusion_heads, config.mlp_ratio) for _ in range(config.fusion_depth)])
+        self.fusion = nn.ModuleList(
+            [FusionBlock(d_rna, config.fusion_heads, config.mlp_ratio) for _ in range(config.fusion_depth)]
+        )
         self.fusion_norm = nn.LayerNorm(d_rna)
         self.itm_head = nn.Linear(d_rna, 2)
-        self.rna_decoder = nn.Sequential(nn.Linear(d_rna, d_rna), nn.GELU(), nn.Linear(d_rna, self.rna_encoder.config.n_genes))
-        for part in (self.rna_proj, self.img_proj, self.img_to_fusion, self.fusion, self.fusion_norm, self.itm_head, self.rna_decoder):
+        self.rna_decoder = nn.Sequential(
+            nn.Linear(d_rna, d_rna), nn.GELU(), nn.Linear(d_rna, self.rna_encoder.config.n_genes)
+        )
+        for part in (
+            self.rna_proj,
+            self.img_proj,
+            self.img_to_fusion,
+            self.fusion,
+            self.fusion_norm,
+            self.itm_head,
+            self.rna_decoder,
+        ):
             part.apply(init_weights)
 
     @classmethod
-    def from_encoders(cls, rna_encoder: RNAMaskedAutoencoder, wsi_encoder: VisionTransformer, **sizes) -> MultimodalModel:
+    def from_encoders(
+        cls, rna_encoder: RNAMaskedAutoencoder, wsi_encoder: VisionTransformer, **sizes
+    ) -> MultimodalModel:
         """A model whose encoders start from the given (pretrained) ones; the WSI classification head is dropped."""
-        model = cls(MultimodalConfig(rna=rna_encoder.config_dict(), wsi={**wsi_encoder.config_dict(), "num_classes": 0}, **sizes))
+        model = cls(
+            MultimodalConfig(
+                rna=rna_encoder.config_dict(), wsi={**wsi_encoder.config_dict(), "num_classes": 0}, **sizes
+            )
+        )
         model.rna_encoder.load_state_dict(rna_encoder.state_dict())
-        model.wsi_encoder.load_state_dict({k: v for k, v in wsi_encoder.state_dict().items() if not k.startswith("head.")})
+        model.wsi_encoder.load_state_dict(
+            {k: v for k, v in wsi_encoder.state_dict().items() if not k.startswith("head.")}
+        )
         return model
 
     @property
@@ -167,7 +189,9 @@ class MultimodalModel(ConfigurableModel):
         logits = self.forward_head(self.forward_fusion(rna_tokens, image_tokens))
         return logits[:, 1] - logits[:, 0]
 
-    def forward(self, images: torch.Tensor, rna: torch.Tensor, mask_idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self, images: torch.Tensor, rna: torch.Tensor, mask_idx: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """Paired inputs images [N, 3, S, S] and rna [N, n_genes].
 
         Returns ``z_img`` / ``z_rna`` [N, E] (aligned embeddings), ``image_tokens`` [N, 1 + L, Dw],
@@ -177,5 +201,12 @@ class MultimodalModel(ConfigurableModel):
         z_img, image_tokens = self.encode_image(images)
         z_rna, rna_tokens = self.encode_rna(rna, mask_idx)
         fused = self.forward_fusion(rna_tokens, image_tokens)
-        return {"z_img": z_img, "z_rna": z_rna, "image_tokens": image_tokens, "rna_tokens": rna_tokens, "fused": fused,
-                "itm_logits": self.forward_head(fused), "recon": self.forward_decoder(fused)}
+        return {
+            "z_img": z_img,
+            "z_rna": z_rna,
+            "image_tokens": image_tokens,
+            "rna_tokens": rna_tokens,
+            "fused": fused,
+            "itm_logits": self.forward_head(fused),
+            "recon": self.forward_decoder(fused),
+        }

@@ -65,14 +65,18 @@ class RNAMaskedAutoencoder(ConfigurableModel):
         self.group_embed = nn.ModuleList([nn.Sequential(nn.Linear(n, d), nn.LayerNorm(d)) for n in self.group_sizes])
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
         self.pos_embed = nn.Parameter(torch.zeros(1, g + 1, d))  # CLS + one learned embedding per group
-        self.blocks = nn.ModuleList([Block(d, config.num_heads, config.mlp_ratio, config.dropout) for _ in range(config.depth)])
+        self.blocks = nn.ModuleList(
+            [Block(d, config.num_heads, config.mlp_ratio, config.dropout) for _ in range(config.depth)]
+        )
         self.norm = nn.LayerNorm(d)
         self.proj = nn.Linear(d, config.proj_dim)  # contrastive projection of the CLS
 
         # --- decoder -------------------------------------------------------------------------------
         self.mask_token = nn.Parameter(torch.zeros(1, 1, d))
         self.decoder_pos_embed = nn.Parameter(torch.zeros(1, g + 1, d))
-        self.decoder_blocks = nn.ModuleList([Block(d, config.num_heads, config.mlp_ratio, config.dropout) for _ in range(config.decoder_depth)])
+        self.decoder_blocks = nn.ModuleList(
+            [Block(d, config.num_heads, config.mlp_ratio, config.dropout) for _ in range(config.decoder_depth)]
+        )
         self.decoder_norm = nn.LayerNorm(d)
         self.decoder_heads = nn.ModuleList([nn.Linear(d, n) for n in self.group_sizes])
         self.initialize_weights()
@@ -93,7 +97,9 @@ class RNAMaskedAutoencoder(ConfigurableModel):
         """One masked group per sample, uniformly at random: [N] group indices (global torch RNG)."""
         return torch.randint(n_groups, (n,), device=device)
 
-    def forward_encoder(self, x: torch.Tensor, mask_idx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward_encoder(
+        self, x: torch.Tensor, mask_idx: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: [N, n_genes]; mask_idx: [N] or None (no masking).
 
         Returns ``(latent, ids_keep)``: latent [N, 1 + G', D] (CLS first; G' = G - 1 when masking) and the
@@ -133,7 +139,9 @@ class RNAMaskedAutoencoder(ConfigurableModel):
         groups = torch.as_tensor(self.config.group_of_gene, device=mask_idx.device)
         return groups[None, :] == mask_idx[:, None]
 
-    def forward_loss(self, x: torch.Tensor, recon: torch.Tensor, mask_idx: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def forward_loss(
+        self, x: torch.Tensor, recon: torch.Tensor, mask_idx: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
         """``recon_full``: MSE over the whole vector (eq. 2); ``recon_masked``: MSE over the masked group's genes."""
         err = (recon.float() - x.float()) ** 2
         losses = {"recon_full": err.mean()}
@@ -147,7 +155,9 @@ class RNAMaskedAutoencoder(ConfigurableModel):
         latent, _ = self.forward_encoder(x, None)
         return latent[:, 0], latent[:, 1:]
 
-    def forward(self, x: torch.Tensor, mask_idx: torch.Tensor | None = None, mask: bool = True) -> dict[str, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, mask_idx: torch.Tensor | None = None, mask: bool = True
+    ) -> dict[str, torch.Tensor]:
         """x: [N, n_genes]. With ``mask`` (and no ``mask_idx``) one random group per sample is masked.
 
         Returns ``cls`` [N, D], ``tokens`` [N, G', D], ``z`` [N, proj_dim] (L2-normalised projection),
@@ -158,7 +168,13 @@ class RNAMaskedAutoencoder(ConfigurableModel):
         latent, ids_keep = self.forward_encoder(x, mask_idx if mask else None)
         recon = self.forward_decoder(latent, ids_keep)
         cls = latent[:, 0]
-        out = {"cls": cls, "tokens": latent[:, 1:], "z": F.normalize(self.proj(cls), dim=-1), "recon": recon, "mask_idx": mask_idx if mask else None}
+        out = {
+            "cls": cls,
+            "tokens": latent[:, 1:],
+            "z": F.normalize(self.proj(cls), dim=-1),
+            "recon": recon,
+            "mask_idx": mask_idx if mask else None,
+        }
         out.update(self.forward_loss(x, recon, out["mask_idx"]))
         return out
 
@@ -171,4 +187,6 @@ PRESETS = {
 
 def rna_mae(group_of_gene: list[int], preset: str = "tiny", **overrides) -> RNAMaskedAutoencoder:
     """Factory: ``tiny`` (CPU demo) or ``base`` (GPU) sizes, with overrides."""
-    return RNAMaskedAutoencoder(RNAMAEConfig(group_of_gene=list(map(int, group_of_gene)), **{**PRESETS[preset], **overrides}))
+    return RNAMaskedAutoencoder(
+        RNAMAEConfig(group_of_gene=list(map(int, group_of_gene)), **{**PRESETS[preset], **overrides})
+    )

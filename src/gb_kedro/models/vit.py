@@ -26,7 +26,7 @@ class ViTConfig:
     num_heads: int = 3
     mlp_ratio: float = 4.0
     dropout: float = 0.0
-    num_classes: int = 0          # > 0: a linear classification head on the CLS (the warm-start loss)
+    num_classes: int = 0  # > 0: a linear classification head on the CLS (the warm-start loss)
     grad_checkpointing: bool = False
 
     @property
@@ -46,7 +46,9 @@ class VisionTransformer(ConfigurableModel):
         self.patch_embed = nn.Conv2d(3, d, kernel_size=config.patch_size, stride=config.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
         self.pos_embed = nn.Parameter(torch.zeros(1, config.num_patches + 1, d))
-        self.blocks = nn.ModuleList([Block(d, config.num_heads, config.mlp_ratio, config.dropout) for _ in range(config.depth)])
+        self.blocks = nn.ModuleList(
+            [Block(d, config.num_heads, config.mlp_ratio, config.dropout) for _ in range(config.depth)]
+        )
         self.norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, config.num_classes) if config.num_classes > 0 else nn.Identity()
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
@@ -59,7 +61,11 @@ class VisionTransformer(ConfigurableModel):
         cls = self.cls_token.expand(x.shape[0], -1, -1)
         x = torch.cat([cls, x], dim=1) + self.pos_embed
         for block in self.blocks:
-            x = checkpoint(block, x, use_reentrant=False) if self.config.grad_checkpointing and self.training else block(x)
+            x = (
+                checkpoint(block, x, use_reentrant=False)
+                if self.config.grad_checkpointing and self.training
+                else block(x)
+            )
         return self.norm(x)
 
     def forward_head(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -74,8 +80,8 @@ class VisionTransformer(ConfigurableModel):
 
 
 PRESETS = {
-    "tiny": {"dim": 96, "depth": 4, "num_heads": 3, "mlp_ratio": 4.0},      # CPU demo
-    "small": {"dim": 384, "depth": 12, "num_heads": 6, "mlp_ratio": 4.0},   # ViT-S/16, for a GPU
+    "tiny": {"dim": 96, "depth": 4, "num_heads": 3, "mlp_ratio": 4.0},  # CPU demo
+    "small": {"dim": 384, "depth": 12, "num_heads": 6, "mlp_ratio": 4.0},  # ViT-S/16, for a GPU
 }
 
 

@@ -45,7 +45,9 @@ def map_gene_set(members: list[str], symbol_to_id: dict[str, str]) -> set[str]:
     return out
 
 
-def hypergeometric_enrichment(selected: set[str], universe: set[str], gene_sets: dict[str, set[str]], min_size: int) -> pd.DataFrame:
+def hypergeometric_enrichment(
+    selected: set[str], universe: set[str], gene_sets: dict[str, set[str]], min_size: int
+) -> pd.DataFrame:
     """One-sided hypergeometric test of the overlap of ``selected`` with each gene set, all restricted to
     ``universe``; Benjamini-Hochberg q-values over the sets tested (those with >= ``min_size`` genes in the
     universe). p = P(X >= k), X ~ Hypergeom(N = |universe|, K = |set|, n = |selected|)."""
@@ -56,10 +58,21 @@ def hypergeometric_enrichment(selected: set[str], universe: set[str], gene_sets:
         if len(members) < min_size:
             continue
         k = len(selected & members)
-        rows.append({"gene_set": name, "set_size": len(members), "overlap": k, "selected": len(selected), "universe": len(universe),
-                     "expected": len(selected) * len(members) / len(universe), "p_value": float(stats.hypergeom.sf(k - 1, len(universe), len(members), len(selected))),
-                     "genes": ",".join(sorted(selected & members))})
-    table = pd.DataFrame(rows, columns=["gene_set", "set_size", "overlap", "selected", "universe", "expected", "p_value", "genes"])
+        rows.append(
+            {
+                "gene_set": name,
+                "set_size": len(members),
+                "overlap": k,
+                "selected": len(selected),
+                "universe": len(universe),
+                "expected": len(selected) * len(members) / len(universe),
+                "p_value": float(stats.hypergeom.sf(k - 1, len(universe), len(members), len(selected))),
+                "genes": ",".join(sorted(selected & members)),
+            }
+        )
+    table = pd.DataFrame(
+        rows, columns=["gene_set", "set_size", "overlap", "selected", "universe", "expected", "p_value", "genes"]
+    )
     table["q_value"] = stats.false_discovery_control(table["p_value"].to_numpy(), method="bh") if len(table) else []
     return table.sort_values(["p_value", "gene_set"]).reset_index(drop=True)
 
@@ -69,8 +82,17 @@ def enrich(ranked_genes: pd.Series, gene_table: pd.DataFrame, cfg: EnrichmentCon
     ``gmt_paths`` (universe = the harmonised model genes)."""
     universe = set(gene_table["gene_id"])
     symbol_to_id = dict(zip(gene_table["symbol"].astype(str), gene_table["gene_id"], strict=False))
-    sets = {name: map_gene_set(members, symbol_to_id) for path in (cfg.gmt_paths or []) for name, members in read_gmt(path).items()}
+    sets = {
+        name: map_gene_set(members, symbol_to_id)
+        for path in (cfg.gmt_paths or [])
+        for name, members in read_gmt(path).items()
+    }
     table = hypergeometric_enrichment(set(ranked_genes.head(cfg.top_n)), universe, sets, cfg.min_set_size)
     table["significant"] = table["q_value"] < cfg.alpha
-    logger.info("enrichment: %d gene sets tested, %d significant (q < %s)", len(table), int(table["significant"].sum()), cfg.alpha)
+    logger.info(
+        "enrichment: %d gene sets tested, %d significant (q < %s)",
+        len(table),
+        int(table["significant"].sum()),
+        cfg.alpha,
+    )
     return table

@@ -27,7 +27,13 @@ def attention_gradcam(attention: torch.Tensor, grad: torch.Tensor) -> torch.Tens
     return (attention * grad.clamp(min=0)).mean(dim=1)
 
 
-def gradcam(model: MultimodalModel, image_tokens: list[torch.Tensor], rna: torch.Tensor, layer: int, baseline: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+def gradcam(
+    model: MultimodalModel,
+    image_tokens: list[torch.Tensor],
+    rna: torch.Tensor,
+    layer: int,
+    baseline: torch.Tensor | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Group- and gene-level attributions of the matching score of each (patch, RNA) pair.
 
     Args:
@@ -53,7 +59,9 @@ def gradcam(model: MultimodalModel, image_tokens: list[torch.Tensor], rna: torch
             logits = model.forward_head(model.forward_fusion(rna_tokens, tokens))
             attention = model.fusion_attention[layer].attention_map
             grad_attention, grad_x = torch.autograd.grad((logits[:, 1] - logits[:, 0]).sum(), [attention, x])
-            groups = groups + attention_gradcam(attention.detach(), grad_attention)[:, 1:, :].sum(-1)  # drop the CLS query
+            groups = groups + attention_gradcam(attention.detach(), grad_attention)[:, 1:, :].sum(
+                -1
+            )  # drop the CLS query
             genes = genes + (grad_x * (x - baseline if baseline is not None else x)).detach()
     finally:
         model.set_save_attention(False)
@@ -61,13 +69,25 @@ def gradcam(model: MultimodalModel, image_tokens: list[torch.Tensor], rna: torch
     return (groups / n).numpy(), (genes / n).clamp(min=0).numpy()
 
 
-def gradcam_batched(model: MultimodalModel, tokens: list[torch.Tensor], rna: np.ndarray, batch_size: int, layer: int,
-                    baseline: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def gradcam_batched(
+    model: MultimodalModel,
+    tokens: list[torch.Tensor],
+    rna: np.ndarray,
+    batch_size: int,
+    layer: int,
+    baseline: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`gradcam` over the patches in batches (pairs are independent in eval mode)."""
     groups, genes = [], []
     base = torch.as_tensor(baseline, dtype=torch.float32) if baseline is not None else None
     for i in range(0, len(rna), batch_size):
-        g, x = gradcam(model, [t[i : i + batch_size] for t in tokens], torch.as_tensor(rna[i : i + batch_size], dtype=torch.float32), layer, base)
+        g, x = gradcam(
+            model,
+            [t[i : i + batch_size] for t in tokens],
+            torch.as_tensor(rna[i : i + batch_size], dtype=torch.float32),
+            layer,
+            base,
+        )
         groups.append(g)
         genes.append(x)
     return np.concatenate(groups), np.concatenate(genes)
@@ -85,13 +105,15 @@ def occurrence_table(top: np.ndarray, genes: pd.DataFrame, n: int) -> pd.DataFra
     counts = np.bincount(top.ravel(), minlength=len(genes))
     order = np.lexsort((np.arange(len(counts)), -counts))  # by count, then model order
     order = [i for i in order if counts[i] > 0][:n]
-    return pd.DataFrame({
-        "rank": np.arange(1, len(order) + 1),
-        "gene_id": genes["gene_id_versioned"].to_numpy()[order],
-        "occurrence": counts[order],
-        "symbol": genes["symbol"].to_numpy()[order],
-        "gene_id_unversioned": genes["gene_id"].to_numpy()[order],
-    })
+    return pd.DataFrame(
+        {
+            "rank": np.arange(1, len(order) + 1),
+            "gene_id": genes["gene_id_versioned"].to_numpy()[order],
+            "occurrence": counts[order],
+            "symbol": genes["symbol"].to_numpy()[order],
+            "gene_id_unversioned": genes["gene_id"].to_numpy()[order],
+        }
+    )
 
 
 def gene_baseline(cohort_features: pd.DataFrame, genes: list[str], cfg: ReportingConfig) -> np.ndarray | None:
@@ -102,15 +124,25 @@ def gene_baseline(cohort_features: pd.DataFrame, genes: list[str], cfg: Reportin
 def patch_rows(patch_index: pd.DataFrame, patches: pd.DataFrame) -> np.ndarray:
     """Positions in the (reset) patch index of the ``patches`` rows (slide_id, x, y)."""
     index = patch_index.reset_index(drop=True)
-    position = pd.Series(np.arange(len(index)), index=index[["slide_id", "x", "y"]].astype(str).agg("/".join, axis=1).to_numpy())
+    position = pd.Series(
+        np.arange(len(index)), index=index[["slide_id", "x", "y"]].astype(str).agg("/".join, axis=1).to_numpy()
+    )
     wanted = patches[["slide_id", "x", "y"]].astype(str).agg("/".join, axis=1)
     if not wanted.isin(position.index).all():
-        raise InputDataError("retrieval_predictions", "predicted patches are not in the patch index: rerun the multimodal pipeline")
+        raise InputDataError(
+            "retrieval_predictions", "predicted patches are not in the patch index: rerun the multimodal pipeline"
+        )
     return position.loc[wanted.to_numpy()].to_numpy()
 
 
-def attribute(model: MultimodalModel, images: np.ndarray, rna: np.ndarray, baseline: np.ndarray | None, cfg: ReportingConfig,
-              wsi: WSIEncodingConfig) -> tuple[np.ndarray, np.ndarray]:
+def attribute(
+    model: MultimodalModel,
+    images: np.ndarray,
+    rna: np.ndarray,
+    baseline: np.ndarray | None,
+    cfg: ReportingConfig,
+    wsi: WSIEncodingConfig,
+) -> tuple[np.ndarray, np.ndarray]:
     """Grad-CAM of uint8 patches [N, 3, S, S] paired with RNA vectors [N, G]: (groups [N, n_groups], genes [N, n_genes])."""
     tokens = image_window_tokens(model, images, wsi.data.geometry[1], wsi.data.inference_batch_size)
     return gradcam_batched(model, tokens, rna, cfg.gradcam_batch_size, cfg.gradcam_layer, baseline)
@@ -131,26 +163,53 @@ def _table2_figure(group_table: pd.DataFrame, table2: pd.DataFrame, k: int, n_pa
 
 
 def table2_markdown(table2: pd.DataFrame) -> str:
-    return "| Rank | Gene ID | Occurrence | Symbol |\n|---|---|---|---|\n" + "".join(f"| {r.rank} | {r.gene_id} | {r.occurrence} | {r.symbol} |\n" for r in table2.itertuples())
+    return "| Rank | Gene ID | Occurrence | Symbol |\n|---|---|---|---|\n" + "".join(
+        f"| {r.rank} | {r.gene_id} | {r.occurrence} | {r.symbol} |\n" for r in table2.itertuples()
+    )
 
 
-def rank_genes(model: MultimodalModel, predictions: pd.DataFrame, patch_index: pd.DataFrame, slide_manifest: pd.DataFrame,
-               cohort_features: pd.DataFrame, gene_groups: pd.DataFrame, cfg: ReportingConfig, wsi: WSIEncodingConfig):
+def rank_genes(
+    model: MultimodalModel,
+    predictions: pd.DataFrame,
+    patch_index: pd.DataFrame,
+    slide_manifest: pd.DataFrame,
+    cohort_features: pd.DataFrame,
+    gene_groups: pd.DataFrame,
+    cfg: ReportingConfig,
+    wsi: WSIEncodingConfig,
+):
     """Grad-CAM of each held-out patch paired with its predicted RNA sample: the occurrence of every gene
     in the per-patch top-k, Table 2 (its first ``table_size`` rows) with its markdown, the group ranking,
     the per-patch table and the figure."""
     genes_versioned = model.meta["genes"]
     images = decoded_patches(patch_index.reset_index(drop=True), slide_manifest, wsi.data, wsi.checkpoint_dir)
     rna = cohort_features.loc[predictions["sample_1"], genes_versioned].to_numpy(np.float32)
-    groups, genes = attribute(model, np.asarray(images[patch_rows(patch_index, predictions)]), rna,
-                              gene_baseline(cohort_features, genes_versioned, cfg), cfg, wsi)
+    groups, genes = attribute(
+        model,
+        np.asarray(images[patch_rows(patch_index, predictions)]),
+        rna,
+        gene_baseline(cohort_features, genes_versioned, cfg),
+        cfg,
+        wsi,
+    )
     genes_table = gene_groups.set_index("gene_id").loc[[strip_version(g) for g in genes_versioned]].reset_index()
     top = top_k_genes(genes, cfg.top_k_per_patch)
     occurrence = occurrence_table(top, genes_table, n=len(genes_table))
     table2 = occurrence.head(cfg.table_size)[["rank", "gene_id", "occurrence", "symbol"]]
     n_groups = groups.shape[1]
-    group_table = pd.DataFrame({"group": np.arange(n_groups), "n_genes": genes_table.groupby("group").size().reindex(np.arange(n_groups)).fillna(0).astype(int).to_numpy(),
-                                "mean_gradcam": groups.mean(0), "top_group_share": np.bincount(groups.argmax(1), minlength=n_groups) / len(groups)})
+    group_table = pd.DataFrame(
+        {
+            "group": np.arange(n_groups),
+            "n_genes": genes_table.groupby("group")
+            .size()
+            .reindex(np.arange(n_groups))
+            .fillna(0)
+            .astype(int)
+            .to_numpy(),
+            "mean_gradcam": groups.mean(0),
+            "top_group_share": np.bincount(groups.argmax(1), minlength=n_groups) / len(groups),
+        }
+    )
     group_table = group_table.sort_values("mean_gradcam", ascending=False).reset_index(drop=True)
     per_patch = predictions[["slide_id", "x", "y", "lineage_id", "sample_1"]].copy()
     per_patch["top_genes"] = [",".join(genes_table["gene_id"].to_numpy()[row]) for row in top]

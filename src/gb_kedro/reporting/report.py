@@ -24,18 +24,26 @@ def figure_png(fig: Figure) -> bytes:
 
 
 def table_html(frame: pd.DataFrame, digits: int = 3) -> str:
-    return frame.to_html(index=False, float_format=lambda v: f"{v:.{digits}g}" if abs(v) < 1e-3 and v != 0 else f"{v:.{digits}f}", border=0, classes="table", na_rep="")
+    return frame.to_html(
+        index=False,
+        float_format=lambda v: f"{v:.{digits}g}" if abs(v) < 1e-3 and v != 0 else f"{v:.{digits}f}",
+        border=0,
+        classes="table",
+        na_rep="",
+    )
 
 
 def render_report(sections: list[tuple[str, str]], title: str) -> str:
     """A self-contained HTML page (images inlined as data URIs: readable offline). ``sections``: (heading, HTML)."""
-    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-             "table.table{border-collapse:collapse;font-size:13px;margin:.5em 0}table.table td,table.table th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
-             "table.table th{background:#f3f3f3}img{max-width:100%;border:1px solid #ddd;margin:4px}h2{border-bottom:2px solid #446;padding-bottom:3px;margin-top:1.6em}"
-             ".grid img{max-width:32%}.note{color:#555;font-size:13px}")
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+        "table.table{border-collapse:collapse;font-size:13px;margin:.5em 0}table.table td,table.table th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
+        "table.table th{background:#f3f3f3}img{max-width:100%;border:1px solid #ddd;margin:4px}h2{border-bottom:2px solid #446;padding-bottom:3px;margin-top:1.6em}"
+        ".grid img{max-width:32%}.note{color:#555;font-size:13px}"
+    )
     toc = "".join(f'<li><a href="#s{i}">{html.escape(h)}</a></li>' for i, (h, _) in enumerate(sections))
     body = "".join(f'<h2 id="s{i}">{html.escape(h)}</h2>\n{content}\n' for i, (h, content) in enumerate(sections))
-    return f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title><style>{style}</style></head>\n<body><h1>{html.escape(title)}</h1><ol>{toc}</ol>\n{body}</body></html>\n"
+    return f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{style}</style></head>\n<body><h1>{html.escape(title)}</h1><ol>{toc}</ol>\n{body}</body></html>\n'
 
 
 def training_curves(histories: dict[str, pd.DataFrame]) -> Figure:
@@ -43,8 +51,11 @@ def training_curves(histories: dict[str, pd.DataFrame]) -> Figure:
     ``rna:<grouping>``, ``wsi:wsi``, ``multimodal:<row>``."""
     histories = {k: v for k, v in histories.items() if v is not None and len(v) and "train/loss" in v.columns}
     fig = Figure(figsize=(10, 3.4), dpi=110)
-    groups = [("RNA encoders", [k for k in histories if k.startswith("rna")]), ("WSI encoder", [k for k in histories if k.startswith("wsi")]),
-              ("Multimodal (Table 1 rows)", [k for k in histories if k.startswith("multimodal")])]
+    groups = [
+        ("RNA encoders", [k for k in histories if k.startswith("rna")]),
+        ("WSI encoder", [k for k in histories if k.startswith("wsi")]),
+        ("Multimodal (Table 1 rows)", [k for k in histories if k.startswith("multimodal")]),
+    ]
     for i, (title, names) in enumerate(groups):
         ax = fig.add_subplot(1, 3, i + 1)
         for name in names:
@@ -69,32 +80,67 @@ def _note(text: str) -> str:
 
 
 def _table1_section(table1: pd.DataFrame, wsi_metrics: dict, confusion_png: bytes) -> str:
-    t1 = pd.DataFrame({
-        "configuration": table1["configuration"], "split": table1["split"],
-        "patient accuracy (95% CI)": [format_ci(r, "patient_accuracy") for _, r in table1.iterrows()],
-        "lineage accuracy (95% CI)": [format_ci(r, "lineage_accuracy") for _, r in table1.iterrows()],
-        "lineage balanced": table1["lineage_balanced_accuracy"], "errors within patient": table1["errors_within_patient"],
-    })
+    t1 = pd.DataFrame(
+        {
+            "configuration": table1["configuration"],
+            "split": table1["split"],
+            "patient accuracy (95% CI)": [format_ci(r, "patient_accuracy") for _, r in table1.iterrows()],
+            "lineage accuracy (95% CI)": [format_ci(r, "lineage_accuracy") for _, r in table1.iterrows()],
+            "lineage balanced": table1["lineage_balanced_accuracy"],
+            "errors within patient": table1["errors_within_patient"],
+        }
+    )
     first = table1.iloc[0]
-    return table_html(t1) + _note(
-        f"Split mode: {first['split']}; {int(first['n_patches'])} held-out patches from {int(first['n_slides'])} slides; "
-        f"{int(first['n_candidates'])} candidate RNA samples; chance: lineage {first['lineage_chance']:.3f}, patient {first['patient_chance']:.3f}. "
-        "Intervals: 95 % bootstrap over slides. Image-only (WSI encoder 1-NN) lineage accuracy: "
-        f"{wsi_metrics.get('model_accuracy', float('nan')):.3f} (colour 1-NN {wsi_metrics.get('colour_baseline_accuracy', float('nan')):.3f})."
-    ) + _img(confusion_png, "retrieval confusion")
+    return (
+        table_html(t1)
+        + _note(
+            f"Split mode: {first['split']}; {int(first['n_patches'])} held-out patches from {int(first['n_slides'])} slides; "
+            f"{int(first['n_candidates'])} candidate RNA samples; chance: lineage {first['lineage_chance']:.3f}, patient {first['patient_chance']:.3f}. "
+            "Intervals: 95 % bootstrap over slides. Image-only (WSI encoder 1-NN) lineage accuracy: "
+            f"{wsi_metrics.get('model_accuracy', float('nan')):.3f} (colour 1-NN {wsi_metrics.get('colour_baseline_accuracy', float('nan')):.3f})."
+        )
+        + _img(confusion_png, "retrieval confusion")
+    )
 
 
 def _validation_section(validation: dict) -> tuple[str, str]:
-    v = pd.DataFrame([
-        {"ranking": "Grad-CAM (Table 2)", "precision": validation["gradcam_precision"], "recall": validation["gradcam_recall"]},
-        {"ranking": "expression variance", "precision": validation["variance_precision"], "recall": validation["variance_recall"]},
-        {"ranking": "random (expected)", "precision": validation["random_precision_expected"], "recall": float("nan")},
-        {"ranking": f"permutation null, mean ({validation['n_permutations']} shuffles)", "precision": validation["permutation_null_mean"], "recall": float("nan")},
-        {"ranking": "permutation null, 95th percentile", "precision": validation["permutation_null_p95"], "recall": float("nan")},
-    ])
-    return (f"Planted drivers recovered (precision@{validation['table_size']})", table_html(v) + _note(
-        f"{validation['n_drivers_planted']} planted driver genes among {validation['n_genes']}; permutation p = {validation['permutation_p_value']:.3f}. "
-        "Read only on the embedded cohort (synthetic_truth)."))
+    v = pd.DataFrame(
+        [
+            {
+                "ranking": "Grad-CAM (Table 2)",
+                "precision": validation["gradcam_precision"],
+                "recall": validation["gradcam_recall"],
+            },
+            {
+                "ranking": "expression variance",
+                "precision": validation["variance_precision"],
+                "recall": validation["variance_recall"],
+            },
+            {
+                "ranking": "random (expected)",
+                "precision": validation["random_precision_expected"],
+                "recall": float("nan"),
+            },
+            {
+                "ranking": f"permutation null, mean ({validation['n_permutations']} shuffles)",
+                "precision": validation["permutation_null_mean"],
+                "recall": float("nan"),
+            },
+            {
+                "ranking": "permutation null, 95th percentile",
+                "precision": validation["permutation_null_p95"],
+                "recall": float("nan"),
+            },
+        ]
+    )
+    return (
+        f"Planted drivers recovered (precision@{validation['table_size']})",
+        table_html(v)
+        + _note(
+            f"{validation['n_drivers_planted']} planted driver genes among {validation['n_genes']}; permutation p = {validation['permutation_p_value']:.3f}. "
+            "Read only on the embedded cohort (synthetic_truth)."
+        ),
+    )
 
 
 def build_report(tables: dict, metrics: dict, figures: dict, qc_pngs: dict, n_qc_slides: int) -> str:
@@ -105,22 +151,49 @@ def build_report(tables: dict, metrics: dict, figures: dict, qc_pngs: dict, n_qc
     tsne_chromosome, confusion."""
     validation, rna = metrics["validation"], metrics["rna_ppi"]
     sections = [
-        ("Table 1: WSI patch -> RNA retrieval", _table1_section(tables["table1"], metrics["wsi"], figures["confusion"])),
-        ("Table 2: Grad-CAM genes", table_html(tables["table2"]) + _img(figures["gradcam"], "Grad-CAM") + table_html(tables["gradcam_groups"])),
+        (
+            "Table 1: WSI patch -> RNA retrieval",
+            _table1_section(tables["table1"], metrics["wsi"], figures["confusion"]),
+        ),
+        (
+            "Table 2: Grad-CAM genes",
+            table_html(tables["table2"]) + _img(figures["gradcam"], "Grad-CAM") + table_html(tables["gradcam_groups"]),
+        ),
     ]
     if validation:
         sections.append(_validation_section(validation))
     enrichment = tables["enrichment"]
     sig = enrichment[enrichment["significant"]] if len(enrichment) else enrichment
-    sections.append(("Gene-set enrichment of the top Grad-CAM genes", (table_html(sig.drop(columns=["genes"]).head(30)) if len(sig) else "<p>No significant gene set.</p>")
-                     + _note(f"{len(enrichment)} sets tested (hypergeometric, Benjamini-Hochberg).")))
+    sections.append(
+        (
+            "Gene-set enrichment of the top Grad-CAM genes",
+            (table_html(sig.drop(columns=["genes"]).head(30)) if len(sig) else "<p>No significant gene set.</p>")
+            + _note(f"{len(enrichment)} sets tested (hypergeometric, Benjamini-Hochberg)."),
+        )
+    )
     mice = tables["mice"]
-    sections.append(("Aggressiveness: lineage clusters and survival", _img(figures["km"], "Kaplan-Meier") + table_html(tables["cluster_survival"])
-                     + table_html(tables["survival_tests"])
-                     + _note(f"Mouse-level lineage retrieval (majority vote of a mouse's patches): {mice['majority_correct'].mean():.3f} over {len(mice)} mice.")))
-    sections.append(("Fig. 5: t-SNE of RNA embeddings", _img(figures["tsne_ppi"], "t-SNE PPI") + _img(figures["tsne_chromosome"], "t-SNE chromosome") + _note(
-        f"PPI groups: 5-NN held-out TCGA site accuracy {rna.get('knn_site_accuracy_encoder', float('nan')):.3f} "
-        f"(PCA {rna.get('knn_site_accuracy_pca', float('nan')):.3f}); cohort nearest to brain {rna.get('cohort_nearest_brain_fraction_encoder', float('nan')):.0%}.")))
+    sections.append(
+        (
+            "Aggressiveness: lineage clusters and survival",
+            _img(figures["km"], "Kaplan-Meier")
+            + table_html(tables["cluster_survival"])
+            + table_html(tables["survival_tests"])
+            + _note(
+                f"Mouse-level lineage retrieval (majority vote of a mouse's patches): {mice['majority_correct'].mean():.3f} over {len(mice)} mice."
+            ),
+        )
+    )
+    sections.append(
+        (
+            "Fig. 5: t-SNE of RNA embeddings",
+            _img(figures["tsne_ppi"], "t-SNE PPI")
+            + _img(figures["tsne_chromosome"], "t-SNE chromosome")
+            + _note(
+                f"PPI groups: 5-NN held-out TCGA site accuracy {rna.get('knn_site_accuracy_encoder', float('nan')):.3f} "
+                f"(PCA {rna.get('knn_site_accuracy_pca', float('nan')):.3f}); cohort nearest to brain {rna.get('cohort_nearest_brain_fraction_encoder', float('nan')):.0%}."
+            ),
+        )
+    )
     sections.append(("Training curves", _img(figures["curves"], "training curves")))
     qc = "".join(_img(png, name) for name, png in list(qc_pngs.items())[:n_qc_slides])
     sections.append(("Slide QC: kept tumour patches outlined", f'<div class="grid">{qc}</div>'))

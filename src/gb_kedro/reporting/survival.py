@@ -58,18 +58,29 @@ def _mice(index: pd.DataFrame, image_z: np.ndarray, centroids: np.ndarray) -> pd
     mice = []
     for mouse, rows in index.groupby("mouse_id"):
         mean = image_z[rows.index].mean(0)
-        mice.append({"mouse_id": mouse, "lineage_id": rows["lineage_id"].iloc[0], "patient_id": rows["patient_id"].iloc[0],
-                     "n_patches": len(rows), "held_out_patches": int((rows["split"] == "test").sum()),
-                     "majority_lineage": rows["retrieved_lineage"].value_counts().index[0],
-                     "image_cluster": int(np.argmax(centroids @ mean / (np.linalg.norm(mean) + 1e-12)))})
+        mice.append(
+            {
+                "mouse_id": mouse,
+                "lineage_id": rows["lineage_id"].iloc[0],
+                "patient_id": rows["patient_id"].iloc[0],
+                "n_patches": len(rows),
+                "held_out_patches": int((rows["split"] == "test").sum()),
+                "majority_lineage": rows["retrieved_lineage"].value_counts().index[0],
+                "image_cluster": int(np.argmax(centroids @ mean / (np.linalg.norm(mean) + 1e-12))),
+            }
+        )
     return pd.DataFrame(mice)
 
 
-def _with_survival(mice: pd.DataFrame, slide_manifest: pd.DataFrame, cluster_of: dict, k: int) -> tuple[pd.DataFrame, dict]:
+def _with_survival(
+    mice: pd.DataFrame, slide_manifest: pd.DataFrame, cluster_of: dict, k: int
+) -> tuple[pd.DataFrame, dict]:
     """Mice with survival, event and their lineage's RNA cluster; clusters named C1.. by median survival (C1 = shortest)."""
     manifest = slide_manifest.drop_duplicates("mouse_id").set_index("mouse_id")
     if "survival_days" not in manifest.columns:
-        raise InputDataError("slide_manifest", "no survival_days column: the aggressiveness analysis needs mouse survival")
+        raise InputDataError(
+            "slide_manifest", "no survival_days column: the aggressiveness analysis needs mouse survival"
+        )
     mice["survival_days"] = mice["mouse_id"].map(manifest["survival_days"]).astype(float)
     mice["event"] = mice["mouse_id"].map(manifest["event"]).astype(int) if "event" in manifest.columns else 1
     mice = mice[mice["lineage_id"].isin(cluster_of)].reset_index(drop=True)
@@ -86,30 +97,66 @@ def _tests(mice: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for column in ("rna_cluster", "image_cluster"):
         chisq, p = log_rank(mice["survival_days"], mice["event"], mice[column])
-        rows.append({"analysis": f"mouse survival by {column.replace('_', ' ')}", "n": len(mice), "groups": mice[column].nunique(), "chi2": chisq, "p_value": p})
+        rows.append(
+            {
+                "analysis": f"mouse survival by {column.replace('_', ' ')}",
+                "n": len(mice),
+                "groups": mice[column].nunique(),
+                "chi2": chisq,
+                "p_value": p,
+            }
+        )
     for outcome in ("os_months", "pfs_months"):
         if outcome in samples.columns and samples[outcome].notna().any():
             ok = samples[outcome].notna()
             chisq, p = log_rank(samples.loc[ok, outcome], np.ones(ok.sum()), samples.loc[ok, "cluster"])
-            rows.append({"analysis": f"patient {outcome.split('_')[0].upper()} of lineages by cluster (lineages of a patient share it)", "n": int(ok.sum()),
-                         "groups": samples.loc[ok, "cluster"].nunique(), "chi2": chisq, "p_value": p})
+            rows.append(
+                {
+                    "analysis": f"patient {outcome.split('_')[0].upper()} of lineages by cluster (lineages of a patient share it)",
+                    "n": int(ok.sum()),
+                    "groups": samples.loc[ok, "cluster"].nunique(),
+                    "chi2": chisq,
+                    "p_value": p,
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def _summary(mice: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
-    summary = mice.groupby("rna_cluster").agg(lineages=("lineage_id", "nunique"), mice=("mouse_id", "size"), median_survival_days=("survival_days", "median"),
-                                              mean_survival_days=("survival_days", "mean")).reset_index().rename(columns={"rna_cluster": "cluster"})
+    summary = (
+        mice.groupby("rna_cluster")
+        .agg(
+            lineages=("lineage_id", "nunique"),
+            mice=("mouse_id", "size"),
+            median_survival_days=("survival_days", "median"),
+            mean_survival_days=("survival_days", "mean"),
+        )
+        .reset_index()
+        .rename(columns={"rna_cluster": "cluster"})
+    )
     for outcome in ("os_months", "pfs_months"):
         if outcome in samples.columns:
             summary[f"mean_patient_{outcome}"] = summary["cluster"].map(samples.groupby("cluster")[outcome].mean())
     return summary
 
 
-def aggressiveness(model: MultimodalModel, patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, cohort_features: pd.DataFrame,
-                   cohort_samples: pd.DataFrame, cfg: ReportingConfig, mm: MultimodalConfig, wsi: WSIEncodingConfig):
+def aggressiveness(
+    model: MultimodalModel,
+    patch_index: pd.DataFrame,
+    slide_manifest: pd.DataFrame,
+    cohort_features: pd.DataFrame,
+    cohort_samples: pd.DataFrame,
+    cfg: ReportingConfig,
+    mm: MultimodalConfig,
+    wsi: WSIEncodingConfig,
+):
     """(mice, cluster summary, log-rank tests, Kaplan-Meier figure)."""
     samples = cohort_samples[cohort_samples["sample_id"].isin(cohort_features.index)].reset_index(drop=True)
-    rna_z = embed_rna(model, cohort_features.loc[samples["sample_id"], model.meta["genes"]].to_numpy(np.float32), mm.evaluation.rna_batch_size)
+    rna_z = embed_rna(
+        model,
+        cohort_features.loc[samples["sample_id"], model.meta["genes"]].to_numpy(np.float32),
+        mm.evaluation.rna_batch_size,
+    )
     k = min(cfg.survival.n_clusters, len(samples))
     labels = KMeans(k, n_init=cfg.survival.kmeans_n_init, random_state=cfg.seed).fit_predict(rna_z)
     index = patch_index.reset_index(drop=True)
@@ -118,12 +165,30 @@ def aggressiveness(model: MultimodalModel, patch_index: pd.DataFrame, slide_mani
     _, ranked = retrieval(image_z, rna_z, top=1)
     index["retrieved_lineage"] = samples["lineage_id"].to_numpy()[ranked[:, 0]]
     centroids = np.stack([rna_z[labels == c].mean(0) for c in range(k)])
-    mice, name = _with_survival(_mice(index, image_z, centroids), slide_manifest, dict(zip(samples["lineage_id"], labels, strict=True)), k)
+    mice, name = _with_survival(
+        _mice(index, image_z, centroids), slide_manifest, dict(zip(samples["lineage_id"], labels, strict=True)), k
+    )
     samples["cluster"] = [name[c] for c in labels]
     tests = _tests(mice, samples)
-    curves = {f"{c} ({(mice['rna_cluster'] == c).sum()} mice)": kaplan_meier(g["survival_days"], g["event"]) for c, g in mice.groupby("rna_cluster")}
+    curves = {
+        f"{c} ({(mice['rna_cluster'] == c).sum()} mice)": kaplan_meier(g["survival_days"], g["event"])
+        for c, g in mice.groupby("rna_cluster")
+    }
     p_mouse = tests.iloc[0]["p_value"]
-    fig = km_figure(curves, f"Mouse survival by lineage cluster (multimodal RNA embedding, k={k}); log-rank p = {p_mouse:.2g}", "days")
-    logger.info("aggressiveness: %d clusters, log-rank p = %.3g; mouse-level majority-vote lineage accuracy %.3f", k, p_mouse,
-                float((mice["majority_lineage"] == mice["lineage_id"]).mean()))
-    return mice.assign(majority_correct=mice["majority_lineage"] == mice["lineage_id"]), _summary(mice, samples), tests, fig
+    fig = km_figure(
+        curves,
+        f"Mouse survival by lineage cluster (multimodal RNA embedding, k={k}); log-rank p = {p_mouse:.2g}",
+        "days",
+    )
+    logger.info(
+        "aggressiveness: %d clusters, log-rank p = %.3g; mouse-level majority-vote lineage accuracy %.3f",
+        k,
+        p_mouse,
+        float((mice["majority_lineage"] == mice["lineage_id"]).mean()),
+    )
+    return (
+        mice.assign(majority_correct=mice["majority_lineage"] == mice["lineage_id"]),
+        _summary(mice, samples),
+        tests,
+        fig,
+    )

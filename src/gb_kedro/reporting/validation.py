@@ -54,14 +54,25 @@ def null_pairing(n_lineages: int, seed: int, draw: int) -> list[int]:
 
 
 def planted_drivers(truth_drivers: pd.DataFrame, universe: list[str]) -> set[str]:
-    drivers = {strip_version(g) for g in truth_drivers.loc[truth_drivers["role"] == "driver", "gene_id"]} & set(universe)
+    drivers = {strip_version(g) for g in truth_drivers.loc[truth_drivers["role"] == "driver", "gene_id"]} & set(
+        universe
+    )
     if not drivers:
         raise InputDataError("synthetic_truth/drivers.tsv", "no planted driver gene among the model genes")
     return drivers
 
 
-def null_precision(model: MultimodalModel, patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, cohort_features: pd.DataFrame,
-                   cohort_samples: pd.DataFrame, truth_drivers: pd.DataFrame, cfg: ReportingConfig, mm: MultimodalConfig, wsi: WSIEncodingConfig) -> float:
+def null_precision(
+    model: MultimodalModel,
+    patch_index: pd.DataFrame,
+    slide_manifest: pd.DataFrame,
+    cohort_features: pd.DataFrame,
+    cohort_samples: pd.DataFrame,
+    truth_drivers: pd.DataFrame,
+    cfg: ReportingConfig,
+    mm: MultimodalConfig,
+    wsi: WSIEncodingConfig,
+) -> float:
     """Precision@n of the planted drivers in the Table 2 of a model trained on shuffled pairs: its held-out
     patches retrieve an RNA sample (eq. 9), Grad-CAM with that sample, top-k genes, occurrence."""
     genes = model.meta["genes"]
@@ -72,7 +83,9 @@ def null_precision(model: MultimodalModel, patch_index: pd.DataFrame, slide_mani
     images = np.asarray(decoded_patches(index, slide_manifest, wsi.data, wsi.checkpoint_dir)[test_rows])
     image_z = embed_images(model, images, wsi.data.geometry[1], mm.evaluation.image_batch_size)
     _, ranked = retrieval(image_z, embed_rna(model, rna_all, mm.evaluation.rna_batch_size), top=1)
-    _, gene_scores = attribute(model, images, rna_all[ranked[:, 0]], gene_baseline(cohort_features, genes, cfg), cfg, wsi)
+    _, gene_scores = attribute(
+        model, images, rna_all[ranked[:, 0]], gene_baseline(cohort_features, genes, cfg), cfg, wsi
+    )
     genes_table = pd.DataFrame({"gene_id": universe, "gene_id_versioned": genes, "symbol": universe})
     table = occurrence_table(top_k_genes(gene_scores, cfg.top_k_per_patch), genes_table, n=cfg.table_size)
     precision = precision_recall(table["gene_id_unversioned"], planted_drivers(truth_drivers, universe))[0]
@@ -80,8 +93,15 @@ def null_precision(model: MultimodalModel, patch_index: pd.DataFrame, slide_mani
     return precision
 
 
-def validate(occurrence: pd.DataFrame, model: MultimodalModel, cohort_features: pd.DataFrame, truth_drivers: pd.DataFrame,
-             null: list[float], n_test_patches: int, cfg: ReportingConfig) -> dict:
+def validate(
+    occurrence: pd.DataFrame,
+    model: MultimodalModel,
+    cohort_features: pd.DataFrame,
+    truth_drivers: pd.DataFrame,
+    null: list[float],
+    n_test_patches: int,
+    cfg: ReportingConfig,
+) -> dict:
     """Planted-driver precision@n and recall of Table 2 against variance, random and the permutation null."""
     n = cfg.table_size
     genes = model.meta["genes"]
@@ -92,33 +112,77 @@ def validate(occurrence: pd.DataFrame, model: MultimodalModel, cohort_features: 
     var_p, var_r = precision_recall([universe[i] for i in np.argsort(-variance, kind="stable")[:n]], drivers)
     null = np.asarray(null, float)
     metrics = {
-        "table_size": n, "n_drivers_planted": len(drivers), "n_genes": len(universe), "n_patches": int(n_test_patches),
-        "gradcam_precision": gradcam_p, "gradcam_recall": gradcam_r,
-        "variance_precision": var_p, "variance_recall": var_r,
+        "table_size": n,
+        "n_drivers_planted": len(drivers),
+        "n_genes": len(universe),
+        "n_patches": int(n_test_patches),
+        "gradcam_precision": gradcam_p,
+        "gradcam_recall": gradcam_r,
+        "variance_precision": var_p,
+        "variance_recall": var_r,
         "random_precision_expected": len(drivers) / len(universe),
         "permutation_null_mean": float(null.mean()) if len(null) else float("nan"),
         "permutation_null_p95": float(np.quantile(null, 0.95)) if len(null) else float("nan"),
         "permutation_null_values": null.round(4).tolist(),
-        "permutation_p_value": float((1 + (null >= gradcam_p).sum()) / (1 + len(null))), "n_permutations": len(null),
+        "permutation_p_value": float((1 + (null >= gradcam_p).sum()) / (1 + len(null))),
+        "n_permutations": len(null),
         "gradcam_drivers_found": ",".join(sorted(set(occurrence["gene_id_unversioned"].head(n)) & drivers)),
     }
-    logger.info("Grad-CAM precision@%d %.3f (variance %.3f, random %.3f, permutation null p95 %.3f)", n, gradcam_p, var_p,
-                metrics["random_precision_expected"], metrics["permutation_null_p95"])
+    logger.info(
+        "Grad-CAM precision@%d %.3f (variance %.3f, random %.3f, permutation null p95 %.3f)",
+        n,
+        gradcam_p,
+        var_p,
+        metrics["random_precision_expected"],
+        metrics["permutation_null_p95"],
+    )
     return metrics
 
 
-def train_null(wsi_encoder, rna_encoder, patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, cohort_features: pd.DataFrame,
-               cohort_samples: pd.DataFrame, truth_drivers: pd.DataFrame, cfg: ReportingConfig, mm: MultimodalConfig, wsi: WSIEncodingConfig,
-               row, draw: int):
+def train_null(
+    wsi_encoder,
+    rna_encoder,
+    patch_index: pd.DataFrame,
+    slide_manifest: pd.DataFrame,
+    cohort_features: pd.DataFrame,
+    cohort_samples: pd.DataFrame,
+    truth_drivers: pd.DataFrame,
+    cfg: ReportingConfig,
+    mm: MultimodalConfig,
+    wsi: WSIEncodingConfig,
+    row,
+    draw: int,
+):
     """Retraining ``draw`` of the permutation null: the reporting row's model trained on deranged pairs
     (not trained, and not registered, when there is no planted truth to score it against)."""
     if cfg.n_permutations > PERMUTATION_SLOTS:
-        raise InputDataError(cfg.SOURCE, f"reporting.n_permutations is {cfg.n_permutations}; the pipeline holds {PERMUTATION_SLOTS} null retrainings at most")
+        raise InputDataError(
+            cfg.SOURCE,
+            f"reporting.n_permutations is {cfg.n_permutations}; the pipeline holds {PERMUTATION_SLOTS} null retrainings at most",
+        )
     _, lineages, _, _ = training_pairs(patch_index, cohort_features, cohort_samples, rna_encoder.meta["genes"])
     active = draw < cfg.n_permutations and not truth_drivers.empty
     if not active:
-        logger.info("reporting: permutation null %d not trained (reporting.n_permutations = %d; planted truth: %s)", draw, cfg.n_permutations, not truth_drivers.empty)
+        logger.info(
+            "reporting: permutation null %d not trained (reporting.n_permutations = %d; planted truth: %s)",
+            draw,
+            cfg.n_permutations,
+            not truth_drivers.empty,
+        )
     row = dataclasses.replace(row, train=row.train and active)
-    model, history = train_row(wsi_encoder, rna_encoder, patch_index, slide_manifest, cohort_features, cohort_samples, mm, wsi, row,
-                               name=f"null_{draw}", permutation=null_pairing(len(lineages), cfg.seed, draw), register=False, track=active)
+    model, history = train_row(
+        wsi_encoder,
+        rna_encoder,
+        patch_index,
+        slide_manifest,
+        cohort_features,
+        cohort_samples,
+        mm,
+        wsi,
+        row,
+        name=f"null_{draw}",
+        permutation=null_pairing(len(lineages), cfg.seed, draw),
+        register=False,
+        track=active,
+    )
     return model.describe(trained=active), history

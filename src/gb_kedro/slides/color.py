@@ -25,9 +25,15 @@ def _check_default(hue_centre: float, hue_margin: float, lightness: tuple[float,
     return (hue_centre, hue_margin, tuple(lightness)) == (HUE_CENTRE, HUE_MARGIN, LIGHTNESS)
 
 
-def brown_mask(rgb: np.ndarray, hue_centre: float = HUE_CENTRE, hue_margin: float = HUE_MARGIN, lightness=LIGHTNESS) -> np.ndarray:
+def brown_mask(
+    rgb: np.ndarray, hue_centre: float = HUE_CENTRE, hue_margin: float = HUE_MARGIN, lightness=LIGHTNESS
+) -> np.ndarray:
     """Boolean mask of brown pixels of a uint8 RGB array ``[..., 3]`` (any leading shape)."""
-    if not _check_default(hue_centre, hue_margin, lightness) or hue_centre - hue_margin < 0 or hue_centre + hue_margin > 60:
+    if (
+        not _check_default(hue_centre, hue_margin, lightness)
+        or hue_centre - hue_margin < 0
+        or hue_centre + hue_margin > 60
+    ):
         return brown_mask_float(rgb, hue_centre, hue_margin, lightness)
     r = rgb[..., 0].astype(np.int16)
     g = rgb[..., 1].astype(np.int16)
@@ -38,7 +44,9 @@ def brown_mask(rgb: np.ndarray, hue_centre: float = HUE_CENTRE, hue_margin: floa
     return (rb > 0) & (g <= r) & (gb >= 0) & (rb <= 3 * gb) & (6 * gb <= 5 * rb) & (2 * s >= 51) & (s <= 408)
 
 
-def brown_mask_float(rgb: np.ndarray, hue_centre: float = HUE_CENTRE, hue_margin: float = HUE_MARGIN, lightness=LIGHTNESS) -> np.ndarray:
+def brown_mask_float(
+    rgb: np.ndarray, hue_centre: float = HUE_CENTRE, hue_margin: float = HUE_MARGIN, lightness=LIGHTNESS
+) -> np.ndarray:
     """Reference implementation: float HSL (hue in degrees), then the interval test."""
     x = rgb.astype(np.float64) / 255.0
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
@@ -47,11 +55,14 @@ def brown_mask_float(rgb: np.ndarray, hue_centre: float = HUE_CENTRE, hue_margin
     chroma = mx - mn
     light = (mx + mn) / 2.0
     with np.errstate(invalid="ignore", divide="ignore"):
-        hue = np.where(
-            mx == r,
-            np.mod((g - b) / chroma, 6.0),
-            np.where(mx == g, (b - r) / chroma + 2.0, (r - g) / chroma + 4.0),
-        ) * 60.0
+        hue = (
+            np.where(
+                mx == r,
+                np.mod((g - b) / chroma, 6.0),
+                np.where(mx == g, (b - r) / chroma + 2.0, (r - g) / chroma + 4.0),
+            )
+            * 60.0
+        )
     hue = np.where(chroma > 0, hue, np.nan)
     diff = np.abs(np.mod(hue - hue_centre + 180.0, 360.0) - 180.0)
     return (diff <= hue_margin + 1e-9) & (light >= lightness[0] - 1e-12) & (light <= lightness[1] + 1e-12)

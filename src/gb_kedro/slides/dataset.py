@@ -65,13 +65,17 @@ class PatchDataset(Dataset):
     def read(self, i: int) -> np.ndarray:
         """The RGB uint8 pixels of patch ``i``: ``[size, size, 3]``."""
         row = self.index.iloc[i]
-        region = self._slide(row["slide_id"]).read_region((int(row["x"]), int(row["y"])), int(row["level"]), (int(row["size"]), int(row["size"])))
+        region = self._slide(row["slide_id"]).read_region(
+            (int(row["x"]), int(row["y"])), int(row["level"]), (int(row["size"]), int(row["size"]))
+        )
         return np.array(region.convert("RGB"))  # a writable copy (torch.from_numpy needs one)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         image = torch.from_numpy(self.read(i)).permute(2, 0, 1).float().div_(255.0)
         if self.output_size and image.shape[-1] != self.output_size:
-            image = torch.nn.functional.interpolate(image[None], size=(self.output_size, self.output_size), mode="area")[0]
+            image = torch.nn.functional.interpolate(
+                image[None], size=(self.output_size, self.output_size), mode="area"
+            )[0]
         if self.transform is not None:
             image = self.transform(image)
         label = self._label_of[self.index.at[i, self.label_column]] if self.label_column else -1

@@ -25,8 +25,15 @@ from gb_kedro.slides.manifest import slide_paths
 from gb_kedro.training import fingerprint
 
 
-def read_patches(index: pd.DataFrame, paths: dict, output_size: int, batch_size: int, num_workers: int = 0, cache: str = "ram",
-                 cache_path: str | Path | None = None) -> np.ndarray:
+def read_patches(
+    index: pd.DataFrame,
+    paths: dict,
+    output_size: int,
+    batch_size: int,
+    num_workers: int = 0,
+    cache: str = "ram",
+    cache_path: str | Path | None = None,
+) -> np.ndarray:
     """Decode the patches of ``index`` once: uint8 ``[N, 3, S, S]`` (``cache: disk`` keeps them in a
     ``.npy`` memory map at ``cache_path`` and reuses it when it matches)."""
     if cache == "disk" and cache_path is not None and Path(cache_path).exists():
@@ -36,7 +43,12 @@ def read_patches(index: pd.DataFrame, paths: dict, output_size: int, batch_size:
     data = PatchDataset(index, paths, output_size=output_size)
     out = np.empty((len(index), 3, output_size, output_size), np.uint8)
     i = 0
-    for images, _ in tqdm(DataLoader(data, batch_size=batch_size, num_workers=num_workers), desc="Reading patches", unit="batch", leave=False):
+    for images, _ in tqdm(
+        DataLoader(data, batch_size=batch_size, num_workers=num_workers),
+        desc="Reading patches",
+        unit="batch",
+        leave=False,
+    ):
         out[i : i + len(images)] = (images * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
         i += len(images)
     if cache == "disk" and cache_path is not None:
@@ -45,12 +57,21 @@ def read_patches(index: pd.DataFrame, paths: dict, output_size: int, batch_size:
     return out
 
 
-def decoded_patches(index: pd.DataFrame, manifest: pd.DataFrame, data: PatchDataConfig, cache_dir: str | Path) -> np.ndarray:
+def decoded_patches(
+    index: pd.DataFrame, manifest: pd.DataFrame, data: PatchDataConfig, cache_dir: str | Path
+) -> np.ndarray:
     """Every patch of ``index`` decoded at the read size of ``data`` (cached in ``cache_dir`` by content key)."""
     read_px, _ = data.geometry
     key = fingerprint(index[["slide_id", "x", "y", "level", "size"]].to_numpy().astype(str).tolist(), read_px)
-    return read_patches(index, slide_paths(manifest), read_px, data.decode_batch_size, data.num_workers, data.cache,
-                        Path(cache_dir) / f"wsi_patches_{key}.npy")
+    return read_patches(
+        index,
+        slide_paths(manifest),
+        read_px,
+        data.decode_batch_size,
+        data.num_workers,
+        data.cache,
+        Path(cache_dir) / f"wsi_patches_{key}.npy",
+    )
 
 
 def training_view(image: np.ndarray, crop: int | None = None, augment: Augment | None = None) -> torch.Tensor:
@@ -59,7 +80,11 @@ def training_view(image: np.ndarray, crop: int | None = None, augment: Augment |
     x = torch.from_numpy(np.array(image)).float().div_(255.0)
     if crop and crop < x.shape[-1]:
         span = x.shape[-1] - crop
-        y0, x0 = (int(torch.randint(span + 1, (1,))), int(torch.randint(span + 1, (1,)))) if augment is not None else (span // 2, span // 2)
+        y0, x0 = (
+            (int(torch.randint(span + 1, (1,))), int(torch.randint(span + 1, (1,))))
+            if augment is not None
+            else (span // 2, span // 2)
+        )
         x = x[:, y0 : y0 + crop, x0 : x0 + crop]
     return augment(x) if augment is not None else x
 
@@ -69,7 +94,11 @@ def windows(images: torch.Tensor, crop: int | None) -> list[torch.Tensor]:
     size = images.shape[-1]
     if not crop or crop >= size:
         return [images]
-    return [images[:, :, a : a + crop, b : b + crop] for a in range(0, size - crop + 1, crop) for b in range(0, size - crop + 1, crop)]
+    return [
+        images[:, :, a : a + crop, b : b + crop]
+        for a in range(0, size - crop + 1, crop)
+        for b in range(0, size - crop + 1, crop)
+    ]
 
 
 def window_batches(images: np.ndarray, crop: int | None, batch_size: int, device="cpu") -> Iterator[list[torch.Tensor]]:

@@ -10,7 +10,9 @@ from matplotlib.patches import Rectangle
 from gb_kedro.datasets.slides import open_slide
 
 
-def qc_figure(path: str, slide_id: str, patches: pd.DataFrame, threshold: float, max_px: int, weak_brown_min: float) -> Figure:
+def qc_figure(
+    path: str, slide_id: str, patches: pd.DataFrame, threshold: float, max_px: int, weak_brown_min: float
+) -> Figure:
     """A figure: thumbnail, tumour patches outlined in green, scored non-tumour patches with some brown
     in faint yellow, and the counts in the title."""
     slide = open_slide(path, slide_id)
@@ -28,8 +30,19 @@ def qc_figure(path: str, slide_id: str, patches: pd.DataFrame, threshold: float,
     weak = patches[(patches["brown_ratio"] > weak_brown_min) & (patches["brown_ratio"] <= threshold)]
     for frame, colour, lw in ((weak, "#f2d14b", 0.5), (kept, "#00c853", 1.0)):
         for row in frame.itertuples(index=False):
-            ax.add_patch(Rectangle((row.x / sx, row.y / sx), row.size_level0 / sx, row.size_level0 / sx, fill=False, edgecolor=colour, linewidth=lw))
-    ax.set_title(f"{slide_id}: {len(kept)} tumour patches (brown > {threshold:.0%}) of {len(patches)} scored", fontsize=9)
+            ax.add_patch(
+                Rectangle(
+                    (row.x / sx, row.y / sx),
+                    row.size_level0 / sx,
+                    row.size_level0 / sx,
+                    fill=False,
+                    edgecolor=colour,
+                    linewidth=lw,
+                )
+            )
+    ax.set_title(
+        f"{slide_id}: {len(kept)} tumour patches (brown > {threshold:.0%}) of {len(patches)} scored", fontsize=9
+    )
     ax.set_axis_off()
     fig.tight_layout()
     return fig

@@ -58,7 +58,9 @@ def assign_split(index: pd.DataFrame, options: SplitConfig) -> tuple[pd.DataFram
         for lineage, part in out.groupby("lineage_id"):
             mice = np.sort(part["mouse_id"].unique())
             if len(mice) < per + 1:
-                logger.warning("lineage %s has %d mouse/mice with tumour patches: all kept for training", lineage, len(mice))
+                logger.warning(
+                    "lineage %s has %d mouse/mice with tumour patches: all kept for training", lineage, len(mice)
+                )
                 continue
             held = rng.choice(mice, size=per, replace=False)
             out.loc[part.index[part["mouse_id"].isin(held)], "split"] = "test"
@@ -74,7 +76,9 @@ def assign_split(index: pd.DataFrame, options: SplitConfig) -> tuple[pd.DataFram
             options_p = eligible.loc[eligible["patient_id"] == patient, "lineage_id"].to_numpy()
             picks.append(str(rng.choice(options_p)))
         if len(picks) < n:
-            logger.warning("split.mode lineage: only %d lineage(s) can be held out (patients need >= 2 lineages)", len(picks))
+            logger.warning(
+                "split.mode lineage: only %d lineage(s) can be held out (patients need >= 2 lineages)", len(picks)
+            )
         lineages.loc[lineages["lineage_id"].isin(picks), "split"] = "test"
         out.loc[out["lineage_id"].isin(picks), "split"] = "test"
     return out, lineages

@@ -58,7 +58,11 @@ class TilingOptions(Config):
 
     @property
     def thresholds(self) -> dict:
-        return {"hue_centre": self.hue_centre, "hue_margin": self.hue_margin, "lightness": (self.lightness_min, self.lightness_max)}
+        return {
+            "hue_centre": self.hue_centre,
+            "hue_margin": self.hue_margin,
+            "lightness": (self.lightness_min, self.lightness_max),
+        }
 
 
 def slide_mpp(slide) -> float | None:
@@ -92,7 +96,9 @@ def choose_level(slide, target_mpp: float | None, tolerance: float) -> tuple[int
         if mpp0 * ds <= target_mpp * (1 + tolerance):
             best = level
     if mpp0 > target_mpp * (1 + tolerance):
-        warnings.warn(f"level 0 ({mpp0:.3f} um/px) is coarser than target_mpp {target_mpp}: tiling level 0", stacklevel=2)
+        warnings.warn(
+            f"level 0 ({mpp0:.3f} um/px) is coarser than target_mpp {target_mpp}: tiling level 0", stacklevel=2
+        )
     return best, mpp0 * slide.level_downsamples[best]
 
 
@@ -156,8 +162,13 @@ class TileReader:
             return None
         for page in tif.pages:
             ok = (
-                page.is_tiled and page.tilewidth == size and page.tilelength == size and page.imagewidth == width
-                and page.imagelength == height and page.samplesperpixel == 3 and page.tiledepth == 1
+                page.is_tiled
+                and page.tilewidth == size
+                and page.tilelength == size
+                and page.imagewidth == width
+                and page.imagelength == height
+                and page.samplesperpixel == 3
+                and page.tiledepth == 1
                 and (page.photometric == 2 or (page.photometric == 6 and page.compression == 7))
             )
             if ok:
@@ -191,7 +202,9 @@ def _runs(row: np.ndarray, cap: int):
     yield start, prev - start + 1
 
 
-def score_slide(path: str | Path, options: TilingOptions | dict, slide_id: str | None = None, rows: tuple[int, int] | None = None) -> tuple[pd.DataFrame, dict]:
+def score_slide(
+    path: str | Path, options: TilingOptions | dict, slide_id: str | None = None, rows: tuple[int, int] | None = None
+) -> tuple[pd.DataFrame, dict]:
     """Brown ratio of the candidate patches of one slide.
 
     Returns ``(patches, summary)``: one row per scored patch (``x``, ``y`` in level-0 px, ``level``,
@@ -218,13 +231,18 @@ def score_slide(path: str | Path, options: TilingOptions | dict, slide_id: str |
         if opts.reader != "openslide":
             tiles = TileReader.for_level(path, *slide.level_dimensions[level], size)
             if tiles is None and opts.reader == "tifffile":
-                raise ValueError(f"{path}: level {level} is not stored as {size}x{size} RGB tiles; use reader: openslide or auto")
+                raise ValueError(
+                    f"{path}: level {level} is not stored as {size}x{size} RGB tiles; use reader: openslide or auto"
+                )
         for r in range(r0, min(r1, keep.shape[0])) if tiles is not None else ():
             for c in np.flatnonzero(keep[r]):
                 try:
                     rgb = tiles.read(r, int(c))
                 except Exception as exc:
-                    raise InputDataError(f"slide {slide_id} ({path})" if slide_id else str(path), f"cannot decode tile ({r}, {c}) of level {level}: {exc}") from exc
+                    raise InputDataError(
+                        f"slide {slide_id} ({path})" if slide_id else str(path),
+                        f"cannot decode tile ({r}, {c}) of level {level}: {exc}",
+                    ) from exc
                 out_ratio.append(float(brown_mask(rgb, **opts.thresholds).mean()))
                 out_x.append(int(round(c * size * ds)))
                 out_y.append(int(round(r * size * ds)))
@@ -236,14 +254,24 @@ def score_slide(path: str | Path, options: TilingOptions | dict, slide_id: str |
                 try:
                     region = slide.read_region((x, y), level, (n * size, size))
                 except Exception as exc:  # OpenSlide raises its own errors on truncated/corrupt tiles
-                    raise InputDataError(f"slide {slide_id} ({path})" if slide_id else str(path), f"cannot read the region at ({x}, {y}) level {level}: {exc}") from exc
+                    raise InputDataError(
+                        f"slide {slide_id} ({path})" if slide_id else str(path),
+                        f"cannot read the region at ({x}, {y}) level {level}: {exc}",
+                    ) from exc
                 rgb = np.asarray(region)[..., :3]
                 ratios = patch_brown_ratios(rgb, size, **opts.thresholds)
                 out_ratio.extend(ratios.tolist())
                 out_x.extend(int(round((c0 + k) * size * ds)) for k in range(n))
                 out_y.extend([y] * n)
-        patches = pd.DataFrame({"x": np.array(out_x, dtype=np.int64), "y": np.array(out_y, dtype=np.int64), "level": level, "size": size,
-                                "brown_ratio": np.array(out_ratio, dtype=np.float32)})
+        patches = pd.DataFrame(
+            {
+                "x": np.array(out_x, dtype=np.int64),
+                "y": np.array(out_y, dtype=np.int64),
+                "level": level,
+                "size": size,
+                "brown_ratio": np.array(out_ratio, dtype=np.float32),
+            }
+        )
         patches["size_level0"] = int(round(size * ds))
         patches["tumour"] = patches["brown_ratio"] > opts.threshold
         summary = {
@@ -273,7 +301,9 @@ def _score_one(job: tuple) -> tuple[str, pd.DataFrame | None, dict]:
         return slide_id, None, {"status": "failed", "error": str(exc)}
 
 
-def score_slides(slides: pd.DataFrame, options: TilingOptions | dict, n_workers: int = 1, on_error: str = "raise") -> tuple[pd.DataFrame, pd.DataFrame]:
+def score_slides(
+    slides: pd.DataFrame, options: TilingOptions | dict, n_workers: int = 1, on_error: str = "raise"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score many slides (``slide_id``, ``path`` columns), in parallel processes when ``n_workers`` > 1.
 
     ``on_error``: ``raise`` stops at the first bad slide (an :class:`InputDataError` naming it);
@@ -312,7 +342,11 @@ def score_slides(slides: pd.DataFrame, options: TilingOptions | dict, n_workers:
                 summary["status"] = "no_tumour"
                 logger.warning("slide %s: no tumour patch (brown ratio > %.2f)", slide_id, opts.threshold)
         rows.append({"slide_id": slide_id, **summary})
-    patches = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["x", "y", "level", "size", "brown_ratio", "size_level0", "tumour", "slide_id"])
+    patches = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["x", "y", "level", "size", "brown_ratio", "size_level0", "tumour", "slide_id"])
+    )
     summary = pd.DataFrame(rows)
     for column in ("grid_patches", "candidate_patches", "scored_patches", "tumour_patches"):
         if column in summary:

@@ -38,14 +38,56 @@ from gb_kedro.synthetic.graphs import module_sizes, planted_directed_graph
 
 MORPHOLOGY_AXES = ["nucleus_size", "elongation", "arrangement", "chromatin_texture", "cell_density", "invasion"]
 # Weight of each axis level in a lineage's aggressiveness (invasion and density drive survival most).
-AXIS_AGGRESSIVENESS = {"invasion": 0.6, "cell_density": 0.45, "nucleus_size": 0.3, "chromatin_texture": 0.2, "elongation": 0.1, "arrangement": 0.0}
+AXIS_AGGRESSIVENESS = {
+    "invasion": 0.6,
+    "cell_density": 0.45,
+    "nucleus_size": 0.3,
+    "chromatin_texture": 0.2,
+    "elongation": 0.1,
+    "arrangement": 0.0,
+}
 
 SITES = [
-    ("TCGA-GBM", "brain"), ("TCGA-LGG", "brain"), ("TCGA-BRCA", "breast"), ("TCGA-LUAD", "lung"),
-    ("TCGA-KIRC", "kidney"), ("TCGA-PRAD", "prostate"), ("TCGA-COAD", "colorectal"), ("TCGA-SKCM", "skin"),
+    ("TCGA-GBM", "brain"),
+    ("TCGA-LGG", "brain"),
+    ("TCGA-BRCA", "breast"),
+    ("TCGA-LUAD", "lung"),
+    ("TCGA-KIRC", "kidney"),
+    ("TCGA-PRAD", "prostate"),
+    ("TCGA-COAD", "colorectal"),
+    ("TCGA-SKCM", "skin"),
 ]
 # Relative chromosome sizes in genes (roughly the human protein-coding distribution).
-_CHROM_WEIGHTS = np.array([2050, 1250, 1080, 750, 880, 1040, 920, 680, 780, 740, 1300, 1030, 320, 610, 600, 850, 1180, 270, 1470, 540, 230, 440, 840, 45, 13], dtype=float)
+_CHROM_WEIGHTS = np.array(
+    [
+        2050,
+        1250,
+        1080,
+        750,
+        880,
+        1040,
+        920,
+        680,
+        780,
+        740,
+        1300,
+        1030,
+        320,
+        610,
+        600,
+        850,
+        1180,
+        270,
+        1470,
+        540,
+        230,
+        440,
+        840,
+        45,
+        13,
+    ],
+    dtype=float,
+)
 
 
 @dataclass(frozen=True)
@@ -98,7 +140,9 @@ def make_genes(preset: Preset, rng: np.random.Generator) -> pd.DataFrame:
     gene_id = [f"ENSG99{num:09d}.{v}" for num, v in zip(numbers, rng.integers(1, 16, size=n), strict=True)]
     symbols = [f"GBS{i + 1:05d}" for i in range(n)]
     rng.shuffle(symbols)
-    types = np.array(["protein_coding"] * n_pc + list(rng.choice(["lncRNA", "processed_pseudogene", "miRNA", "snRNA"], size=n_nc)))
+    types = np.array(
+        ["protein_coding"] * n_pc + list(rng.choice(["lncRNA", "processed_pseudogene", "miRNA", "snRNA"], size=n_nc))
+    )
     order = rng.permutation(n)
     types = types[order]
     chroms = rng.choice(CHROM_ORDER, size=n, p=_CHROM_WEIGHTS / _CHROM_WEIGHTS.sum())
@@ -147,7 +191,11 @@ def make_ppi(genes: pd.DataFrame, preset: Preset, rng: np.random.Generator) -> t
     edges = planted_directed_graph(membership, preset.ppi_mean_degree, preset.ppi_mu, rng)
     sym = genes["gene_name"].to_numpy()
     signalling = pd.DataFrame(
-        {"source": sym[edges["source"]], "interaction": rng.choice([1, -1], size=len(edges), p=[0.7, 0.3]), "target": sym[edges["target"]]}
+        {
+            "source": sym[edges["source"]],
+            "interaction": rng.choice([1, -1], size=len(edges), p=[0.7, 0.3]),
+            "target": sym[edges["target"]],
+        }
     )
     # OmniPath-like extras: complexes of two same-module genes acting on a third, and metabolites.
     n_extra = max(3, len(edges) // 200)
@@ -167,25 +215,49 @@ def make_ppi(genes: pd.DataFrame, preset: Preset, rng: np.random.Generator) -> t
     ncbi = rng.choice(np.arange(1, 200_000), size=len(genes), replace=False)
     ppi_rows = pd.DataFrame(
         {
-            "relation": "protein_protein", "display_relation": "ppi",
-            "x_index": both["a"].to_numpy(), "x_id": ncbi[both["a"]], "x_type": "gene/protein", "x_name": sym[both["a"]], "x_source": "NCBI",
-            "y_index": both["b"].to_numpy(), "y_id": ncbi[both["b"]], "y_type": "gene/protein", "y_name": sym[both["b"]], "y_source": "NCBI",
+            "relation": "protein_protein",
+            "display_relation": "ppi",
+            "x_index": both["a"].to_numpy(),
+            "x_id": ncbi[both["a"]],
+            "x_type": "gene/protein",
+            "x_name": sym[both["a"]],
+            "x_source": "NCBI",
+            "y_index": both["b"].to_numpy(),
+            "y_id": ncbi[both["b"]],
+            "y_type": "gene/protein",
+            "y_name": sym[both["b"]],
+            "y_source": "NCBI",
         }
     )
     n_other = max(10, len(ppi_rows) // 10)
     targets = rng.choice(in_ppi, size=n_other)
     kinds = rng.choice(["drug_protein", "disease_protein", "anatomy_protein_present"], size=n_other)
-    other_type = {"drug_protein": ("drug", "DrugBank"), "disease_protein": ("disease", "MONDO"), "anatomy_protein_present": ("anatomy", "UBERON")}
+    other_type = {
+        "drug_protein": ("drug", "DrugBank"),
+        "disease_protein": ("disease", "MONDO"),
+        "anatomy_protein_present": ("anatomy", "UBERON"),
+    }
     other_rows = pd.DataFrame(
         {
-            "relation": kinds, "display_relation": [k.split("_")[0] for k in kinds],
-            "x_index": 1_000_000 + np.arange(n_other), "x_id": [f"X{i:06d}" for i in range(n_other)],
-            "x_type": [other_type[k][0] for k in kinds], "x_name": [f"{other_type[k][0]}_{i}" for i, k in enumerate(kinds)],
+            "relation": kinds,
+            "display_relation": [k.split("_")[0] for k in kinds],
+            "x_index": 1_000_000 + np.arange(n_other),
+            "x_id": [f"X{i:06d}" for i in range(n_other)],
+            "x_type": [other_type[k][0] for k in kinds],
+            "x_name": [f"{other_type[k][0]}_{i}" for i, k in enumerate(kinds)],
             "x_source": [other_type[k][1] for k in kinds],
-            "y_index": targets, "y_id": ncbi[targets], "y_type": "gene/protein", "y_name": sym[targets], "y_source": "NCBI",
+            "y_index": targets,
+            "y_id": ncbi[targets],
+            "y_type": "gene/protein",
+            "y_name": sym[targets],
+            "y_source": "NCBI",
         }
     )
-    kg = pd.concat([ppi_rows, other_rows], ignore_index=True).sample(frac=1.0, random_state=int(rng.integers(1 << 31))).reset_index(drop=True)
+    kg = (
+        pd.concat([ppi_rows, other_rows], ignore_index=True)
+        .sample(frac=1.0, random_state=int(rng.integers(1 << 31)))
+        .reset_index(drop=True)
+    )
     return signalling, kg
 
 
@@ -224,8 +296,14 @@ def _draw_lineages(preset: Preset, rng: np.random.Generator, max_tries: int) -> 
             if all((code != c).sum() >= 2 for c in codes):
                 codes.append(code)
                 made += 1
-                rows.append({"patient_id": f"P{p + 1:02d}", "lineage_id": f"P{p + 1:02d}-L{made}", **dict(zip(axes, code.tolist(), strict=True)),
-                             "shared_axes": ",".join(axes[i] for i in sorted(shared_axes))})
+                rows.append(
+                    {
+                        "patient_id": f"P{p + 1:02d}",
+                        "lineage_id": f"P{p + 1:02d}-L{made}",
+                        **dict(zip(axes, code.tolist(), strict=True)),
+                        "shared_axes": ",".join(axes[i] for i in sorted(shared_axes)),
+                    }
+                )
                 if made == n_lin:
                     break
         if made < n_lin:
@@ -245,21 +323,37 @@ def pick_drivers(genes: pd.DataFrame, preset: Preset, rng: np.random.Generator) 
     modules = rng.permutation(preset.n_modules)
     for k, axis in enumerate(axes):
         module = int(modules[k % preset.n_modules])
-        pool = genes.index[(genes["module"] == module) & (genes["gene_type"] == "protein_coding") & (genes["base"] > 1.5)]
+        pool = genes.index[
+            (genes["module"] == module) & (genes["gene_type"] == "protein_coding") & (genes["base"] > 1.5)
+        ]
         pool = [i for i in pool if i not in used]
         chosen = rng.choice(pool, size=2 * preset.drivers_per_axis, replace=False)
         for j, g in enumerate(chosen):
             used.add(int(g))
             role = "driver" if j < preset.drivers_per_axis else "decoy"
             effect = rng.uniform(0.9, 1.5) * rng.choice([-1, 1])
-            rows.append({"gene_index": int(g), "role": role, "axis": axis if role == "driver" else "", "module": module, "effect": float(effect)})
+            rows.append(
+                {
+                    "gene_index": int(g),
+                    "role": role,
+                    "axis": axis if role == "driver" else "",
+                    "module": module,
+                    "effect": float(effect),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------------------------------------
 # Expression
 # ---------------------------------------------------------------------------------------------------
-def _counts(log_mean: np.ndarray, lengths: np.ndarray, library_sizes: np.ndarray, rng: np.random.Generator, dispersion: float = 0.08) -> np.ndarray:
+def _counts(
+    log_mean: np.ndarray,
+    lengths: np.ndarray,
+    library_sizes: np.ndarray,
+    rng: np.random.Generator,
+    dispersion: float = 0.08,
+) -> np.ndarray:
     """Negative-binomial read counts (samples x genes) from log expression levels and library sizes."""
     rate = np.exp(log_mean) * lengths[None, :]
     rate = rate / rate.sum(axis=1, keepdims=True) * library_sizes[:, None]
@@ -312,7 +406,13 @@ def make_expression(
         p_centre[s % preset.n_centers] = 0.7 if preset.n_centers > 1 else 1.0
         for _ in range(preset.tcga_samples_per_site):
             centre = int(rng.choice(preset.n_centers, p=p_centre / p_centre.sum()))
-            log_means.append(base + site_programs[project] + centres[centre] + module_program(0.3) + rng.normal(0, 0.15, size=n_genes))
+            log_means.append(
+                base
+                + site_programs[project]
+                + centres[centre]
+                + module_program(0.3)
+                + rng.normal(0, 0.15, size=n_genes)
+            )
             rows.append({"project_id": project, "primary_site": site, "centre": centre})
     tcga_log = np.vstack(log_means)
     tcga_lib = rng.lognormal(np.log(4e7), 0.35, size=len(rows))
@@ -332,7 +432,13 @@ def make_expression(
         lineage_effects[i, decoys["gene_index"].to_numpy()] = levels * decoys["effect"].to_numpy()
     cohort_log = np.vstack(
         [
-            base + brain + lab_batch + patients[lin.patient_id] + lineage_effects[i] + module_program(0.15) + rng.normal(0, 0.1, size=n_genes)
+            base
+            + brain
+            + lab_batch
+            + patients[lin.patient_id]
+            + lineage_effects[i]
+            + module_program(0.15)
+            + rng.normal(0, 0.1, size=n_genes)
             for i, lin in enumerate(lineages.itertuples(index=False))
         ]
     )
@@ -358,13 +464,25 @@ def star_frame(genes: pd.DataFrame, counts: np.ndarray, rng: np.random.Generator
     first = rng.binomial(counts, 0.5)
     frame = pd.DataFrame(
         {
-            "gene_id": genes["gene_id"].to_numpy(), "gene_name": genes["gene_name"].to_numpy(), "gene_type": genes["gene_type"].to_numpy(),
-            "unstranded": counts, "stranded_first": first, "stranded_second": counts - first,
-            "tpm_unstranded": tpm, "fpkm_unstranded": fpkm, "fpkm_uq_unstranded": fpkm_uq,
+            "gene_id": genes["gene_id"].to_numpy(),
+            "gene_name": genes["gene_name"].to_numpy(),
+            "gene_type": genes["gene_type"].to_numpy(),
+            "unstranded": counts,
+            "stranded_first": first,
+            "stranded_second": counts - first,
+            "tpm_unstranded": tpm,
+            "fpkm_unstranded": fpkm,
+            "fpkm_uq_unstranded": fpkm_uq,
         }
     )
-    frame.attrs["summary"] = {k: int(total * f) for k, f in zip(
-        ["N_unmapped", "N_multimapping", "N_noFeature", "N_ambiguous"], rng.uniform([0.01, 0.02, 0.03, 0.005], [0.03, 0.05, 0.06, 0.015]), strict=True)}
+    frame.attrs["summary"] = {
+        k: int(total * f)
+        for k, f in zip(
+            ["N_unmapped", "N_multimapping", "N_noFeature", "N_ambiguous"],
+            rng.uniform([0.01, 0.02, 0.03, 0.005], [0.03, 0.05, 0.06, 0.015]),
+            strict=True,
+        )
+    }
     return frame
 
 
@@ -385,7 +503,9 @@ def generate(preset: Preset, seed: int) -> dict:
     signalling, kg = make_ppi(genes, preset, rng)
     expr = make_expression(genes, lineages, drivers, preset, rng)
 
-    annotation = add_par_y(genes[["gene_id", "gene_name", "gene_type", "chrom", "start", "end", "strand"]].assign(hgnc_id=""), rng)
+    annotation = add_par_y(
+        genes[["gene_id", "gene_name", "gene_type", "chrom", "start", "end", "strand"]].assign(hgnc_id=""), rng
+    )
     # GDC STAR files list every gene of the gene model, PAR_Y copies included (all zero).
     par = annotation[annotation["gene_id"].str.endswith("_PAR_Y")]
     star_genes = pd.concat([genes, par.assign(length=1000, module=-1, base=0.0)], ignore_index=True)
@@ -393,16 +513,40 @@ def generate(preset: Preset, seed: int) -> dict:
     tcga_star, sheet_rows, truth_tcga = {}, [], []
     tss_codes = [f"{a}{b}" for a in "ABCDEFGHJKLMNPQRSTUVWXYZ" for b in "0123456789"]
     site_tss = {c: tss_codes[c] for c in range(preset.n_centers)}
-    for i, row in enumerate(tqdm(expr["tcga_samples"].itertuples(index=False), total=len(expr["tcga_samples"]), desc="Synthetic TCGA", unit="sample", leave=False)):
+    for i, row in enumerate(
+        tqdm(
+            expr["tcga_samples"].itertuples(index=False),
+            total=len(expr["tcga_samples"]),
+            desc="Synthetic TCGA",
+            unit="sample",
+            leave=False,
+        )
+    ):
         file_id = str(uuid.UUID(bytes=rng.bytes(16), version=4))
         file_name = f"{file_id}.rna_seq.augmented_star_gene_counts.tsv"
         counts = np.concatenate([expr["tcga_counts"][i], np.zeros(len(par), dtype=np.int64)])
         tcga_star[f"{file_id}/{file_name[:-4]}"] = star_frame(star_genes, counts, rng)
         case = f"TCGA-{site_tss[row.centre]}-{i + 1:04d}"
-        sheet_rows.append({"File ID": file_id, "File Name": file_name, "Data Category": "Transcriptome Profiling",
-                           "Data Type": "Gene Expression Quantification", "Project ID": row.project_id, "Case ID": case,
-                           "Sample ID": f"{case}-01A", "Sample Type": "Primary Tumor"})
-        truth_tcga.append({"sample_id": f"{case}-01A", "project_id": row.project_id, "primary_site": row.primary_site, "centre": row.centre})
+        sheet_rows.append(
+            {
+                "File ID": file_id,
+                "File Name": file_name,
+                "Data Category": "Transcriptome Profiling",
+                "Data Type": "Gene Expression Quantification",
+                "Project ID": row.project_id,
+                "Case ID": case,
+                "Sample ID": f"{case}-01A",
+                "Sample Type": "Primary Tumor",
+            }
+        )
+        truth_tcga.append(
+            {
+                "sample_id": f"{case}-01A",
+                "project_id": row.project_id,
+                "primary_site": row.primary_site,
+                "centre": row.centre,
+            }
+        )
 
     # Cohort matrix: TPM, genes x samples, versioned IDs (some with a newer version, as another GENCODE
     # release would give), a few protein-coding genes missing (not measured by that lab's pipeline).
@@ -435,23 +579,45 @@ def generate(preset: Preset, seed: int) -> dict:
     role[drivers["gene_index"].to_numpy()] = drivers["role"].to_numpy()
     axis[drivers["gene_index"].to_numpy()] = drivers["axis"].to_numpy()
     truth_genes = pd.DataFrame(
-        {"gene_id": genes["gene_id"], "symbol": genes["gene_name"], "gene_type": genes["gene_type"], "module": genes["module"],
-         "role": role, "axis": axis, "in_cohort_matrix": ~missing}
+        {
+            "gene_id": genes["gene_id"],
+            "symbol": genes["gene_name"],
+            "gene_type": genes["gene_type"],
+            "module": genes["module"],
+            "role": role,
+            "axis": axis,
+            "in_cohort_matrix": ~missing,
+        }
     )
     effects = expr["lineage_effects"]
     driver_rows = []
     for d in drivers.itertuples(index=False):
         for i, lin in enumerate(lineages.itertuples(index=False)):
-            driver_rows.append({"lineage_id": lin.lineage_id, "gene_id": genes.at[d.gene_index, "gene_id"], "symbol": genes.at[d.gene_index, "gene_name"],
-                                "role": d.role, "axis": d.axis, "module": d.module, "level": getattr(lin, d.axis) if d.role == "driver" else int(np.sign(effects[i, d.gene_index] * d.effect)) if effects[i, d.gene_index] else 0,
-                                "log_effect": float(effects[i, d.gene_index])})
+            driver_rows.append(
+                {
+                    "lineage_id": lin.lineage_id,
+                    "gene_id": genes.at[d.gene_index, "gene_id"],
+                    "symbol": genes.at[d.gene_index, "gene_name"],
+                    "role": d.role,
+                    "axis": d.axis,
+                    "module": d.module,
+                    "level": getattr(lin, d.axis)
+                    if d.role == "driver"
+                    else int(np.sign(effects[i, d.gene_index] * d.effect))
+                    if effects[i, d.gene_index]
+                    else 0,
+                    "log_effect": float(effects[i, d.gene_index]),
+                }
+            )
     gmt_lines = []
     for m in range(preset.n_modules):
         members = genes.loc[genes["module"] == m, "gene_name"].tolist()
         gmt_lines.append("\t".join([f"PLANTED_MODULE_{m:02d}", "synthetic PPI module", *members]))
     for ax in MORPHOLOGY_AXES[: preset.n_axes]:
         members = genes.loc[drivers.loc[drivers["axis"] == ax, "gene_index"], "gene_name"].tolist()
-        gmt_lines.append("\t".join([f"PLANTED_DRIVERS_{ax.upper()}", "lineage drivers of one morphology axis", *members]))
+        gmt_lines.append(
+            "\t".join([f"PLANTED_DRIVERS_{ax.upper()}", "lineage drivers of one morphology axis", *members])
+        )
     return {
         "annotation": annotation,
         "signalling": signalling,

@@ -39,7 +39,7 @@ def planted_directed_graph(
         edges as integer node indices: columns ``source``, ``target``.
     """
     nodes = np.where(membership >= 0)[0]
-    weight = (rng.pareto(pareto_shape, size=len(membership)) + 1.0)
+    weight = rng.pareto(pareto_shape, size=len(membership)) + 1.0
     weight[membership < 0] = 0.0
     n_edges = int(round(len(nodes) * mean_out_degree))
     src = rng.choice(len(membership), size=n_edges, p=weight / weight.sum())
@@ -56,7 +56,9 @@ def planted_directed_graph(
         if len(k_in):
             dst[k_in] = rng.choice(len(membership), size=len(k_in), p=w_in / w_in.sum())
         if len(k_out):
-            dst[k_out] = rng.choice(len(membership), size=len(k_out), p=w_out / w_out.sum()) if w_out.sum() > 0 else src[k_out]
+            dst[k_out] = (
+                rng.choice(len(membership), size=len(k_out), p=w_out / w_out.sum()) if w_out.sum() > 0 else src[k_out]
+            )
     edges = pd.DataFrame({"source": src, "target": dst})
     edges = edges[edges["source"] != edges["target"]].drop_duplicates().reset_index(drop=True)
     return edges

@@ -37,9 +37,9 @@ STAIN_E = np.array([0.07, 0.99, 0.11], dtype=np.float32)
 STAIN_DAB = np.array([0.25, 0.45, 0.80], dtype=np.float32)
 
 # Level -1 / 0 / +1 of each axis.
-NUCLEUS_RADIUS = (3.2, 4.3, 5.6)          # px at level 0 (~1 um/px: 6-11 um nuclei)
-ELONGATION = (1.0, 1.8, 2.8)              # aspect ratio (area preserved)
-DENSITY_FACTOR = (1.12, 1.0, 0.9)         # spacing multiplier (smaller = denser)
+NUCLEUS_RADIUS = (3.2, 4.3, 5.6)  # px at level 0 (~1 um/px: 6-11 um nuclei)
+ELONGATION = (1.0, 1.8, 2.8)  # aspect ratio (area preserved)
+DENSITY_FACTOR = (1.12, 1.0, 0.9)  # spacing multiplier (smaller = denser)
 ARRANGEMENTS = ("scattered", "clustered", "regular")
 TEXTURES = ("polarised", "granular", "vesicular")
 INVASION = ("compact", "irregular", "diffuse")
@@ -66,13 +66,13 @@ class Cells:
 
     x: np.ndarray
     y: np.ndarray
-    a: np.ndarray          # semi-axis along theta (px)
-    b: np.ndarray          # semi-axis across theta (px)
+    a: np.ndarray  # semi-axis along theta (px)
+    b: np.ndarray  # semi-axis across theta (px)
     theta: np.ndarray
     kind: np.ndarray
-    texture: np.ndarray    # index into TEXTURES (tumour cells)
-    od: np.ndarray         # stain optical density of the nucleus
-    seed: np.ndarray       # per-cell texture seed
+    texture: np.ndarray  # index into TEXTURES (tumour cells)
+    od: np.ndarray  # stain optical density of the nucleus
+    seed: np.ndarray  # per-cell texture seed
 
     def select(self, mask: np.ndarray) -> Cells:
         return Cells(**{k: getattr(self, k)[mask] for k in self.__dataclass_fields__})
@@ -94,9 +94,9 @@ class Stains:
 @dataclass
 class Scene:
     spec: SlideSpec
-    brain: np.ndarray          # coarse field, > 0 inside the brain section
-    tumour: np.ndarray         # coarse field, > 0 inside the tumour
-    density: np.ndarray        # coarse local-density multiplier (same law for all lineages)
+    brain: np.ndarray  # coarse field, > 0 inside the brain section
+    tumour: np.ndarray  # coarse field, > 0 inside the tumour
+    density: np.ndarray  # coarse local-density multiplier (same law for all lineages)
     cells: Cells
     stains: Stains
     order: np.ndarray = field(default=None)  # cells sorted by y for window queries
@@ -128,12 +128,7 @@ class Scene:
         od_h = brain * 0.03 * s.h
         od_d = tumour * s.cytoplasm_dab * s.dab * (1.0 + 0.08 * fibres)
         self._stamp_cells(od_h, od_d, x0, y0, w, h)
-        od = (
-            od_e[..., None] * STAIN_E
-            + od_h[..., None] * STAIN_H
-            + od_d[..., None] * s.dab_vector
-            + s.background_od
-        )
+        od = od_e[..., None] * STAIN_E + od_h[..., None] * STAIN_H + od_d[..., None] * s.dab_vector + s.background_od
         rgb = 255.0 * s.brightness * np.power(10.0, -od, dtype=np.float32)
         if noise:
             rgb += rng.normal(0.0, 2.0, size=rgb.shape).astype(np.float32)
@@ -259,7 +254,14 @@ def make_scene(spec: SlideSpec) -> Scene:
     )
     scene_fields = (brain, tumour, density)
     cells = _make_cells(spec, rng, *scene_fields)
-    return Scene(spec=spec, brain=brain.astype(np.float32), tumour=tumour.astype(np.float32), density=density.astype(np.float32), cells=cells, stains=stains)
+    return Scene(
+        spec=spec,
+        brain=brain.astype(np.float32),
+        tumour=tumour.astype(np.float32),
+        density=density.astype(np.float32),
+        cells=cells,
+        stains=stains,
+    )
 
 
 def _points(rng, arrangement: str, spacing: float, width: int, height: int) -> np.ndarray:
@@ -277,7 +279,12 @@ def _points(rng, arrangement: str, spacing: float, width: int, height: int) -> n
     dx = spacing * 1.07
     dy = dx * math.sqrt(3) / 2
     ys = np.arange(0, height, dy)
-    pts = [np.column_stack([np.arange((k % 2) * dx / 2, width, dx), np.full(len(np.arange((k % 2) * dx / 2, width, dx)), y)]) for k, y in enumerate(ys)]
+    pts = [
+        np.column_stack(
+            [np.arange((k % 2) * dx / 2, width, dx), np.full(len(np.arange((k % 2) * dx / 2, width, dx)), y)]
+        )
+        for k, y in enumerate(ys)
+    ]
     grid = np.vstack(pts)
     return grid + rng.normal(0, spacing * 0.1, grid.shape)
 
@@ -339,10 +346,27 @@ def make_mice(lineages, mice_per_lineage: int, seed: int, width: int, height: in
             mouse_id = f"M-{lin.lineage_id}-{k + 1}"
             slide_id = f"WSI-{lin.lineage_id}-{k + 1}"
             survival = float(np.exp(np.log(60.0) - 0.35 * lin.aggressiveness + rng.normal(0, 0.08)))
-            spec = SlideSpec(slide_id, mouse_id, lin.lineage_id, lin.patient_id, {a: int(getattr(lin, a)) for a in axes},
-                             seed=int(rng.integers(0, 2**31)), width=width, height=height, mpp=mpp)
-            rows.append({"slide_id": slide_id, "mouse_id": mouse_id, "lineage_id": lin.lineage_id, "patient_id": lin.patient_id,
-                         "survival_days": round(survival, 1), "path": f"slides/{slide_id}.tif"})
+            spec = SlideSpec(
+                slide_id,
+                mouse_id,
+                lin.lineage_id,
+                lin.patient_id,
+                {a: int(getattr(lin, a)) for a in axes},
+                seed=int(rng.integers(0, 2**31)),
+                width=width,
+                height=height,
+                mpp=mpp,
+            )
+            rows.append(
+                {
+                    "slide_id": slide_id,
+                    "mouse_id": mouse_id,
+                    "lineage_id": lin.lineage_id,
+                    "patient_id": lin.patient_id,
+                    "survival_days": round(survival, 1),
+                    "path": f"slides/{slide_id}.tif",
+                }
+            )
             specs.append(spec)
     return pd.DataFrame(rows), specs
 
@@ -366,7 +390,14 @@ def oracle_features(scene: Scene, x: int, y: int, size: int) -> np.ndarray:
     texture = np.bincount(c.texture[sel], minlength=3) / sel.sum()
     density = sel.sum() / max(tumour.sum(), 1)
     clark_evans = nn.mean() * 2.0 * np.sqrt(density)  # ~1 random, > 1 regular, < 1 clustered
-    return np.array([
-        np.log(area).mean(), np.log(aspect).mean(), *texture,
-        np.log(density * area.mean() ** 2), nn.std() / nn.mean(), clark_evans, boundary / size,
-    ])
+    return np.array(
+        [
+            np.log(area).mean(),
+            np.log(aspect).mean(),
+            *texture,
+            np.log(density * area.mean() ** 2),
+            nn.std() / nn.mean(),
+            clark_evans,
+            boundary / size,
+        ]
+    )

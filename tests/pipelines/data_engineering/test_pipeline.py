@@ -48,7 +48,9 @@ def test_gene_groups(tiny_project):
         groups = pd.read_csv(data / "05_model_input" / f"gene_groups_{grouping}.tsv", sep="\t")
         assert sorted(groups["group"].unique()) == list(range(7)), grouping
         assert {"gene_id", "gene_id_versioned", "symbol", "group"} <= set(groups.columns)
-    ppi = pd.read_csv(data / "05_model_input" / "gene_groups_ppi.tsv", sep="\t").merge(truth[["gene_id", "module"]], on="gene_id")
+    ppi = pd.read_csv(data / "05_model_input" / "gene_groups_ppi.tsv", sep="\t").merge(
+        truth[["gene_id", "module"]], on="gene_id"
+    )
     in_graph = ppi[ppi["community"] >= 0]
     assert normalized_mutual_info_score(in_graph["module"], in_graph["community"]) >= 0.8
     metrics = json.loads((data / "08_reporting" / "grouping_metrics_ppi.json").read_text())
@@ -70,7 +72,13 @@ def test_real_environment_runs_the_method_on_a_users_folder(tiny_project, tmp_pa
     kedro_run(project, "analysis", {"real_data_dir": str(user)}, env="real")
     groups = pd.read_csv(project / "data" / "05_model_input" / "gene_groups_ppi.tsv", sep="\t")
     assert groups["group"].nunique() == 7  # from the PrimeKG kg.csv this time
-    assert sorted(p.name for p in user.iterdir()) == ["annotation", "cohort", "ppi", "slides", "tcga"]  # nothing written there
+    assert sorted(p.name for p in user.iterdir()) == [
+        "annotation",
+        "cohort",
+        "ppi",
+        "slides",
+        "tcga",
+    ]  # nothing written there
     assert len(pd.read_parquet(project / "data" / "03_primary" / "patch_index.parquet")) > 0
 
 
@@ -84,7 +92,11 @@ def test_bad_input_stops_with_one_line_naming_the_file(tiny_project, tmp_path):
     before = (project / "data" / "05_model_input" / "cohort_features.parquet").read_bytes()
     result = subprocess.run(
         [sys.executable, "-m", "kedro", "run", "--pipelines", "data_engineering"],
-        cwd=project, capture_output=True, text=True, timeout=300, env={"KEDRO_DISABLE_TELEMETRY": "true", "PATH": "/usr/bin:/bin", "COLUMNS": "400"},
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"KEDRO_DISABLE_TELEMETRY": "true", "PATH": "/usr/bin:/bin", "COLUMNS": "400"},
     )
     assert result.returncode == 1
     assert f"Error: bad input: {sheet}: duplicate sample_id" in result.stderr + result.stdout
@@ -121,6 +133,8 @@ def test_manifest_row_with_a_missing_file_is_named(tiny_project, tmp_path):
 
     with pytest.raises(InputDataError, match=rf"slide {slide} \(.*gone\.tif\): file not found"):
         tile_slides(manifest, base_options("data_engineering.tiling"), {"n_workers": 1, "on_slide_error": "raise"})
-    patches, summary = tile_slides(manifest, base_options("data_engineering.tiling"), {"n_workers": 1, "on_slide_error": "skip"})
+    patches, summary = tile_slides(
+        manifest, base_options("data_engineering.tiling"), {"n_workers": 1, "on_slide_error": "skip"}
+    )
     assert summary.set_index("slide_id").at[slide, "status"] == "failed"
     assert set(patches["slide_id"]) == {manifest.at[0, "slide_id"]}

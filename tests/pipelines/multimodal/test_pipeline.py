@@ -24,11 +24,22 @@ def _children(project, parent_name):
 def test_table1_rows_outputs_and_mlflow(tiny_project):
     data = tiny_project / "data"
     table = pd.read_csv(data / "08_reporting" / "table1.csv")
-    assert len(table) == len(ALL_ROWS) and list(table.columns[:4]) == ["configuration", "split", "patient_accuracy", "lineage_accuracy"]
+    assert len(table) == len(ALL_ROWS) and list(table.columns[:4]) == [
+        "configuration",
+        "split",
+        "patient_accuracy",
+        "lineage_accuracy",
+    ]
     assert (table["split"] == "patch").all()
-    assert ((table["lineage_accuracy_ci_low"] <= table["lineage_accuracy"]) & (table["lineage_accuracy"] <= table["lineage_accuracy_ci_high"])).all()
+    assert (
+        (table["lineage_accuracy_ci_low"] <= table["lineage_accuracy"])
+        & (table["lineage_accuracy"] <= table["lineage_accuracy_ci_high"])
+    ).all()
     markdown = (data / "08_reporting" / "table1.md").read_text()
-    assert sum(line.startswith("| ") for line in markdown.splitlines()) == len(ALL_ROWS) + 1 and "Split: **patch**" in markdown
+    assert (
+        sum(line.startswith("| ") for line in markdown.splitlines()) == len(ALL_ROWS) + 1
+        and "Split: **patch**" in markdown
+    )
     for row in TORCH_ROWS:
         metrics = json.loads((data / "08_reporting" / f"retrieval_metrics_{row}.json").read_text())
         assert metrics["row"] == row and 0 <= metrics["lineage_accuracy"] <= 1
@@ -43,7 +54,10 @@ def test_table1_rows_outputs_and_mlflow(tiny_project):
     children, models = _children(tiny_project, "__default__")
     # Held-out patches are never trained on: each trained row was fed exactly the `train` patches.
     trained = children[children["tags.mlflow.runName"].isin([f"multimodal.{row}" for row in TORCH_ROWS])]
-    assert len(trained) == len(TORCH_ROWS) and (trained["params.train_patches"].astype(int) == int((index["split"] == "train").sum())).all()
+    assert (
+        len(trained) == len(TORCH_ROWS)
+        and (trained["params.train_patches"].astype(int) == int((index["split"] == "train").sum())).all()
+    )
     for row in ALL_ROWS:
         run = children[children["tags.mlflow.runName"] == f"multimodal.{row}"]
         assert len(run) == 1, row

@@ -12,7 +12,13 @@ def test_reporting_outputs(tiny_project):
     assert table2["occurrence"].is_monotonic_decreasing and table2["gene_id"].str.match(r"ENSG\d+\.\d+$").all()
     assert (rep / "table2.md").read_text().startswith("| Rank | Gene ID | Occurrence | Symbol |")
     validation = json.loads((rep / "gradcam_validation.json").read_text())
-    for key in ("gradcam_precision", "variance_precision", "random_precision_expected", "permutation_null_p95", "permutation_p_value"):
+    for key in (
+        "gradcam_precision",
+        "variance_precision",
+        "random_precision_expected",
+        "permutation_null_p95",
+        "permutation_p_value",
+    ):
         assert 0.0 <= validation[key] <= 1.0, key
     assert validation["n_permutations"] == len(validation["permutation_null_values"]) >= 1
     enrichment = pd.read_csv(rep / "enrichment.tsv", sep="\t")
@@ -26,7 +32,16 @@ def test_reporting_outputs(tiny_project):
         assert (rep / png).stat().st_size > 1000, png
     html = (rep / "report.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and html.count("data:image/png;base64,") >= 6
-    for heading in ("Table 1", "Table 2", "Planted drivers", "enrichment", "survival", "Fig. 5", "Training curves", "Slide QC"):
+    for heading in (
+        "Table 1",
+        "Table 2",
+        "Planted drivers",
+        "enrichment",
+        "survival",
+        "Fig. 5",
+        "Training curves",
+        "Slide QC",
+    ):
         assert heading in html, heading
 
 
@@ -35,7 +50,12 @@ def test_models_registered_and_figures_logged(tiny_project):
     try:
         client = mlflow.MlflowClient()
         names = {m.name for m in client.search_registered_models()}
-        assert {"gb_kedro.rna_encoder.ppi", "gb_kedro.rna_encoder.chromosome", "gb_kedro.wsi_encoder", "gb_kedro.multimodal.ppi_no_recon"} <= names
+        assert {
+            "gb_kedro.rna_encoder.ppi",
+            "gb_kedro.rna_encoder.chromosome",
+            "gb_kedro.wsi_encoder",
+            "gb_kedro.multimodal.ppi_no_recon",
+        } <= names
         runs = mlflow.search_runs(experiment_names=["gb_kedro"])
         default = runs.loc[runs["tags.mlflow.runName"] == "__default__", "run_id"].iloc[0]
         artifacts = {a.path for a in client.list_artifacts(default, "reporting")}
@@ -55,9 +75,30 @@ def test_report_renders_in_headless_chromium(tiny_project, tmp_path):
     if browser is None:
         pytest.skip("no Chromium on this machine (apt-get install chromium to run this check)")
     shot = tmp_path / "report.png"
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400"]
-    subprocess.run([browser, *flags, f"--screenshot={shot}", (tiny_project / "data" / "08_reporting" / "report.html").as_uri()], check=True, timeout=120, capture_output=True)
-    dom = subprocess.run([browser, *flags, "--dump-dom", (tiny_project / "data" / "08_reporting" / "report.html").as_uri()], check=True, timeout=120, capture_output=True, text=True).stdout
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1200,2400",
+    ]
+    subprocess.run(
+        [browser, *flags, f"--screenshot={shot}", (tiny_project / "data" / "08_reporting" / "report.html").as_uri()],
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    dom = subprocess.run(
+        [browser, *flags, "--dump-dom", (tiny_project / "data" / "08_reporting" / "report.html").as_uri()],
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
     assert dom.count("<img") >= 6 and "Table 2: Grad-CAM genes" in dom

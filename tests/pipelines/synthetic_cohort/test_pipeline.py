@@ -10,9 +10,17 @@ def test_writes_every_raw_file_with_a_marker(tiny_project):
     marker = json.loads((raw / ".gb_kedro_synthetic.json").read_text())
     assert marker["preset"] == "tiny" and marker["generator"] == "gb_kedro.synthetic.cohort"
     expected = [
-        "annotation/gencode_genes.tsv", "tcga/gdc_sample_sheet.tsv", "cohort/expression.tsv", "cohort/sample_sheet.tsv",
-        "ppi/signalling_edges.tsv", "ppi/kg.csv", "synthetic_truth/genes.tsv", "synthetic_truth/drivers.tsv",
-        "synthetic_truth/lineages.tsv", "synthetic_truth/planted_modules.gmt", "slides/manifest.tsv",
+        "annotation/gencode_genes.tsv",
+        "tcga/gdc_sample_sheet.tsv",
+        "cohort/expression.tsv",
+        "cohort/sample_sheet.tsv",
+        "ppi/signalling_edges.tsv",
+        "ppi/kg.csv",
+        "synthetic_truth/genes.tsv",
+        "synthetic_truth/drivers.tsv",
+        "synthetic_truth/lineages.tsv",
+        "synthetic_truth/planted_modules.gmt",
+        "slides/manifest.tsv",
     ]
     for name in expected:
         assert (raw / name).is_file(), name

@@ -18,7 +18,9 @@ def test_outputs_metrics_and_mlflow_run(tiny_project):
     history = pd.read_csv(data / "08_reporting" / "wsi_training_history.tsv", sep="\t")
     # The lineage softmax of the warm-up learns, and the triplet stage that follows does not collapse
     # (collapse: all normalised embeddings equal, spread -> 0, triplet loss pinned at the margin).
-    params = __import__("yaml").safe_load((tiny_project / "conf/base/parameters_wsi_encoding.yml").read_text())["wsi_encoding"]
+    params = __import__("yaml").safe_load((tiny_project / "conf/base/parameters_wsi_encoding.yml").read_text())[
+        "wsi_encoding"
+    ]
     warmup, margin = params["loss"]["warmup_epochs"], params["loss"]["margin"]
     assert history["train/ce"].iloc[warmup - 1] < history["train/ce"].iloc[0]
     assert history["train/spread"].iloc[-1] >= 0.5 * history["train/spread"].iloc[warmup - 1]

@@ -36,17 +36,25 @@ def prepare_gene_annotation(annotation: pd.DataFrame) -> tuple[pd.DataFrame, pd.
     return prepare_annotation(annotation)
 
 
-def assemble_tcga(partitions: Mapping[str, Callable[[], pd.DataFrame]], sample_sheet: pd.DataFrame, options: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def assemble_tcga(
+    partitions: Mapping[str, Callable[[], pd.DataFrame]], sample_sheet: pd.DataFrame, options: dict
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Folder of GDC STAR files + GDC sample sheet -> samples x genes matrix and the sample table."""
     cfg = TcgaConfig.from_dict(options)
-    return expression.assemble_star_counts(partitions, sample_sheet, value_column=cfg.value_column, keep_gene_types=cfg.keep_gene_types)
+    return expression.assemble_star_counts(
+        partitions, sample_sheet, value_column=cfg.value_column, keep_gene_types=cfg.keep_gene_types
+    )
 
 
 def read_cohort(matrix: pd.DataFrame, sample_sheet: pd.DataFrame, options: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cohort expression matrix + sample sheet -> validated samples x genes matrix and sample table."""
     cfg = CohortReadConfig.from_dict(options)
     parsed = expression.parse_expression_matrix(
-        matrix, orientation=cfg.orientation, gene_column=cfg.gene_column, annotation_columns=cfg.annotation_columns, value_scale=cfg.value_scale
+        matrix,
+        orientation=cfg.orientation,
+        gene_column=cfg.gene_column,
+        annotation_columns=cfg.annotation_columns,
+        value_scale=cfg.value_scale,
     )
     samples = expression.validate_cohort_samples(parsed, sample_sheet)
     return parsed, samples
@@ -56,8 +64,15 @@ def harmonise(
     tcga: pd.DataFrame, cohort: pd.DataFrame, genes: pd.DataFrame, annotation_dropped: pd.DataFrame, options: dict
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Stripped Ensembl IDs, genes of the wanted types common to TCGA, cohort and annotation."""
-    tcga_h, cohort_h, table, dropped = expression.harmonise_genes(tcga, cohort, genes, HarmoniseConfig.from_dict(options).gene_types, annotation_dropped)
-    logger.info("Harmonised: %d genes common to TCGA (%d samples) and the cohort (%d samples)", table.shape[0], tcga_h.shape[0], cohort_h.shape[0])
+    tcga_h, cohort_h, table, dropped = expression.harmonise_genes(
+        tcga, cohort, genes, HarmoniseConfig.from_dict(options).gene_types, annotation_dropped
+    )
+    logger.info(
+        "Harmonised: %d genes common to TCGA (%d samples) and the cohort (%d samples)",
+        table.shape[0],
+        tcga_h.shape[0],
+        cohort_h.shape[0],
+    )
     return tcga_h, cohort_h, table, dropped
 
 
@@ -73,23 +88,48 @@ def normalise(
     """ln(1+x), drop low-variance genes, z-score with TCGA statistics (applied to the cohort too): the two
     feature matrices, the model's gene table, every dropped gene and a summary."""
     variance = VarianceConfig.from_dict(variance_options)
-    return expression.normalise_features(tcga, cohort, genes, dropped, TcgaConfig.from_dict(tcga_options).value_scale,
-                                         CohortReadConfig.from_dict(cohort_options).value_scale, variance.quantile, variance.min_variance)
+    return expression.normalise_features(
+        tcga,
+        cohort,
+        genes,
+        dropped,
+        TcgaConfig.from_dict(tcga_options).value_scale,
+        CohortReadConfig.from_dict(cohort_options).value_scale,
+        variance.quantile,
+        variance.min_variance,
+    )
 
 
 def read_ppi(ppi: pd.DataFrame, genes: pd.DataFrame, options: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """PrimeKG ``kg.csv`` or an edge list -> directed edges between annotated genes (+ dropped nodes)."""
     cfg = PPIConfig.from_dict(options)
-    edges, dropped, summary = graph.parse_ppi(ppi, genes, fmt=cfg.format, directed=cfg.directed, complexes=cfg.complexes)
-    logger.info("PPI: %d edges over %d genes kept; %d nodes dropped", summary["edges_kept"], summary["genes_in_graph"], summary["nodes_dropped"])
+    edges, dropped, summary = graph.parse_ppi(
+        ppi, genes, fmt=cfg.format, directed=cfg.directed, complexes=cfg.complexes
+    )
+    logger.info(
+        "PPI: %d edges over %d genes kept; %d nodes dropped",
+        summary["edges_kept"],
+        summary["genes_in_graph"],
+        summary["nodes_dropped"],
+    )
     return edges, dropped, summary
 
 
-def ppi_gene_groups(edges: pd.DataFrame, gene_table: pd.DataFrame, options: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def ppi_gene_groups(
+    edges: pd.DataFrame, gene_table: pd.DataFrame, options: dict
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Directed-Louvain gene groups (paper eq. 1), merged to ``n_groups``."""
     cfg = GroupingConfig.from_dict(options)
-    groups, sizes, metrics = graph.group_genes(edges, gene_table, n_groups=cfg.n_groups, resolution=cfg.resolution, seed=cfg.seed)
-    logger.info("PPI grouping: %d communities (Qd %.3f) merged into %d groups (Qd %.3f)", metrics["n_communities"], metrics["qd_raw"], metrics["n_groups"], metrics["qd_merged"])
+    groups, sizes, metrics = graph.group_genes(
+        edges, gene_table, n_groups=cfg.n_groups, resolution=cfg.resolution, seed=cfg.seed
+    )
+    logger.info(
+        "PPI grouping: %d communities (Qd %.3f) merged into %d groups (Qd %.3f)",
+        metrics["n_communities"],
+        metrics["qd_raw"],
+        metrics["n_groups"],
+        metrics["qd_merged"],
+    )
     return groups, sizes, metrics
 
 
@@ -112,15 +152,27 @@ def tile_slides(manifest: pd.DataFrame, tiling: dict, run: dict) -> tuple[pd.Dat
     """
     slides = resolve_slide_manifest(manifest)
     cfg = SlideRunConfig.from_dict(run)
-    patches, summary = score_slides(slides[["slide_id", "path"]], TilingOptions.from_dict(tiling), n_workers=cfg.n_workers, on_error=cfg.on_slide_error)
+    patches, summary = score_slides(
+        slides[["slide_id", "path"]],
+        TilingOptions.from_dict(tiling),
+        n_workers=cfg.n_workers,
+        on_error=cfg.on_slide_error,
+    )
     summary = slides[["slide_id", "mouse_id", "lineage_id", "patient_id"]].merge(summary, on="slide_id", how="left")
     n_failed = int((summary["status"] == "failed").sum())
-    logger.info("Tiling: %d slides, %d tumour patches, %d slide(s) without tumour patch, %d failed",
-                len(summary), int(summary["tumour_patches"].sum()), int((summary["status"] == "no_tumour").sum()), n_failed)
+    logger.info(
+        "Tiling: %d slides, %d tumour patches, %d slide(s) without tumour patch, %d failed",
+        len(summary),
+        int(summary["tumour_patches"].sum()),
+        int((summary["status"] == "no_tumour").sum()),
+        n_failed,
+    )
     return patches, summary
 
 
-def build_patch_index(patch_scores: pd.DataFrame, manifest: pd.DataFrame, split: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_patch_index(
+    patch_scores: pd.DataFrame, manifest: pd.DataFrame, split: dict
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Tumour patches with their mouse, lineage and patient, and the evaluation split (``params:split``).
 
     Returns ``(patch_index, lineage_split)``.
@@ -128,13 +180,20 @@ def build_patch_index(patch_scores: pd.DataFrame, manifest: pd.DataFrame, split:
     slides = resolve_slide_manifest(manifest)
     tumour = patch_scores[patch_scores["tumour"]].drop(columns=["tumour"])
     index = tumour.merge(slides[["slide_id", "mouse_id", "lineage_id", "patient_id"]], on="slide_id", how="left")
-    index = index[["slide_id", "x", "y", "level", "size", "size_level0", "brown_ratio", "lineage_id", "patient_id", "mouse_id"]]
+    index = index[
+        ["slide_id", "x", "y", "level", "size", "size_level0", "brown_ratio", "lineage_id", "patient_id", "mouse_id"]
+    ]
     cfg = SplitConfig.from_dict(split)
     index, lineage_split = assign_split(index.reset_index(drop=True), cfg)
     missing = sorted(set(slides["lineage_id"]) - set(index["lineage_id"]))
     if missing:
         logger.warning("No tumour patch for lineage(s) %s", missing)
-    logger.info("Patch index: %d tumour patches, split '%s': %d test", len(index), cfg.mode, int((index["split"] == "test").sum()))
+    logger.info(
+        "Patch index: %d tumour patches, split '%s': %d test",
+        len(index),
+        cfg.mode,
+        int((index["split"] == "test").sum()),
+    )
     return index, lineage_split
 
 
@@ -149,7 +208,9 @@ def slide_qc_thumbnails(manifest: pd.DataFrame, patch_scores: pd.DataFrame, tili
             continue
         try:
             scores = patch_scores[patch_scores["slide_id"] == row.slide_id]
-            figures[f"{row.slide_id}.png"] = qc_figure(row.path, row.slide_id, scores, threshold, cfg.thumbnail_px, cfg.weak_brown_min)
+            figures[f"{row.slide_id}.png"] = qc_figure(
+                row.path, row.slide_id, scores, threshold, cfg.thumbnail_px, cfg.weak_brown_min
+            )
         except InputDataError as exc:
             logger.warning("QC thumbnail skipped: %s", exc)
     return figures

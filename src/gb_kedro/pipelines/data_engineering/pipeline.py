@@ -8,7 +8,12 @@ from gb_kedro.pipelines.data_engineering import nodes
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            Node(nodes.prepare_gene_annotation, "gencode_genes_raw", ["gene_annotation", "annotation_dropped_genes"], name="prepare_gene_annotation"),
+            Node(
+                nodes.prepare_gene_annotation,
+                "gencode_genes_raw",
+                ["gene_annotation", "annotation_dropped_genes"],
+                name="prepare_gene_annotation",
+            ),
             Node(
                 nodes.assemble_tcga,
                 ["tcga_star_counts", "tcga_sample_sheet", "params:data_engineering.tcga"],
@@ -23,20 +28,36 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.harmonise,
-                ["tcga_expression", "cohort_expression", "gene_annotation", "annotation_dropped_genes", "params:data_engineering.harmonise"],
+                [
+                    "tcga_expression",
+                    "cohort_expression",
+                    "gene_annotation",
+                    "annotation_dropped_genes",
+                    "params:data_engineering.harmonise",
+                ],
                 ["tcga_harmonised", "cohort_harmonised", "harmonised_genes", "harmonise_dropped_genes"],
                 name="harmonise_genes",
             ),
             Node(
                 nodes.normalise,
                 [
-                    "tcga_harmonised", "cohort_harmonised", "harmonised_genes", "harmonise_dropped_genes",
-                    "params:data_engineering.tcga", "params:data_engineering.cohort", "params:data_engineering.variance",
+                    "tcga_harmonised",
+                    "cohort_harmonised",
+                    "harmonised_genes",
+                    "harmonise_dropped_genes",
+                    "params:data_engineering.tcga",
+                    "params:data_engineering.cohort",
+                    "params:data_engineering.variance",
                 ],
                 ["tcga_features", "cohort_features", "gene_table", "dropped_genes", "data_engineering_summary"],
                 name="normalise",
             ),
-            Node(nodes.read_ppi, ["ppi_raw", "gene_annotation", "params:data_engineering.ppi"], ["ppi_edges", "ppi_dropped_nodes", "ppi_summary"], name="read_ppi"),
+            Node(
+                nodes.read_ppi,
+                ["ppi_raw", "gene_annotation", "params:data_engineering.ppi"],
+                ["ppi_edges", "ppi_dropped_nodes", "ppi_summary"],
+                name="read_ppi",
+            ),
             Node(
                 nodes.ppi_gene_groups,
                 ["ppi_edges", "gene_table", "params:data_engineering.gene_grouping"],
@@ -55,7 +76,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["patch_scores", "slide_summary"],
                 name="tile_slides",
             ),
-            Node(nodes.build_patch_index, ["patch_scores", "slide_manifest", "params:split"], ["patch_index", "lineage_split"], name="build_patch_index"),
+            Node(
+                nodes.build_patch_index,
+                ["patch_scores", "slide_manifest", "params:split"],
+                ["patch_index", "lineage_split"],
+                name="build_patch_index",
+            ),
             Node(
                 nodes.slide_qc_thumbnails,
                 ["slide_manifest", "patch_scores", "params:data_engineering.tiling", "params:data_engineering.qc"],

@@ -14,14 +14,32 @@ def row_pipeline() -> Pipeline:
         [
             Node(
                 nodes.train_multimodal,
-                ["wsi_encoder", "rna_encoder", "patch_index", "slide_manifest", "cohort_features", "cohort_samples",
-                 "params:multimodal", "params:wsi_encoding", "params:table1_row"],
+                [
+                    "wsi_encoder",
+                    "rna_encoder",
+                    "patch_index",
+                    "slide_manifest",
+                    "cohort_features",
+                    "cohort_samples",
+                    "params:multimodal",
+                    "params:wsi_encoding",
+                    "params:table1_row",
+                ],
                 ["multimodal_model", "multimodal_history"],
                 name="train_multimodal",
             ),
             Node(
                 nodes.evaluate_multimodal,
-                ["multimodal_model", "patch_index", "slide_manifest", "cohort_features", "cohort_samples", "params:split", "params:multimodal", "params:wsi_encoding"],
+                [
+                    "multimodal_model",
+                    "patch_index",
+                    "slide_manifest",
+                    "cohort_features",
+                    "cohort_samples",
+                    "params:split",
+                    "params:multimodal",
+                    "params:wsi_encoding",
+                ],
                 ["retrieval_metrics", "retrieval_confusion", "retrieval_predictions"],
                 name="evaluate_multimodal",
             ),
@@ -32,14 +50,28 @@ def row_pipeline() -> Pipeline:
 def create_pipeline(**kwargs) -> Pipeline:
     shared_params = {p: p for p in ("params:multimodal", "params:wsi_encoding", "params:split")}
     rows = [
-        Pipeline(row_pipeline(), namespace=row, inputs={**{n: n for n in SHARED_INPUTS}, "rna_encoder": f"{grouping}.rna_encoder"}, parameters=shared_params)
+        Pipeline(
+            row_pipeline(),
+            namespace=row,
+            inputs={**{n: n for n in SHARED_INPUTS}, "rna_encoder": f"{grouping}.rna_encoder"},
+            parameters=shared_params,
+        )
         for row, grouping in TABLE1_ROWS.items()
     ]
     colour = Pipeline(
         [
             Node(
                 nodes.colour_baseline,
-                ["patch_index", "slide_manifest", "cohort_features", "cohort_samples", "params:split", "params:multimodal", "params:wsi_encoding", "params:colour_baseline.table1_row"],
+                [
+                    "patch_index",
+                    "slide_manifest",
+                    "cohort_features",
+                    "cohort_samples",
+                    "params:split",
+                    "params:multimodal",
+                    "params:wsi_encoding",
+                    "params:colour_baseline.table1_row",
+                ],
                 "colour_baseline.retrieval_metrics",
                 name="colour_baseline",
                 namespace="colour_baseline",
@@ -47,6 +79,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         ]
     )
     table = Pipeline(
-        [Node(nodes.assemble_table1, [f"{row}.retrieval_metrics" for row in (*TABLE1_ROWS, "colour_baseline")], ["table1", "table1_markdown"], name="assemble_table1")]
+        [
+            Node(
+                nodes.assemble_table1,
+                [f"{row}.retrieval_metrics" for row in (*TABLE1_ROWS, "colour_baseline")],
+                ["table1", "table1_markdown"],
+                name="assemble_table1",
+            )
+        ]
     )
     return Pipeline([*rows, colour, table], tags="multimodal")

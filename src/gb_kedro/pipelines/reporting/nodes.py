@@ -14,11 +14,27 @@ from gb_kedro.tracking import log_figure
 logger = logging.getLogger(__name__)
 
 
-def rank_genes_gradcam(model, predictions: pd.DataFrame, patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, cohort_features: pd.DataFrame,
-                       gene_groups: pd.DataFrame, options: dict, wsi_options: dict):
+def rank_genes_gradcam(
+    model,
+    predictions: pd.DataFrame,
+    patch_index: pd.DataFrame,
+    slide_manifest: pd.DataFrame,
+    cohort_features: pd.DataFrame,
+    gene_groups: pd.DataFrame,
+    options: dict,
+    wsi_options: dict,
+):
     """Table 2: Grad-CAM of each held-out patch with its predicted RNA sample; occurrence, groups, per patch, figure."""
-    out = gradcam.rank_genes(model, predictions, patch_index, slide_manifest, cohort_features, gene_groups,
-                             ReportingConfig.from_dict(options), WSIEncodingConfig.from_dict(wsi_options))
+    out = gradcam.rank_genes(
+        model,
+        predictions,
+        patch_index,
+        slide_manifest,
+        cohort_features,
+        gene_groups,
+        ReportingConfig.from_dict(options),
+        WSIEncodingConfig.from_dict(wsi_options),
+    )
     log_figure(out[-1], "gradcam.png")
     logger.info("Table 2 (Grad-CAM top %d): %s", len(out[1]), ", ".join(out[1]["symbol"]))
     return out
@@ -27,48 +43,123 @@ def rank_genes_gradcam(model, predictions: pd.DataFrame, patch_index: pd.DataFra
 def permutation_null_trainer(draw: int):
     """The training node of permutation-null retraining ``draw`` (one namespaced pipeline per draw)."""
 
-    def train_permutation_null(wsi_encoder, rna_encoder, patch_index, slide_manifest, cohort_features, cohort_samples, truth_drivers,
-                               options: dict, multimodal_options: dict, wsi_options: dict, row: dict):
+    def train_permutation_null(
+        wsi_encoder,
+        rna_encoder,
+        patch_index,
+        slide_manifest,
+        cohort_features,
+        cohort_samples,
+        truth_drivers,
+        options: dict,
+        multimodal_options: dict,
+        wsi_options: dict,
+        row: dict,
+    ):
         """The reporting row's model retrained with every training lineage paired with another lineage's RNA."""
-        return validation.train_null(wsi_encoder, rna_encoder, patch_index, slide_manifest, cohort_features, cohort_samples, truth_drivers,
-                                     ReportingConfig.from_dict(options), MultimodalConfig.from_dict(multimodal_options),
-                                     WSIEncodingConfig.from_dict(wsi_options), Table1Row.from_dict(row), draw)
+        return validation.train_null(
+            wsi_encoder,
+            rna_encoder,
+            patch_index,
+            slide_manifest,
+            cohort_features,
+            cohort_samples,
+            truth_drivers,
+            ReportingConfig.from_dict(options),
+            MultimodalConfig.from_dict(multimodal_options),
+            WSIEncodingConfig.from_dict(wsi_options),
+            Table1Row.from_dict(row),
+            draw,
+        )
 
     return train_permutation_null
 
 
-def score_permutation_null(model, patch_index, slide_manifest, cohort_features, cohort_samples, truth_drivers, options: dict,
-                           multimodal_options: dict, wsi_options: dict) -> float:
+def score_permutation_null(
+    model,
+    patch_index,
+    slide_manifest,
+    cohort_features,
+    cohort_samples,
+    truth_drivers,
+    options: dict,
+    multimodal_options: dict,
+    wsi_options: dict,
+) -> float:
     """Planted-driver precision@n of the Table 2 of one permutation-null model."""
-    return validation.null_precision(model, patch_index, slide_manifest, cohort_features, cohort_samples, truth_drivers, ReportingConfig.from_dict(options),
-                                     MultimodalConfig.from_dict(multimodal_options), WSIEncodingConfig.from_dict(wsi_options))
+    return validation.null_precision(
+        model,
+        patch_index,
+        slide_manifest,
+        cohort_features,
+        cohort_samples,
+        truth_drivers,
+        ReportingConfig.from_dict(options),
+        MultimodalConfig.from_dict(multimodal_options),
+        WSIEncodingConfig.from_dict(wsi_options),
+    )
 
 
-def validate_against_truth(occurrence: pd.DataFrame, model, predictions: pd.DataFrame, cohort_features: pd.DataFrame, truth_drivers: pd.DataFrame,
-                           options: dict, *null_precisions: float) -> dict:
+def validate_against_truth(
+    occurrence: pd.DataFrame,
+    model,
+    predictions: pd.DataFrame,
+    cohort_features: pd.DataFrame,
+    truth_drivers: pd.DataFrame,
+    options: dict,
+    *null_precisions: float,
+) -> dict:
     """Embedded cohort only: Table 2 against variance, random and the permutation null (empty on real data)."""
     cfg = ReportingConfig.from_dict(options)
     if truth_drivers.empty:  # real data: no planted truth (the catalog entry is optional)
         logger.info("reporting: no planted truth (synthetic_truth/drivers.tsv): validation skipped")
         return {}
-    return validation.validate(occurrence, model, cohort_features, truth_drivers, list(null_precisions[: cfg.n_permutations]), len(predictions), cfg)
+    return validation.validate(
+        occurrence,
+        model,
+        cohort_features,
+        truth_drivers,
+        list(null_precisions[: cfg.n_permutations]),
+        len(predictions),
+        cfg,
+    )
 
 
 def enrich_top_genes(occurrence: pd.DataFrame, gene_table: pd.DataFrame, options: dict) -> pd.DataFrame:
     """Hypergeometric enrichment of the top Grad-CAM genes in the configured GMT files."""
-    return enrichment.enrich(occurrence["gene_id_unversioned"], gene_table, ReportingConfig.from_dict(options).enrichment)
+    return enrichment.enrich(
+        occurrence["gene_id_unversioned"], gene_table, ReportingConfig.from_dict(options).enrichment
+    )
 
 
-def aggressiveness(model, patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, cohort_features: pd.DataFrame, cohort_samples: pd.DataFrame,
-                   options: dict, multimodal_options: dict, wsi_options: dict):
+def aggressiveness(
+    model,
+    patch_index: pd.DataFrame,
+    slide_manifest: pd.DataFrame,
+    cohort_features: pd.DataFrame,
+    cohort_samples: pd.DataFrame,
+    options: dict,
+    multimodal_options: dict,
+    wsi_options: dict,
+):
     """Lineage clusters vs mouse survival (Kaplan-Meier, log-rank) and patient OS/PFS."""
-    out = survival.aggressiveness(model, patch_index, slide_manifest, cohort_features, cohort_samples, ReportingConfig.from_dict(options),
-                                  MultimodalConfig.from_dict(multimodal_options), WSIEncodingConfig.from_dict(wsi_options))
+    out = survival.aggressiveness(
+        model,
+        patch_index,
+        slide_manifest,
+        cohort_features,
+        cohort_samples,
+        ReportingConfig.from_dict(options),
+        MultimodalConfig.from_dict(multimodal_options),
+        WSIEncodingConfig.from_dict(wsi_options),
+    )
     log_figure(out[-1], "survival_km.png")
     return out
 
 
-def training_curves(rna_ppi: pd.DataFrame, rna_chromosome: pd.DataFrame, wsi_history: pd.DataFrame, **multimodal_histories: pd.DataFrame) -> Figure:
+def training_curves(
+    rna_ppi: pd.DataFrame, rna_chromosome: pd.DataFrame, wsi_history: pd.DataFrame, **multimodal_histories: pd.DataFrame
+) -> Figure:
     """Per-epoch losses of every trained model (keyword arguments: Table 1 row -> history)."""
     histories = {"rna:ppi": rna_ppi, "rna:chromosome": rna_chromosome, "wsi:wsi": wsi_history}
     histories.update({f"multimodal:{row}": h for row, h in multimodal_histories.items()})
@@ -77,12 +168,43 @@ def training_curves(rna_ppi: pd.DataFrame, rna_chromosome: pd.DataFrame, wsi_his
     return fig
 
 
-def build_report(table1, table2, validation_metrics, enrichment_table, group_table, survival_summary, survival_tests, mice, wsi_metrics,
-                 rna_metrics_ppi, gradcam_png, km_png, curves_png, tsne_ppi_png, tsne_chromosome_png, confusion_png, qc_pngs, options: dict) -> str:
+def build_report(
+    table1,
+    table2,
+    validation_metrics,
+    enrichment_table,
+    group_table,
+    survival_summary,
+    survival_tests,
+    mice,
+    wsi_metrics,
+    rna_metrics_ppi,
+    gradcam_png,
+    km_png,
+    curves_png,
+    tsne_ppi_png,
+    tsne_chromosome_png,
+    confusion_png,
+    qc_pngs,
+    options: dict,
+) -> str:
     """One self-contained HTML page with every table and figure of the run."""
-    tables = {"table1": table1, "table2": table2, "enrichment": enrichment_table, "gradcam_groups": group_table, "cluster_survival": survival_summary,
-              "survival_tests": survival_tests, "mice": mice}
-    figures = {"gradcam": gradcam_png, "km": km_png, "curves": curves_png, "tsne_ppi": tsne_ppi_png, "tsne_chromosome": tsne_chromosome_png,
-               "confusion": confusion_png}
+    tables = {
+        "table1": table1,
+        "table2": table2,
+        "enrichment": enrichment_table,
+        "gradcam_groups": group_table,
+        "cluster_survival": survival_summary,
+        "survival_tests": survival_tests,
+        "mice": mice,
+    }
+    figures = {
+        "gradcam": gradcam_png,
+        "km": km_png,
+        "curves": curves_png,
+        "tsne_ppi": tsne_ppi_png,
+        "tsne_chromosome": tsne_chromosome_png,
+        "confusion": confusion_png,
+    }
     metrics = {"validation": validation_metrics, "wsi": wsi_metrics, "rna_ppi": rna_metrics_ppi}
     return report.build_report(tables, metrics, figures, qc_pngs, ReportingConfig.from_dict(options).report_qc_slides)

@@ -16,13 +16,33 @@ def permutation_pipeline(draw: int) -> Pipeline:
     """Retraining ``draw`` of the permutation null and its Table 2 precision (namespace ``permutation_<draw>``)."""
     params = ["params:reporting", "params:multimodal", "params:wsi_encoding"]
     nodes_ = [
-        Node(nodes.permutation_null_trainer(draw), ["wsi_encoder", f"{TABLE1_ROWS[MODEL_ROW]}.rna_encoder", *DATA, "truth_drivers", *params,
-                                                    f"params:{MODEL_ROW}.table1_row"], ["null_model", "null_history"], name="train_permutation_null"),
-        Node(nodes.score_permutation_null, ["null_model", *DATA, "truth_drivers", *params], "null_precision", name="score_permutation_null"),
+        Node(
+            nodes.permutation_null_trainer(draw),
+            [
+                "wsi_encoder",
+                f"{TABLE1_ROWS[MODEL_ROW]}.rna_encoder",
+                *DATA,
+                "truth_drivers",
+                *params,
+                f"params:{MODEL_ROW}.table1_row",
+            ],
+            ["null_model", "null_history"],
+            name="train_permutation_null",
+        ),
+        Node(
+            nodes.score_permutation_null,
+            ["null_model", *DATA, "truth_drivers", *params],
+            "null_precision",
+            name="score_permutation_null",
+        ),
     ]
     shared = ["wsi_encoder", f"{TABLE1_ROWS[MODEL_ROW]}.rna_encoder", *DATA, "truth_drivers"]
-    return Pipeline(nodes_, namespace=f"permutation_{draw}", inputs={n: n for n in shared},
-                    parameters={p: p for p in (*params, f"params:{MODEL_ROW}.table1_row")})
+    return Pipeline(
+        nodes_,
+        namespace=f"permutation_{draw}",
+        inputs={n: n for n in shared},
+        parameters={p: p for p in (*params, f"params:{MODEL_ROW}.table1_row")},
+    )
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -33,22 +53,71 @@ def create_pipeline(**kwargs) -> Pipeline:
     nulls = [permutation_pipeline(j) for j in range(PERMUTATION_SLOTS)]
     main = Pipeline(
         [
-            Node(nodes.rank_genes_gradcam, [model, predictions, "patch_index", "slide_manifest", "cohort_features", "gene_groups_ppi", *P],
-                 ["gene_occurrence", "table2", "table2_markdown", "gradcam_groups", "gradcam_patches", "gradcam_figure"], name="rank_genes_gradcam"),
-            Node(nodes.validate_against_truth, ["gene_occurrence", model, predictions, "cohort_features", "truth_drivers", "params:reporting",
-                                                *[f"permutation_{j}.null_precision" for j in range(PERMUTATION_SLOTS)]],
-                 "gradcam_validation", name="validate_against_truth"),
-            Node(nodes.enrich_top_genes, ["gene_occurrence", "gene_table", "params:reporting"], "enrichment", name="enrich_top_genes"),
-            Node(nodes.aggressiveness, [model, *DATA, "params:reporting", "params:multimodal", "params:wsi_encoding"],
-                 ["mouse_outcomes", "cluster_survival", "survival_tests", "survival_km"], name="aggressiveness"),
-            Node(nodes.training_curves, {"rna_ppi": "ppi.rna_training_history", "rna_chromosome": "chromosome.rna_training_history",
-                                         "wsi_history": "wsi_training_history", **{row: f"{row}.multimodal_history" for row in TABLE1_ROWS}},
-                 "training_curves", name="training_curves"),
+            Node(
+                nodes.rank_genes_gradcam,
+                [model, predictions, "patch_index", "slide_manifest", "cohort_features", "gene_groups_ppi", *P],
+                ["gene_occurrence", "table2", "table2_markdown", "gradcam_groups", "gradcam_patches", "gradcam_figure"],
+                name="rank_genes_gradcam",
+            ),
+            Node(
+                nodes.validate_against_truth,
+                [
+                    "gene_occurrence",
+                    model,
+                    predictions,
+                    "cohort_features",
+                    "truth_drivers",
+                    "params:reporting",
+                    *[f"permutation_{j}.null_precision" for j in range(PERMUTATION_SLOTS)],
+                ],
+                "gradcam_validation",
+                name="validate_against_truth",
+            ),
+            Node(
+                nodes.enrich_top_genes,
+                ["gene_occurrence", "gene_table", "params:reporting"],
+                "enrichment",
+                name="enrich_top_genes",
+            ),
+            Node(
+                nodes.aggressiveness,
+                [model, *DATA, "params:reporting", "params:multimodal", "params:wsi_encoding"],
+                ["mouse_outcomes", "cluster_survival", "survival_tests", "survival_km"],
+                name="aggressiveness",
+            ),
+            Node(
+                nodes.training_curves,
+                {
+                    "rna_ppi": "ppi.rna_training_history",
+                    "rna_chromosome": "chromosome.rna_training_history",
+                    "wsi_history": "wsi_training_history",
+                    **{row: f"{row}.multimodal_history" for row in TABLE1_ROWS},
+                },
+                "training_curves",
+                name="training_curves",
+            ),
             Node(
                 nodes.build_report,
-                ["table1", "table2", "gradcam_validation", "enrichment", "gradcam_groups", "cluster_survival", "survival_tests", "mouse_outcomes",
-                 "wsi_metrics", "ppi.rna_metrics", "gradcam_figure", "survival_km", "training_curves", "ppi.rna_tsne", "chromosome.rna_tsne",
-                 f"{MODEL_ROW}.retrieval_confusion", "slide_qc_thumbnails", "params:reporting"],
+                [
+                    "table1",
+                    "table2",
+                    "gradcam_validation",
+                    "enrichment",
+                    "gradcam_groups",
+                    "cluster_survival",
+                    "survival_tests",
+                    "mouse_outcomes",
+                    "wsi_metrics",
+                    "ppi.rna_metrics",
+                    "gradcam_figure",
+                    "survival_km",
+                    "training_curves",
+                    "ppi.rna_tsne",
+                    "chromosome.rna_tsne",
+                    f"{MODEL_ROW}.retrieval_confusion",
+                    "slide_qc_thumbnails",
+                    "params:reporting",
+                ],
                 "report",
                 name="build_report",
             ),

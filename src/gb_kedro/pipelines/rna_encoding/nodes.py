@@ -14,11 +14,28 @@ def split_tcga_samples(tcga_samples: pd.DataFrame, options: dict) -> pd.DataFram
     return rna.split_tcga(tcga_samples, cfg.tcga_test_fraction, cfg.seed)
 
 
-def train_rna_encoder(tcga_features: pd.DataFrame, cohort_features: pd.DataFrame, cohort_samples: pd.DataFrame, gene_groups: pd.DataFrame,
-                      tcga_split: pd.DataFrame, lineage_split: pd.DataFrame, options: dict, variant: dict):
+def train_rna_encoder(
+    tcga_features: pd.DataFrame,
+    cohort_features: pd.DataFrame,
+    cohort_samples: pd.DataFrame,
+    gene_groups: pd.DataFrame,
+    tcga_split: pd.DataFrame,
+    lineage_split: pd.DataFrame,
+    options: dict,
+    variant: dict,
+):
     """Pretrain on TCGA, continue on the cohort: the model and its per-epoch history."""
     name = RNAVariant.from_dict(variant).name
-    return rna.train_encoder(tcga_features, cohort_features, cohort_samples, gene_groups, tcga_split, lineage_split, RNAEncodingConfig.from_dict(options), name)
+    return rna.train_encoder(
+        tcga_features,
+        cohort_features,
+        cohort_samples,
+        gene_groups,
+        tcga_split,
+        lineage_split,
+        RNAEncodingConfig.from_dict(options),
+        name,
+    )
 
 
 def embed_rna(model, tcga_features: pd.DataFrame, cohort_features: pd.DataFrame, options: dict) -> pd.DataFrame:
@@ -26,7 +43,13 @@ def embed_rna(model, tcga_features: pd.DataFrame, cohort_features: pd.DataFrame,
     return rna.embed_samples(model, tcga_features, cohort_features, RNAEncodingConfig.from_dict(options))
 
 
-def evaluate_rna_embeddings(embeddings: pd.DataFrame, model, tcga_features: pd.DataFrame, cohort_features: pd.DataFrame, tcga_split: pd.DataFrame,
-                            options: dict):
+def evaluate_rna_embeddings(
+    embeddings: pd.DataFrame,
+    model,
+    tcga_features: pd.DataFrame,
+    cohort_features: pd.DataFrame,
+    tcga_split: pd.DataFrame,
+    options: dict,
+):
     """Fig. 5 (t-SNE) and its numbers."""
     return rna.fig5(embeddings, model, tcga_features, cohort_features, tcga_split, RNAEncodingConfig.from_dict(options))

@@ -14,14 +14,35 @@ def variant_pipeline() -> Pipeline:
         [
             Node(
                 nodes.train_rna_encoder,
-                ["tcga_features", "cohort_features", "cohort_samples", "gene_groups", "tcga_split", "lineage_split", "params:rna_encoding", "params:rna_variant"],
+                [
+                    "tcga_features",
+                    "cohort_features",
+                    "cohort_samples",
+                    "gene_groups",
+                    "tcga_split",
+                    "lineage_split",
+                    "params:rna_encoding",
+                    "params:rna_variant",
+                ],
                 ["rna_encoder", "rna_training_history"],
                 name="train_rna_encoder",
             ),
-            Node(nodes.embed_rna, ["rna_encoder", "tcga_features", "cohort_features", "params:rna_encoding"], "rna_embeddings", name="embed_rna"),
+            Node(
+                nodes.embed_rna,
+                ["rna_encoder", "tcga_features", "cohort_features", "params:rna_encoding"],
+                "rna_embeddings",
+                name="embed_rna",
+            ),
             Node(
                 nodes.evaluate_rna_embeddings,
-                ["rna_embeddings", "rna_encoder", "tcga_features", "cohort_features", "tcga_split", "params:rna_encoding"],
+                [
+                    "rna_embeddings",
+                    "rna_encoder",
+                    "tcga_features",
+                    "cohort_features",
+                    "tcga_split",
+                    "params:rna_encoding",
+                ],
                 ["rna_metrics", "rna_tsne"],
                 name="evaluate_rna_embeddings",
             ),
@@ -30,7 +51,16 @@ def variant_pipeline() -> Pipeline:
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    shared = Pipeline([Node(nodes.split_tcga_samples, ["tcga_samples", "params:rna_encoding"], "tcga_split", name="split_tcga_samples")])
+    shared = Pipeline(
+        [
+            Node(
+                nodes.split_tcga_samples,
+                ["tcga_samples", "params:rna_encoding"],
+                "tcga_split",
+                name="split_tcga_samples",
+            )
+        ]
+    )
     variants = [
         Pipeline(
             variant_pipeline(),

@@ -40,7 +40,10 @@ def claim_raw_directory(options: dict) -> dict:
         )
     preset_name = options["preset"]
     if preset_name not in options["presets"]:
-        raise InputDataError("parameters synthetic_cohort.preset", f"unknown preset {preset_name!r}; choose one of {sorted(options['presets'])}")
+        raise InputDataError(
+            "parameters synthetic_cohort.preset",
+            f"unknown preset {preset_name!r}; choose one of {sorted(options['presets'])}",
+        )
     if raw_dir.exists() and not (raw_dir / MARKER_NAME).exists():
         foreign = [p for p in raw_dir.rglob("*") if p.is_file() and p.name not in _IGNORED]
         if foreign:
@@ -77,7 +80,14 @@ def generate_slides(marker: dict, lineages: pd.DataFrame) -> tuple[dict, pd.Data
     ``mouse_id``, ``lineage_id``, ``patient_id``, ``survival_days``, ``path`` relative to the manifest).
     """
     sizes = Preset.from_dict(marker["sizes"])
-    manifest, specs = make_mice(lineages, sizes.mice_per_lineage, seed=marker["seed"] + 1, width=sizes.slide_width, height=sizes.slide_height, mpp=sizes.slide_mpp)
+    manifest, specs = make_mice(
+        lineages,
+        sizes.mice_per_lineage,
+        seed=marker["seed"] + 1,
+        width=sizes.slide_width,
+        height=sizes.slide_height,
+        mpp=sizes.slide_mpp,
+    )
     manifest["path"] = "images/" + manifest["slide_id"] + ".tif"
     logger.info("Rendering %d synthetic slides of %dx%d px", len(specs), specs[0].width, specs[0].height)
     bar = tqdm(total=len(specs), desc="Synthetic slides", unit="slide", leave=False)
@@ -95,7 +105,9 @@ def generate_slides(marker: dict, lineages: pd.DataFrame) -> tuple[dict, pd.Data
     return slides, manifest
 
 
-def summarise_synthetic_cohort(marker: dict, sheet: pd.DataFrame, cohort_sheet: pd.DataFrame, lineages: pd.DataFrame, manifest: pd.DataFrame) -> dict:
+def summarise_synthetic_cohort(
+    marker: dict, sheet: pd.DataFrame, cohort_sheet: pd.DataFrame, lineages: pd.DataFrame, manifest: pd.DataFrame
+) -> dict:
     """A short JSON summary of what was generated (for the log and reports)."""
     return {
         **marker,

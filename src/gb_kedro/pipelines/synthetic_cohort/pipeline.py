@@ -28,12 +28,33 @@ RAW_OUTPUTS = {
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            Node(claim_raw_directory, inputs="params:synthetic_cohort", outputs="synthetic_marker", name="claim_raw_directory"),
-            Node(generate_synthetic_cohort, inputs="synthetic_marker", outputs=RAW_OUTPUTS, name="generate_synthetic_cohort"),
-            Node(generate_slides, inputs=["synthetic_marker", "truth_lineages"], outputs=["slide_images", "slide_manifest"], name="generate_slides"),
+            Node(
+                claim_raw_directory,
+                inputs="params:synthetic_cohort",
+                outputs="synthetic_marker",
+                name="claim_raw_directory",
+            ),
+            Node(
+                generate_synthetic_cohort,
+                inputs="synthetic_marker",
+                outputs=RAW_OUTPUTS,
+                name="generate_synthetic_cohort",
+            ),
+            Node(
+                generate_slides,
+                inputs=["synthetic_marker", "truth_lineages"],
+                outputs=["slide_images", "slide_manifest"],
+                name="generate_slides",
+            ),
             Node(
                 summarise_synthetic_cohort,
-                inputs=["synthetic_marker", "tcga_sample_sheet", "cohort_sample_sheet", "truth_lineages", "slide_manifest"],
+                inputs=[
+                    "synthetic_marker",
+                    "tcga_sample_sheet",
+                    "cohort_sample_sheet",
+                    "truth_lineages",
+                    "slide_manifest",
+                ],
                 outputs="synthetic_cohort_summary",
                 name="summarise_synthetic_cohort",
             ),

@@ -18,6 +18,15 @@ def embed_wsi_patches(model, patch_index: pd.DataFrame, slide_manifest: pd.DataF
     return wsi.embed_patches(model, patch_index, slide_manifest, WSIEncodingConfig.from_dict(options))
 
 
-def evaluate_wsi_embeddings(embeddings: pd.DataFrame, patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, model, split: dict, options: dict):
+def evaluate_wsi_embeddings(
+    embeddings: pd.DataFrame, patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, model, split: dict, options: dict
+):
     """Image-only 1-NN lineage retrieval beside the colour-histogram baseline; a confusion plot."""
-    return wsi.evaluate_embeddings(embeddings, patch_index, slide_manifest, model, SplitConfig.from_dict(split), WSIEncodingConfig.from_dict(options))
+    return wsi.evaluate_embeddings(
+        embeddings,
+        patch_index,
+        slide_manifest,
+        model,
+        SplitConfig.from_dict(split),
+        WSIEncodingConfig.from_dict(options),
+    )

@@ -8,11 +8,28 @@ from gb_kedro.pipelines.wsi_encoding import nodes
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            Node(nodes.train_wsi_encoder, ["patch_index", "slide_manifest", "params:wsi_encoding"], ["wsi_encoder", "wsi_training_history"], name="train_wsi_encoder"),
-            Node(nodes.embed_wsi_patches, ["wsi_encoder", "patch_index", "slide_manifest", "params:wsi_encoding"], "wsi_embeddings", name="embed_wsi_patches"),
+            Node(
+                nodes.train_wsi_encoder,
+                ["patch_index", "slide_manifest", "params:wsi_encoding"],
+                ["wsi_encoder", "wsi_training_history"],
+                name="train_wsi_encoder",
+            ),
+            Node(
+                nodes.embed_wsi_patches,
+                ["wsi_encoder", "patch_index", "slide_manifest", "params:wsi_encoding"],
+                "wsi_embeddings",
+                name="embed_wsi_patches",
+            ),
             Node(
                 nodes.evaluate_wsi_embeddings,
-                ["wsi_embeddings", "patch_index", "slide_manifest", "wsi_encoder", "params:split", "params:wsi_encoding"],
+                [
+                    "wsi_embeddings",
+                    "patch_index",
+                    "slide_manifest",
+                    "wsi_encoder",
+                    "params:split",
+                    "params:wsi_encoding",
+                ],
                 ["wsi_metrics", "wsi_confusion"],
                 name="evaluate_wsi_embeddings",
             ),
