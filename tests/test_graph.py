@@ -8,6 +8,10 @@ from gb_kedro.datasets.table import read_table
 from gb_kedro.errors import InputDataError
 from gb_kedro.graph import chromosome_groups, directed_modularity, group_genes, louvain_directed, parse_ppi
 from gb_kedro.synthetic.graphs import module_sizes, planted_directed_graph
+from tests.helpers import base_options
+
+_ppi = base_options("data_engineering.ppi")
+PPI = {"fmt": _ppi["format"], "directed": _ppi["directed"], "complexes": _ppi["complexes"]}
 
 
 def test_directed_modularity_by_hand():
@@ -74,7 +78,7 @@ def test_edge_list_with_complexes_metabolites_and_signs(gencode):
             "target": ["CDKN2A", "TP53", "MDM2", "TP53"],
         }
     )
-    edges, dropped, summary = parse_ppi(frame, genes)
+    edges, dropped, summary = parse_ppi(frame, genes, **PPI)
     assert summary["directed"] and summary["complex_nodes"] == 1 and summary["self_loops_dropped"] == 1
     symbol = genes.set_index("symbol")["gene_id"]
     pairs = set(zip(edges["source"], edges["target"], strict=True))
@@ -84,7 +88,7 @@ def test_edge_list_with_complexes_metabolites_and_signs(gencode):
         (symbol["TP53"], symbol["MDM2"]),
     }
     assert dropped["node"].tolist() == ["CHEBI:15422"]
-    dropped_complex = parse_ppi(frame, genes, complexes="drop")[1]
+    dropped_complex = parse_ppi(frame, genes, **{**PPI, "complexes": "drop"})[1]
     assert "EZH2_SUZ12" in dropped_complex["node"].tolist()
 
 
@@ -92,12 +96,12 @@ def test_no_edge_after_mapping_names_the_file(tiny_genes):
     frame = pd.DataFrame({"source": ["FOO"], "target": ["BAR"]})
     frame.attrs["source"] = "edges.tsv"
     with pytest.raises(InputDataError, match=r"edges\.tsv: no edge left after mapping nodes to annotated genes"):
-        parse_ppi(frame, tiny_genes)
+        parse_ppi(frame, tiny_genes, **PPI)
 
 
 def test_primekg_layout(tiny_cohort, tiny_genes):
     kg = tiny_cohort["kg"]
-    edges, dropped, summary = parse_ppi(kg, tiny_genes)
+    edges, dropped, summary = parse_ppi(kg, tiny_genes, **PPI)
     assert summary["format"] == "primekg" and not summary["directed"]
     assert summary["rows_other_relations_ignored"] == int((kg["relation"] != "protein_protein").sum()) > 0
     pairs = set(zip(edges["source"], edges["target"], strict=True))
@@ -106,7 +110,7 @@ def test_primekg_layout(tiny_cohort, tiny_genes):
 
 def test_real_omnipath_matches_networkx_and_merges_to_seven(gencode, shared):
     genes, _ = gencode
-    edges, dropped, summary = parse_ppi(read_table(shared("ppi/omnipath_signed_directed.tsv")), genes)
+    edges, dropped, summary = parse_ppi(read_table(shared("ppi/omnipath_signed_directed.tsv")), genes, **PPI)
     assert summary["directed"] and summary["complex_nodes"] > 100
     table = genes[genes["gene_id"].isin(set(edges["source"]) | set(edges["target"]))]
     groups, sizes, metrics = group_genes(edges, table, n_groups=7, seed=0)
@@ -120,7 +124,7 @@ def test_real_omnipath_matches_networkx_and_merges_to_seven(gencode, shared):
 
 def test_real_innatedb_undirected_ensembl(gencode, shared):
     genes, _ = gencode
-    edges, dropped, summary = parse_ppi(read_table(shared("ppi/innatedb_ppi.tsv")), genes)
+    edges, dropped, summary = parse_ppi(read_table(shared("ppi/innatedb_ppi.tsv")), genes, **PPI)
     assert not summary["directed"] and summary["genes_in_graph"] > 14_000
     table = genes[genes["gene_id"].isin(set(edges["source"]))]
     groups, sizes, metrics = group_genes(edges, table, n_groups=7, seed=0)

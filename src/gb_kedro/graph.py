@@ -31,9 +31,9 @@ PRIMEKG_COLUMNS = ["relation", "x_type", "x_name", "y_type", "y_name"]
 def parse_ppi(
     frame: pd.DataFrame,
     genes: pd.DataFrame,
-    fmt: str = "auto",
-    directed: bool | None = None,
-    complexes: str = "expand",
+    fmt: str,
+    directed: bool | None,
+    complexes: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Read PPI edges from a PrimeKG ``kg.csv`` or an edge list, mapped to stripped Ensembl IDs.
 
@@ -56,6 +56,38 @@ def parse_ppi(
         of the annotation (``node``, ``reason``, ``n_edges``). ``summary`` counts what happened.
     """
     source = source_of(frame, "PPI table")
+    raw, fmt, directed, other = _read_edges(frame, fmt, directed, source)
+    names = pd.unique(pd.concat([raw["source"], raw["target"]], ignore_index=True))
+    resolved, reasons, n_complex = _resolve_nodes(names, genes, complexes)
+    dropped, keep, edges, n_self = _map_edges(raw, resolved, reasons, directed)
+    summary = {
+        "format": fmt,
+        "directed": bool(directed),
+        "rows_in_file": int(len(frame)),
+        "rows_other_relations_ignored": other,
+        "edges_read": int(len(raw)),
+        "edges_dropped_unmapped_node": int((~keep).sum()),
+        "self_loops_dropped": n_self,
+        "complex_nodes": n_complex,
+        "complex_handling": complexes,
+        "nodes_read": int(len(names)),
+        "nodes_dropped": int(len(dropped)),
+        "edges_kept": int(len(edges)),
+        "genes_in_graph": int(pd.unique(edges[["source", "target"]].to_numpy().ravel()).size) if len(edges) else 0,
+    }
+    if edges.empty:
+        raise InputDataError(
+            source,
+            f"no edge left after mapping nodes to annotated genes ({len(dropped)} of {len(names)} nodes unmapped)",
+        )
+    return edges, dropped.reset_index(drop=True), summary
+
+
+def _read_edges(
+    frame: pd.DataFrame, fmt: str, directed: bool | None, source: str
+) -> tuple[pd.DataFrame, str, bool, int]:
+    """Step 1: the raw edges (``source``, ``target``, ``sign`` by node name), the format, the directedness
+    and the number of rows of other relations ignored."""
     if fmt == "auto":
         fmt = "primekg" if all(c in frame.columns for c in PRIMEKG_COLUMNS) else "edge_list"
     if fmt == "primekg":
@@ -97,9 +129,13 @@ def parse_ppi(
     if raw.empty:
         raise InputDataError(source, "no protein-protein edge in the file")
 
+    return raw, fmt, directed, other
+
+
+def _resolve_nodes(names, genes: pd.DataFrame, complexes: str) -> tuple[dict[str, list[str]], dict[str, str], int]:
+    """Step 2: node name -> stripped Ensembl IDs (complexes expanded or dropped); why each other node is dropped."""
     by_symbol = symbol_map(genes)
     known = set(genes["gene_id"])
-    names = pd.unique(pd.concat([raw["source"], raw["target"]], ignore_index=True))
     use_ensembl = looks_like_ensembl(names[:500])
     resolved: dict[str, list[str]] = {}
     reasons: dict[str, str] = {}
@@ -124,6 +160,12 @@ def parse_ppi(
             else "not a gene of the annotation (metabolite, alias, other species...)"
         )
 
+    return resolved, reasons, n_complex
+
+
+def _map_edges(raw: pd.DataFrame, resolved: dict, reasons: dict, directed: bool):
+    """Step 3: edges between resolved genes (both directions when undirected; self-loops and duplicates
+    removed), the dropped-node table, the mask of raw edges kept and the number of self-loops."""
     counts = pd.concat([raw["source"], raw["target"]]).value_counts()
     dropped = pd.DataFrame(
         {"node": list(reasons), "reason": list(reasons.values()), "n_edges": [int(counts.get(n, 0)) for n in reasons]}
@@ -143,27 +185,7 @@ def parse_ppi(
         edges = pd.concat([edges, edges.rename(columns={"source": "target", "target": "source"})], ignore_index=True)
     n_self = int((edges["source"] == edges["target"]).sum())
     edges = edges[edges["source"] != edges["target"]].drop_duplicates(["source", "target"]).reset_index(drop=True)
-    summary = {
-        "format": fmt,
-        "directed": bool(directed),
-        "rows_in_file": int(len(frame)),
-        "rows_other_relations_ignored": other,
-        "edges_read": int(len(raw)),
-        "edges_dropped_unmapped_node": int((~keep).sum()),
-        "self_loops_dropped": n_self,
-        "complex_nodes": n_complex,
-        "complex_handling": complexes,
-        "nodes_read": int(len(names)),
-        "nodes_dropped": int(len(dropped)),
-        "edges_kept": int(len(edges)),
-        "genes_in_graph": int(pd.unique(edges[["source", "target"]].to_numpy().ravel()).size) if len(edges) else 0,
-    }
-    if edges.empty:
-        raise InputDataError(
-            source,
-            f"no edge left after mapping nodes to annotated genes ({len(dropped)} of {len(names)} nodes unmapped)",
-        )
-    return edges, dropped.reset_index(drop=True), summary
+    return dropped, keep, edges, n_self
 
 
 def _resolve_node(name: str, use_ensembl: bool, by_symbol: dict, known: set) -> list[str]:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from sklearn.preprocessing import StandardScaler
 from torch.utils.data import Dataset
 
 from gb_kedro.baselines import colour_histogram_features
@@ -194,7 +195,7 @@ def evaluate_embeddings(
     )
     images = decoded_patches(patch_index.reset_index(drop=True), slide_manifest, cfg.data, cfg.checkpoint_dir)
     colour = colour_histogram_features(np.moveaxis(images, 1, -1), cfg.colour_bins)
-    colour = (colour - colour[train].mean(0)) / (colour[train].std(0) + 1e-6)
+    colour = StandardScaler().fit(colour[train]).transform(colour)
     colour_eval = nearest_neighbour_eval(colour[train], y[train], colour[test], y[test], patient_of)
     metrics = {"split_mode": split.mode}
     for name, ev in (("model", model_eval), ("colour_baseline", colour_eval)):

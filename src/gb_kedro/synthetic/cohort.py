@@ -510,6 +510,27 @@ def generate(preset: Preset, seed: int) -> dict:
     par = annotation[annotation["gene_id"].str.endswith("_PAR_Y")]
     star_genes = pd.concat([genes, par.assign(length=1000, module=-1, base=0.0)], ignore_index=True)
 
+    tcga_star, tcga_sheet, truth_tcga = _tcga_files(expr, star_genes, par, preset, rng)
+    cohort_matrix, cohort_sheet, missing = _cohort_files(genes, lineages, drivers, expr, rng)
+    truth_genes, driver_rows, gmt_lines = _truth_tables(genes, lineages, drivers, expr, missing, preset)
+    return {
+        "annotation": annotation,
+        "signalling": signalling,
+        "kg": kg,
+        "tcga_star": tcga_star,
+        "tcga_sample_sheet": tcga_sheet,
+        "cohort_matrix": cohort_matrix,
+        "cohort_sample_sheet": cohort_sheet,
+        "truth_genes": truth_genes,
+        "truth_drivers": pd.DataFrame(driver_rows),
+        "truth_lineages": lineages,
+        "truth_tcga": truth_tcga,
+        "modules_gmt": "\n".join(gmt_lines) + "\n",
+    }
+
+
+def _tcga_files(expr: dict, star_genes: pd.DataFrame, par: pd.DataFrame, preset: Preset, rng: np.random.Generator):
+    """One GDC STAR file per TCGA sample (file ID -> frame), the GDC sample sheet and the TCGA truth table."""
     tcga_star, sheet_rows, truth_tcga = {}, [], []
     tss_codes = [f"{a}{b}" for a in "ABCDEFGHJKLMNPQRSTUVWXYZ" for b in "0123456789"]
     site_tss = {c: tss_codes[c] for c in range(preset.n_centers)}
@@ -548,6 +569,14 @@ def generate(preset: Preset, seed: int) -> dict:
             }
         )
 
+    return tcga_star, pd.DataFrame(sheet_rows), pd.DataFrame(truth_tcga)
+
+
+def _cohort_files(
+    genes: pd.DataFrame, lineages: pd.DataFrame, drivers: pd.DataFrame, expr: dict, rng: np.random.Generator
+):
+    """The cohort TPM matrix (genes x samples), its sample sheet with patient outcomes, and the mask of
+    genes missing from the matrix."""
     # Cohort matrix: TPM, genes x samples, versioned IDs (some with a newer version, as another GENCODE
     # release would give), a few protein-coding genes missing (not measured by that lab's pipeline).
     lengths = genes["length"].to_numpy().astype(float)
@@ -574,6 +603,13 @@ def generate(preset: Preset, seed: int) -> dict:
         }
     )
 
+    return cohort_matrix, cohort_sheet, missing
+
+
+def _truth_tables(
+    genes: pd.DataFrame, lineages: pd.DataFrame, drivers: pd.DataFrame, expr: dict, missing: np.ndarray, preset: Preset
+):
+    """The planted truth: per gene (role, axis), per lineage x driver/decoy (level, effect), the GMT lines."""
     role = pd.Series("none", index=genes.index)
     axis = pd.Series("", index=genes.index)
     role[drivers["gene_index"].to_numpy()] = drivers["role"].to_numpy()
@@ -618,17 +654,4 @@ def generate(preset: Preset, seed: int) -> dict:
         gmt_lines.append(
             "\t".join([f"PLANTED_DRIVERS_{ax.upper()}", "lineage drivers of one morphology axis", *members])
         )
-    return {
-        "annotation": annotation,
-        "signalling": signalling,
-        "kg": kg,
-        "tcga_star": tcga_star,
-        "tcga_sample_sheet": pd.DataFrame(sheet_rows),
-        "cohort_matrix": cohort_matrix,
-        "cohort_sample_sheet": cohort_sheet,
-        "truth_genes": truth_genes,
-        "truth_drivers": pd.DataFrame(driver_rows),
-        "truth_lineages": lineages,
-        "truth_tcga": pd.DataFrame(truth_tcga),
-        "modules_gmt": "\n".join(gmt_lines) + "\n",
-    }
+    return truth_genes, driver_rows, gmt_lines
