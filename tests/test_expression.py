@@ -5,6 +5,12 @@ import pytest
 from gb_kedro import expression
 from gb_kedro.datasets.table import read_table
 from gb_kedro.errors import InputDataError
+from tests.helpers import base_options
+
+
+def matrix_options(**overrides) -> dict:
+    """parse_expression_matrix's keyword arguments from conf/base (data_engineering.cohort)."""
+    return {**base_options("data_engineering.cohort"), **overrides}
 
 
 def _frame(data, source="m.tsv"):
@@ -22,7 +28,7 @@ def test_genes_x_samples_with_ensembl_ids():
             "S2": [3.0, 4.0],
         }
     )
-    m = expression.parse_expression_matrix(frame, annotation_columns=["gene_name"])
+    m = expression.parse_expression_matrix(frame, **matrix_options(annotation_columns=["gene_name"]))
     assert m.index.tolist() == ["S1", "S2"]
     assert m.columns.tolist() == ["ENSG00000000003.15", "ENSG00000000005.6"]
     assert m.loc["S2", "ENSG00000000005.6"] == 4.0
@@ -30,7 +36,7 @@ def test_genes_x_samples_with_ensembl_ids():
 
 def test_samples_x_genes_detected_from_the_header():
     frame = _frame({"sample": ["S1", "S2"], "ENSG00000000003.15": [1.0, 2.0], "ENSG00000000005.6": [3.0, 4.0]})
-    m = expression.parse_expression_matrix(frame)
+    m = expression.parse_expression_matrix(frame, **matrix_options())
     assert m.index.tolist() == ["S1", "S2"]
     assert m.loc["S1", "ENSG00000000005.6"] == 3.0
 
@@ -38,24 +44,26 @@ def test_samples_x_genes_detected_from_the_header():
 def test_duplicate_sample_ids():
     frame = _frame({"sample": ["S1", "S1"], "ENSG00000000003.15": [1.0, 2.0]})
     with pytest.raises(InputDataError, match=r"m\.tsv: duplicate sample ID 'S1'"):
-        expression.parse_expression_matrix(frame)
+        expression.parse_expression_matrix(frame, **matrix_options())
 
 
 def test_nan_values():
     frame = _frame({"gene_id": ["ENSG00000000003.15"], "S1": [np.nan], "S2": [1.0]})
     with pytest.raises(InputDataError, match=r"m\.tsv: 1 missing or non-numeric value\(s\), e\.g\. sample 'S1'"):
-        expression.parse_expression_matrix(frame)
+        expression.parse_expression_matrix(frame, **matrix_options())
 
 
 def test_negative_values_in_a_linear_matrix():
     frame = _frame({"gene_id": ["ENSG00000000003.15"], "S1": [-1.0], "S2": [1.0]})
     with pytest.raises(InputDataError, match=r"m\.tsv: 1 negative value\(s\) in a linear-scale matrix"):
-        expression.parse_expression_matrix(frame)
-    assert expression.parse_expression_matrix(frame, value_scale="log2p1").loc["S1"].iloc[0] == -1.0
+        expression.parse_expression_matrix(frame, **matrix_options())
+    assert expression.parse_expression_matrix(frame, **matrix_options(value_scale="log2p1")).loc["S1"].iloc[0] == -1.0
 
 
 def test_sample_sheet_must_match_the_matrix():
-    matrix = expression.parse_expression_matrix(_frame({"gene_id": ["ENSG00000000003.15"], "S1": [1.0], "S2": [2.0]}))
+    matrix = expression.parse_expression_matrix(
+        _frame({"gene_id": ["ENSG00000000003.15"], "S1": [1.0], "S2": [2.0]}), **matrix_options()
+    )
     sheet = _frame(
         {"sample_id": ["S1", "S3"], "patient_id": ["P1", "P1"], "lineage_id": ["L1", "L2"]}, source="sheet.tsv"
     )
@@ -122,7 +130,7 @@ def test_zscore_is_fit_on_tcga_and_applied_to_the_cohort():
 def test_real_tcga_lgg_matrix_by_symbol(gencode, shared):
     genes, _ = gencode
     frame = read_table(shared("rnaseq/tcga_lgg_log2_rsem_symbols.tsv"))
-    m = expression.parse_expression_matrix(frame, value_scale="log2p1")
+    m = expression.parse_expression_matrix(frame, **matrix_options(value_scale="log2p1"))
     assert m.shape[0] == 99 and m.shape[1] > 20_000
     assert m.index[0].startswith("TCGA.")
     mapped, dropped = expression.map_columns_to_genes(m, genes, "tcga")

@@ -51,7 +51,7 @@ def test_louvain_recovers_planted_modules():
 def test_group_genes_merges_to_n_groups_and_handles_genes_without_edges():
     membership, edges = _planted(n=600, k=10)
     table = pd.DataFrame({"gene_id": [str(i) for i in range(610)]})  # 10 genes with no PPI edge
-    groups, sizes, metrics = group_genes(edges, table, n_groups=7, seed=0)
+    groups, sizes, metrics = group_genes(edges, table, n_groups=7, resolution=1.0, seed=0)
     assert metrics["n_groups"] == 7 and sorted(groups["group"].unique()) == list(range(7))
     assert metrics["n_communities"] >= 7
     residual = groups[~groups["in_ppi"]]["group"].unique()
@@ -66,7 +66,7 @@ def test_group_genes_merges_to_n_groups_and_handles_genes_without_edges():
 def test_empty_ppi_after_filtering():
     edges = pd.DataFrame({"source": ["a"], "target": ["b"]})
     with pytest.raises(InputDataError, match=r"PPI graph: no PPI edge left between the 2 kept genes"):
-        group_genes(edges, pd.DataFrame({"gene_id": ["x", "y"]}))
+        group_genes(edges, pd.DataFrame({"gene_id": ["x", "y"]}), n_groups=7, resolution=1.0, seed=0)
 
 
 def test_edge_list_with_complexes_metabolites_and_signs(gencode):
@@ -113,7 +113,7 @@ def test_real_omnipath_matches_networkx_and_merges_to_seven(gencode, shared):
     edges, dropped, summary = parse_ppi(read_table(shared("ppi/omnipath_signed_directed.tsv")), genes, **PPI)
     assert summary["directed"] and summary["complex_nodes"] > 100
     table = genes[genes["gene_id"].isin(set(edges["source"]) | set(edges["target"]))]
-    groups, sizes, metrics = group_genes(edges, table, n_groups=7, seed=0)
+    groups, sizes, metrics = group_genes(edges, table, n_groups=7, resolution=1.0, seed=0)
     graph = nx.DiGraph(list(zip(edges["source"], edges["target"], strict=True)))
     reference = nx.community.louvain_communities(graph, seed=1)
     q_nx = nx.community.modularity(graph, reference)
@@ -127,7 +127,7 @@ def test_real_innatedb_undirected_ensembl(gencode, shared):
     edges, dropped, summary = parse_ppi(read_table(shared("ppi/innatedb_ppi.tsv")), genes, **PPI)
     assert not summary["directed"] and summary["genes_in_graph"] > 14_000
     table = genes[genes["gene_id"].isin(set(edges["source"]))]
-    groups, sizes, metrics = group_genes(edges, table, n_groups=7, seed=0)
+    groups, sizes, metrics = group_genes(edges, table, n_groups=7, resolution=1.0, seed=0)
     assert metrics["n_groups"] == 7 and metrics["qd_raw"] > 0.3
 
 

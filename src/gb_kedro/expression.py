@@ -70,8 +70,8 @@ VALUE_SCALES = ("linear", "log2p1", "log1p")
 def assemble_star_counts(
     partitions: Mapping[str, Callable[[], pd.DataFrame]],
     sample_sheet: pd.DataFrame,
-    value_column: str = "tpm_unstranded",
-    keep_gene_types: list[str] | None = None,
+    value_column: str,
+    keep_gene_types: list[str] | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stack a folder of GDC STAR files into one samples x genes matrix.
 
@@ -162,10 +162,10 @@ def _strip_suffix(file_name: str, by_name: Mapping[str, str]) -> str | None:
 
 def parse_expression_matrix(
     frame: pd.DataFrame,
-    orientation: str = "auto",
-    gene_column: str | None = None,
-    annotation_columns: list[str] | None = None,
-    value_scale: str = "linear",
+    orientation: str,
+    gene_column: str | None,
+    annotation_columns: list[str] | None,
+    value_scale: str,
 ) -> pd.DataFrame:
     """A raw expression table -> samples x genes float32 (gene identifiers as in the file).
 

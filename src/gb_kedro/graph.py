@@ -236,9 +236,9 @@ def louvain_directed(edges: pd.DataFrame, resolution: float = 1.0, seed: int = 0
 def group_genes(
     edges: pd.DataFrame,
     gene_table: pd.DataFrame,
-    n_groups: int = 7,
-    resolution: float = 1.0,
-    seed: int = 0,
+    n_groups: int,
+    resolution: float,
+    seed: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """PPI gene groups: directed Louvain on the PPI restricted to the kept genes, then merging.
 
@@ -300,7 +300,7 @@ def group_genes(
     return out, sizes, metrics
 
 
-def chromosome_groups(gene_table: pd.DataFrame, n_groups: int = 7) -> tuple[pd.DataFrame, pd.DataFrame]:
+def chromosome_groups(gene_table: pd.DataFrame, n_groups: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ablation grouping: genes in genome order (chr1..22, X, Y, M), chromosomes cut into
     ``n_groups`` contiguous blocks of about equal gene count (a chromosome is never split).
     Genes on other contigs join the last group."""

@@ -30,9 +30,9 @@ def read_patches(
     paths: dict,
     output_size: int,
     batch_size: int,
-    num_workers: int = 0,
-    cache: str = "ram",
-    cache_path: str | Path | None = None,
+    num_workers: int,
+    cache: str,
+    cache_path: str | Path | None,
 ) -> np.ndarray:
     """Decode the patches of ``index`` once: uint8 ``[N, 3, S, S]`` (``cache: disk`` keeps them in a
     ``.npy`` memory map at ``cache_path`` and reuses it when it matches)."""

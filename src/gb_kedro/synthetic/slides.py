@@ -401,3 +401,22 @@ def oracle_features(scene: Scene, x: int, y: int, size: int) -> np.ndarray:
             boundary / size,
         ]
     )
+
+
+def lazy_scenes(specs: list) -> dict:
+    """Slide ID -> a callable that builds the slide's :class:`Scene` when the catalog is about to render and
+    write it (one progress bar over all slides), so no slide is held in memory before its turn."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(specs), desc="Synthetic slides", unit="slide", leave=False)
+
+    def lazy(spec):
+        def scene():
+            bar.update()
+            if bar.n == bar.total:
+                bar.close()
+            return make_scene(spec)
+
+        return scene
+
+    return {spec.slide_id: lazy(spec) for spec in specs}

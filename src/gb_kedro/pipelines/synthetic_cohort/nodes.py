@@ -3,64 +3,20 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
-from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
-from gb_kedro.errors import InputDataError
+from gb_kedro.synthetic import marker
 from gb_kedro.synthetic.cohort import Preset, SyntheticConfig, generate
-from gb_kedro.synthetic.slides import make_mice, make_scene
+from gb_kedro.synthetic.slides import lazy_scenes, make_mice
 
 logger = logging.getLogger(__name__)
 
-MARKER_NAME = ".gb_kedro_synthetic.json"
-_IGNORED = {".gitkeep", MARKER_NAME, ".DS_Store"}
-
 
 def claim_raw_directory(options: dict) -> dict:
-    """Refuse to generate into a raw-data folder that holds files this generator did not write.
-
-    The generator writes ``<raw_dir>/.gb_kedro_synthetic.json`` (this node's output) before anything
-    else; a raw folder with files but no marker holds a user's data and is never overwritten.
-
-    Args:
-        options: ``params:synthetic_cohort`` (``enabled``, ``raw_dir``, ``preset``, ``seed``, ``presets``).
-
-    Returns:
-        The marker document (preset, seed, sizes, time).
-    """
-    raw_dir = Path(options["raw_dir"])
-    if not options["enabled"]:
-        raise InputDataError(
-            raw_dir,
-            "the synthetic cohort generator is disabled in this environment (synthetic_cohort.enabled: false); "
-            "run the method on your data with `kedro run --env <env> --pipelines analysis`",
-        )
-    preset_name = options["preset"]
-    if preset_name not in options["presets"]:
-        raise InputDataError(
-            "parameters synthetic_cohort.preset",
-            f"unknown preset {preset_name!r}; choose one of {sorted(options['presets'])}",
-        )
-    if raw_dir.exists() and not (raw_dir / MARKER_NAME).exists():
-        foreign = [p for p in raw_dir.rglob("*") if p.is_file() and p.name not in _IGNORED]
-        if foreign:
-            raise InputDataError(
-                raw_dir,
-                f"holds {len(foreign)} file(s) the synthetic generator did not write (e.g. {foreign[0]}) and no "
-                f"{MARKER_NAME} marker: refusing to overwrite your data. Point synthetic_cohort.raw_dir and the "
-                "catalog elsewhere, or run `--pipelines analysis` on your data",
-            )
-    cfg = SyntheticConfig.from_dict(options)
-    return {
-        "generator": "gb_kedro.synthetic.cohort",
-        "preset": preset_name,
-        "seed": cfg.seed,
-        "sizes": cfg.presets[preset_name].to_dict(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    """The marker document of the cohort to generate (preset, seed, sizes, time), after checking that the
+    raw folder is the generator's own (see :func:`gb_kedro.synthetic.marker.claim_raw_directory`)."""
+    return marker.claim_raw_directory(SyntheticConfig.from_dict(options))
 
 
 def generate_synthetic_cohort(marker: dict) -> dict:
@@ -90,18 +46,7 @@ def generate_slides(marker: dict, lineages: pd.DataFrame) -> tuple[dict, pd.Data
     )
     manifest["path"] = "images/" + manifest["slide_id"] + ".tif"
     logger.info("Rendering %d synthetic slides of %dx%d px", len(specs), specs[0].width, specs[0].height)
-    bar = tqdm(total=len(specs), desc="Synthetic slides", unit="slide", leave=False)
-
-    def lazy(spec):
-        def scene():  # called by the catalog right before it renders and writes this slide
-            bar.update()
-            if bar.n == bar.total:
-                bar.close()
-            return make_scene(spec)
-
-        return scene
-
-    slides = {spec.slide_id: lazy(spec) for spec in specs}
+    slides = lazy_scenes(specs)
     return slides, manifest
 
 
