@@ -256,13 +256,23 @@ def held_out_pairs(
     return samples, rna, index, test_rows, test
 
 
+def _copy_of(model):
+    copy = type(model).from_config(model.config_dict())
+    copy.load_state_dict(model.state_dict())
+    return copy
+
+
 # --- one Table 1 row -------------------------------------------------------------------------------
 def build_model(
     wsi_encoder: VisionTransformer, rna_encoder: RNAMaskedAutoencoder, cfg: MultimodalConfig, row: Table1Row
 ) -> MultimodalModel:
     """The multimodal model of a Table 1 row: pretrained encoders (or all weights random), frozen or not."""
     torch.manual_seed(cfg.seed)
-    model = MultimodalModel.from_encoders(rna_encoder, wsi_encoder, **cfg.model.to_dict())
+    # Fresh copies of the pretrained encoders (built from their configs, then given their weights; the modules
+    # handed in stay untouched). Building them draws from the seeded stream before the projections and the
+    # fusion are initialised -- as the loader did before the restructuring -- so Table 1 stays reproducible.
+    rna_copy, wsi_copy = (_copy_of(m) for m in (rna_encoder, wsi_encoder))
+    model = MultimodalModel.from_encoders(rna_copy, wsi_copy, **cfg.model.to_dict())
     if not row.pretrained:  # same architecture, fresh random weights everywhere
         model = MultimodalModel.from_config(model.config_dict())
     if row.freeze_encoders:
