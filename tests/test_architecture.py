@@ -23,6 +23,7 @@ LAYERS = [
             "gb_kedro.config",
             "gb_kedro.errors",
             "gb_kedro.tracking",
+            "gb_kedro.provenance",
         ),
     ),
     (2, ("gb_kedro.datasets",)),
@@ -56,6 +57,7 @@ LAYERS = [
             "gb_kedro.hooks",
             "gb_kedro.cli",
             "gb_kedro.__main__",
+            "gb_kedro.logs",
         ),
     ),
 ]

@@ -22,8 +22,18 @@ def _run(**kwargs):
     except Exception as exc:  # Kedro may wrap a dataset's error; report ours plainly if it is inside.
         cause = find_input_error(exc)
         if cause is not None:
+            _fail_mlflow_run(str(cause))
             raise click.ClickException(f"bad input: {cause}") from None
         raise
+
+
+def _fail_mlflow_run(message: str) -> None:
+    """The run kedro-mlflow opened (if one is still open) ends FAILED, with the message as a tag."""
+    import mlflow
+
+    while mlflow.active_run() is not None:
+        mlflow.set_tag("gb_kedro.error", message[:5000])
+        mlflow.end_run(status="FAILED")
 
 
 run = click.Command(

@@ -118,7 +118,7 @@ def assemble_star_counts(
     columns: list[np.ndarray] = []
     gene_index: pd.Index | None = None
     first_file = None
-    for name in tqdm(sheet["File Name"], desc="Reading STAR files", unit="file", leave=False):
+    for name in tqdm(sheet["File Name"], desc="Reading STAR files", unit="file", leave=False, disable=None):
         genes = partitions[listed[name]]()
         if keep_gene_types:
             genes = genes[genes["gene_type"].isin(keep_gene_types)]

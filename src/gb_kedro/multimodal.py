@@ -30,10 +30,19 @@ from gb_kedro.losses import cross_modal_info_nce, sample_hard_negatives
 from gb_kedro.models.multimodal import MultimodalModel
 from gb_kedro.models.rna_mae import RNAMaskedAutoencoder
 from gb_kedro.models.vit import VisionTransformer
+from gb_kedro.provenance import made_with
 from gb_kedro.slides.augment import Augment
 from gb_kedro.slides.patches import decoded_patches, training_view, window_batches
 from gb_kedro.slides.sampling import PKSampler
-from gb_kedro.tracking import log_evaluation, log_metrics, log_sklearn_model, log_torch_model, nested_run
+from gb_kedro.tracking import (
+    git_commit,
+    log_evaluation,
+    log_metrics,
+    log_sklearn_model,
+    log_torch_model,
+    nested_run,
+    registered_versions,
+)
 from gb_kedro.training import TrainConfig, fingerprint, fit, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -381,6 +390,7 @@ def train_row(
         "pairing": "permuted" if permutation is not None else "own lineage",
     }
     history: list[dict] = []
+    trained_now = False
     with nested_run(f"multimodal.{name}", params) if track else nullcontext() as run:
         if row.train:
             images = np.asarray(
@@ -389,7 +399,7 @@ def train_row(
                 ]
             )
             result = fit_pairs(model, images, labels, rna_of_label, cfg, wsi, row.recon_weight, name, run)
-            history = result["history"]
+            history, trained_now = result["history"], result["epochs_run"] > 0
             logger.info(
                 "multimodal.%s: %d epochs, best epoch %d, device %s",
                 name,
@@ -409,8 +419,15 @@ def train_row(
             lineages=lineages,
             mlflow_run_id=run.info.run_id if run is not None else None,
         )
-        if register:
-            log_torch_model(run, model, registered_name=f"gb_kedro.multimodal.{name}")
+        registered = f"gb_kedro.multimodal.{name}"
+        # a new version only for a model trained now (or the untrained row's first registration)
+        if register and (trained_now or (not row.train and not registered_versions(registered))):
+            description = (
+                f"Multimodal model, Table 1 row '{row.label}' ({rna_encoder.meta.get('variant')} gene groups): ALBEF-style alignment "
+                f"of the RNA and WSI encoders, fusion, matching and RNA decoding; {len(labels)} training patches of {len(lineages)} lineages"
+            )
+            tags = {"row": name, "split": made_with(patch_index).get("split", {}).get("mode"), "commit": git_commit()}
+            log_torch_model(run, model, registered, description, tags)
     return model, pd.DataFrame(history) if history else pd.DataFrame(
         columns=["epoch", "train/loss"]
     )  # untrained: a header only

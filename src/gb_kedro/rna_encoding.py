@@ -29,7 +29,8 @@ from gb_kedro.config import RNAEncodingConfig
 from gb_kedro.errors import InputDataError
 from gb_kedro.losses import multi_positive_info_nce
 from gb_kedro.models.rna_mae import RNAMaskedAutoencoder, rna_mae
-from gb_kedro.tracking import log_evaluation, log_metrics, log_torch_model, nested_run
+from gb_kedro.provenance import made_with
+from gb_kedro.tracking import git_commit, log_evaluation, log_metrics, log_torch_model, nested_run
 from gb_kedro.training import TrainConfig, fingerprint, fit, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -244,7 +245,7 @@ def train_encoder(
     model = build_model(group_vector(gene_groups, genes), cfg)
     step = make_step(cfg.loss.temperature, cfg.loss.recon_weight, cfg.loss.contrastive_weight)
     held, stages = _stage_datasets(tcga_features, cohort_features, cohort_samples, tcga_split, lineage_split, cfg)
-    history = []
+    history, epochs_run = [], 0
     params = {
         "variant": variant,
         "n_genes": len(genes),
@@ -271,6 +272,7 @@ def train_encoder(
                 ),
             )
             history.extend({"stage": stage, **h} for h in result["history"])
+            epochs_run += result["epochs_run"]
             logger.info(
                 "rna_encoding.%s %s: %d epochs, best epoch %d, device %s",
                 variant,
@@ -282,7 +284,22 @@ def train_encoder(
         model.cpu().eval().describe(
             variant=variant, genes=genes, mlflow_run_id=run.info.run_id if run is not None else None
         )
-        log_torch_model(run, model, registered_name=f"gb_kedro.rna_encoder.{variant}")
+        if epochs_run:  # a resumed, finished training is the model already registered
+            description = (
+                f"RNA encoder (gene-group masked autoencoder + contrastive loss), {variant} gene groups, {len(genes)} genes; "
+                f"pretrained on {len(stages[0][1])} TCGA samples, continued on the cohort (held-out lineages excluded)"
+            )
+            log_torch_model(
+                run,
+                model,
+                f"gb_kedro.rna_encoder.{variant}",
+                description,
+                {
+                    "grouping": variant,
+                    "split": made_with(lineage_split).get("split", {}).get("mode"),
+                    "commit": git_commit(),
+                },
+            )
     return model, pd.DataFrame(history)
 
 

@@ -2,9 +2,11 @@
 
 from kedro.config import OmegaConfigLoader
 
-from gb_kedro.hooks import CleanInputErrorHooks
+from gb_kedro.hooks import CleanInputErrorHooks, InputChecksHooks, QuietLogsHooks
+from gb_kedro.logs import filter_dependency_warnings
 
-HOOKS = (CleanInputErrorHooks(),)
+filter_dependency_warnings()  # before Kedro builds the config loader (its resolver warnings)
+HOOKS = (QuietLogsHooks(), InputChecksHooks(), CleanInputErrorHooks())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

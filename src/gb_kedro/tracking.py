@@ -48,22 +48,72 @@ def log_metrics(run, metrics: dict, step: int | None = None) -> None:
     mlflow.log_metrics(clean, step=step)
 
 
-def log_torch_model(run, model, registered_name: str | None = None) -> None:
+def log_torch_model(
+    run, model, registered_name: str | None = None, description: str = "", tags: dict | None = None
+) -> None:
     """Log a PyTorch model to ``run`` with ``mlflow.pytorch`` (pickle format, torch pinned; no-op without a
     run); with ``registered_name`` it also becomes a new version of that registered model (stable names:
-    ``gb_kedro.rna_encoder.<grouping>``, ``gb_kedro.wsi_encoder``, ``gb_kedro.multimodal.<row>``)."""
+    ``gb_kedro.rna_encoder.<grouping>``, ``gb_kedro.wsi_encoder``, ``gb_kedro.multimodal.<row>``) with a
+    ``description``, ``tags`` on the model and the version, and the alias ``latest-trained``."""
     if run is None:
         return
     import mlflow.pytorch
     import torch
 
-    mlflow.pytorch.log_model(
+    info = mlflow.pytorch.log_model(
         model,
         name="model",
         serialization_format="pickle",
         pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
         registered_model_name=registered_name,
     )
+    if registered_name and getattr(info, "registered_model_version", None) is not None:
+        describe_registered_model(registered_name, str(info.registered_model_version), description, tags or {})
+
+
+def describe_registered_model(name: str, version: str, description: str, tags: dict) -> None:
+    """Description and tags on a registered model and its version; alias ``latest-trained`` -> ``version``."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    if description:
+        client.update_registered_model(name, description=description)
+        client.update_model_version(name, version, description=description)
+    for key, value in tags.items():
+        client.set_registered_model_tag(name, key, str(value))
+        client.set_model_version_tag(name, version, key, str(value))
+    client.set_registered_model_alias(name, "latest-trained", version)
+
+
+def registered_versions(name: str) -> int:
+    """How many versions of the registered model ``name`` exist (0 when there is none, or no tracking)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    if mlflow.active_run() is None:
+        return 0
+    return len(MlflowClient().search_model_versions(f"name = '{name}'"))
+
+
+def git_commit() -> str:
+    """The project's current commit (short), or ``unknown`` outside a git checkout."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        )
+        return done.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def log_parent_metrics(metrics: dict) -> None:
+    """Headline metrics on the pipeline's own (parent) run, when it is the active run."""
+    import mlflow
+
+    if mlflow.active_run() is not None:
+        log_metrics(mlflow.active_run(), metrics)
 
 
 def log_evaluation(name: str, run_id: str | None, metrics: dict, figure=None, figure_name: str | None = None) -> None:

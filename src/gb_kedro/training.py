@@ -150,7 +150,8 @@ def fit(
     state = _resume(ckpt, fingerprint, model, optimizer, scheduler, device, desc)
     autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
-    bar = tqdm(range(state["epoch"], config.epochs), desc=desc, unit="epoch", leave=False)
+    bar = tqdm(range(state["epoch"], config.epochs), desc=desc, unit="epoch", leave=False, disable=None)
+    epochs_run = 0
     for epoch in bar:
         if state["done"]:
             break
@@ -180,7 +181,16 @@ def fit(
                 },
                 ckpt,
             )
+        epochs_run += 1
         bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("train/loss", "val/loss")})
+        if bar.disable:  # not a terminal: no bar; the epochs are in the history and MLflow, here at debug level
+            logger.debug(
+                "%s epoch %d/%d: %s",
+                desc,
+                epoch + 1,
+                config.epochs,
+                {k: round(v, 4) for k, v in record.items() if "loss" in k},
+            )
         if on_epoch is not None:
             on_epoch(epoch, record)
     bar.close()
@@ -190,6 +200,7 @@ def fit(
         "history": state["history"],
         "best_epoch": state["best_epoch"],
         "stopped_early": bool(state["epoch"] < config.epochs),
+        "epochs_run": epochs_run,  # 0: a finished checkpoint was resumed, nothing was trained
         "device": str(device),
         "config": asdict(config),
     }

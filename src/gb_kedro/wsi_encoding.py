@@ -24,10 +24,11 @@ from gb_kedro.config import SplitConfig, WSIEncodingConfig
 from gb_kedro.evaluation import confusion_figure, nearest_neighbour_eval
 from gb_kedro.losses import batch_hard_triplet
 from gb_kedro.models.vit import VisionTransformer, vit
+from gb_kedro.provenance import made_with
 from gb_kedro.slides.augment import Augment
 from gb_kedro.slides.patches import decoded_patches, training_view, window_batches
 from gb_kedro.slides.sampling import PKSampler
-from gb_kedro.tracking import log_evaluation, log_metrics, log_torch_model, nested_run
+from gb_kedro.tracking import git_commit, log_evaluation, log_metrics, log_torch_model, nested_run
 from gb_kedro.training import TrainConfig, fingerprint, fit, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -153,7 +154,13 @@ def train_encoder(
             ),
         )
         model.cpu().eval().describe(lineages=lineages, mlflow_run_id=run.info.run_id if run is not None else None)
-        log_torch_model(run, model, registered_name="gb_kedro.wsi_encoder")
+        if result["epochs_run"]:  # a resumed, finished training is the model already registered
+            description = (
+                f"WSI patch encoder (ViT {cfg.model.preset}, 16x16 sub-patches; lineage softmax warm-up then batch-hard triplet), "
+                f"{len(lineages)} lineages, {int((~val).sum())} training patches of the evaluation split"
+            )
+            tags = {"split": made_with(patch_index).get("split", {}).get("mode"), "commit": git_commit()}
+            log_torch_model(run, model, "gb_kedro.wsi_encoder", description, tags)
     logger.info(
         "wsi_encoding: %d epochs, best epoch %d, device %s",
         len(result["history"]),

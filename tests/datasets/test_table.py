@@ -46,3 +46,22 @@ def test_json_and_text(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(Exception, match=r"bad\.json: not valid JSON"):
         JSONDataset(str(tmp_path / "bad.json")).load()
+
+
+def test_previews_are_typed_for_kedro_viz(tmp_path):
+    import inspect
+    import json
+
+    from gb_kedro.datasets import JSONDataset
+
+    table = TableDataset(str(tmp_path / "t.tsv"))
+    table.save(pd.DataFrame({"gene": ["A", "B", "C"], "score": [0.5, float("nan"), 2.0]}))
+    preview = table.preview(nrows=2)
+    # kedro-viz picks the preview kind from the return annotation's name
+    assert str(inspect.signature(TableDataset.preview).return_annotation) == "TablePreview"
+    assert preview == {"columns": ["gene", "score"], "data": [["A", 0.5], ["B", None]]}
+    json.dumps(preview)  # what kedro-viz sends to the browser
+    metrics = JSONDataset(str(tmp_path / "m.json"))
+    metrics.save({"accuracy": 0.9})
+    assert str(inspect.signature(JSONDataset.preview).return_annotation) == "JSONPreview"
+    assert json.loads(metrics.preview()) == {"accuracy": 0.9}

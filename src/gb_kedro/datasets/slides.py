@@ -82,7 +82,13 @@ def write_pyramid_tiff(
         from tqdm.auto import tqdm
 
         starts = range(0, height, strip)
-        for y0 in tqdm(starts, desc=f"Rendering {spec.slide_id}", unit="strip", leave=False, disable=len(starts) < 16):
+        for y0 in tqdm(
+            starts,
+            desc=f"Rendering {spec.slide_id}",
+            unit="strip",
+            leave=False,
+            disable=True if len(starts) < 16 else None,
+        ):
             h = min(strip, height - y0)
             rgb = scene.render(0, y0, width, h)
             for ds, arr in lower.items():

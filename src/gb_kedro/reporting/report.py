@@ -5,12 +5,16 @@ from __future__ import annotations
 import base64
 import html
 import io
+from datetime import datetime, timezone
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from gb_kedro.config import MultimodalConfig, ReportingConfig, RNAEncodingConfig, SplitConfig, WSIEncodingConfig
 from gb_kedro.evaluation import format_ci
+from gb_kedro.tracking import git_commit
 
 
 def png_data_uri(png: bytes) -> str:
@@ -47,25 +51,27 @@ def render_report(sections: list[tuple[str, str]], title: str) -> str:
 
 
 def training_curves(histories: dict[str, pd.DataFrame]) -> Figure:
-    """Per-epoch training loss (and validation loss where there is one) of every trained model; keys
+    """Per-epoch training loss (solid) and validation loss (dashed, same colour) of every trained model; keys
     ``rna:<grouping>``, ``wsi:wsi``, ``multimodal:<row>``."""
     histories = {k: v for k, v in histories.items() if v is not None and len(v) and "train/loss" in v.columns}
-    fig = Figure(figsize=(10, 3.4), dpi=110)
+    fig = Figure(figsize=(11, 3.8), dpi=110)
     groups = [
-        ("RNA encoders", [k for k in histories if k.startswith("rna")]),
+        ("RNA encoders (TCGA pretraining, then cohort)", [k for k in histories if k.startswith("rna")]),
         ("WSI encoder", [k for k in histories if k.startswith("wsi")]),
         ("Multimodal (Table 1 rows)", [k for k in histories if k.startswith("multimodal")]),
     ]
+    colours = matplotlib.colormaps["tab10"]
     for i, (title, names) in enumerate(groups):
         ax = fig.add_subplot(1, 3, i + 1)
-        for name in names:
-            h = histories[name]
+        for j, name in enumerate(names):
+            h, colour = histories[name], colours(j % 10)
             x = np.arange(len(h))
-            ax.plot(x, h["train/loss"], label=name.split(":", 1)[-1])
+            ax.plot(x, h["train/loss"], color=colour, label=f"{name.split(':', 1)[-1]} (train)")
             if "val/loss" in h.columns and h["val/loss"].notna().any():
-                ax.plot(x, h["val/loss"], "--", alpha=0.6)
+                ax.plot(x, h["val/loss"], "--", color=colour, alpha=0.7, label=f"{name.split(':', 1)[-1]} (validation)")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch (stages concatenated)" if i == 0 else "epoch")
+        ax.set_ylabel("loss (the stage's total)")
         ax.legend(fontsize=6)
     fig.tight_layout()
     return fig
@@ -143,13 +149,69 @@ def _validation_section(validation: dict) -> tuple[str, str]:
     )
 
 
-def build_report(tables: dict, metrics: dict, figures: dict, qc_pngs: dict, n_qc_slides: int) -> str:
-    """One self-contained HTML page with every table and figure of the run.
+def run_header(
+    cfg: ReportingConfig,
+    split: SplitConfig,
+    cohort: dict,
+    rna: RNAEncodingConfig,
+    wsi: WSIEncodingConfig,
+    mm: MultimodalConfig,
+) -> dict:
+    """The report's header: which MLflow run, when, which commit, which data and split, key parameters."""
+    import mlflow
 
-    ``tables``: table1, table2, enrichment, gradcam_groups, cluster_survival, survival_tests, mice;
-    ``metrics``: validation, wsi, rna_ppi; ``figures`` (PNG bytes): gradcam, km, curves, tsne_ppi,
-    tsne_chromosome, confusion."""
+    active = mlflow.active_run()
+    return {
+        "MLflow run": active.info.run_id if active is not None else "not tracked",
+        "date (UTC)": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "commit": git_commit(),
+        "data": f"embedded synthetic cohort, preset {cohort.get('preset')}"
+        if cohort.get("enabled")
+        else "your data (conf/<env>/catalog.yml)",
+        "evaluation split": f"{split.mode} (test fraction {split.test_fraction}, test mice per lineage {split.test_mice_per_lineage}, seed {split.seed})",
+        "epochs": f"RNA {rna.pretrain.epochs} TCGA + {rna.cohort.epochs} cohort; WSI {wsi.train.epochs} ({wsi.loss.warmup_epochs} warm-up); "
+        f"multimodal {mm.train.epochs}",
+        "models": f"RNA {rna.model.preset}, ViT {wsi.model.preset} on {wsi.data.patch_px}-px windows, fusion depth {mm.model.fusion_depth}",
+        "Grad-CAM genes per patch": cfg.top_k_per_patch,
+        "permutation-null retrainings": cfg.n_permutations,
+    }
+
+
+def header_html(run: dict) -> str:
+    """Which run made this page: MLflow run, date, commit, data (preset), split and key parameters."""
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in run.items())
+    return f'<table class="table header">{rows}</table>'
+
+
+def mark_planted(table2: pd.DataFrame, truth_drivers: pd.DataFrame) -> pd.DataFrame:
+    """Table 2 with a ``planted`` column (driver / decoy / empty) when the embedded cohort's truth is there."""
+    if truth_drivers is None or truth_drivers.empty:
+        return table2
+    genes = truth_drivers.assign(gene=truth_drivers["gene_id"].astype(str).str.split(".").str[0]).drop_duplicates(
+        "gene"
+    )
+    role = genes.set_index("gene")["role"]
+    return table2.assign(planted=table2["gene_id"].astype(str).str.split(".").str[0].map(role).fillna(""))
+
+
+def build_report(tables: dict, metrics: dict, figures: dict, qc_pngs: dict, n_qc_slides: int, run: dict) -> str:
+    """One self-contained HTML page with every table and figure of the run, each captioned.
+
+    ``tables``: table1, table2 (with ``planted`` when known), enrichment, gradcam_groups, cluster_survival,
+    survival_tests, mice; ``metrics``: validation, wsi, rna_ppi; ``figures`` (PNG bytes): gradcam, km, curves,
+    tsne_ppi, tsne_chromosome, confusion; ``run``: the header (which run, commit, data, split, parameters)."""
     validation, rna = metrics["validation"], metrics["rna_ppi"]
+    n_patches = int(tables["table1"].iloc[0]["n_patches"])
+    table2_note = _note(
+        f"The genes most often among the top {run.get('Grad-CAM genes per patch', '')} Grad-CAM genes of the {n_patches} held-out "
+        "patches, each paired with the RNA sample it retrieved (model: all trainable, no reconstruction, PPI groups). "
+        + (
+            "'planted' marks the embedded cohort's driver and decoy genes. "
+            if "planted" in tables["table2"].columns
+            else ""
+        )
+        + "Figure and table below: mean Grad-CAM per PPI gene group; the genes' occurrences."
+    )
     sections = [
         (
             "Table 1: WSI patch -> RNA retrieval",
@@ -157,7 +219,10 @@ def build_report(tables: dict, metrics: dict, figures: dict, qc_pngs: dict, n_qc
         ),
         (
             "Table 2: Grad-CAM genes",
-            table_html(tables["table2"]) + _img(figures["gradcam"], "Grad-CAM") + table_html(tables["gradcam_groups"]),
+            table_html(tables["table2"])
+            + table2_note
+            + _img(figures["gradcam"], "Grad-CAM")
+            + table_html(tables["gradcam_groups"]),
         ),
     ]
     if validation:
@@ -194,7 +259,26 @@ def build_report(tables: dict, metrics: dict, figures: dict, qc_pngs: dict, n_qc
             ),
         )
     )
-    sections.append(("Training curves", _img(figures["curves"], "training curves")))
+    sections.append(
+        (
+            "Training curves",
+            _img(figures["curves"], "training curves")
+            + _note(
+                "Per-epoch loss of every trained model: solid = training, dashed (same colour) = validation part. The WSI encoder's loss "
+                "changes meaning at the end of its softmax warm-up; the RNA encoders' curves concatenate TCGA pretraining and the cohort stage."
+            ),
+        )
+    )
     qc = "".join(_img(png, name) for name, png in list(qc_pngs.items())[:n_qc_slides])
-    sections.append(("Slide QC: kept tumour patches outlined", f'<div class="grid">{qc}</div>'))
-    return render_report(sections, "gb-kedro report")
+    sections.append(
+        (
+            "Slide QC: kept tumour patches outlined",
+            f'<div class="grid">{qc}</div>'
+            + _note(
+                f"The first {min(n_qc_slides, len(qc_pngs))} of {len(qc_pngs)} slides. Green squares: tumour patches kept (HSL brown ratio above "
+                "the threshold); faint yellow: scored patches with some brown below it; the title gives the counts."
+            ),
+        )
+    )
+    page = render_report(sections, "gb-kedro report")
+    return page.replace("<ol>", header_html(run) + "<ol>", 1)

@@ -5,6 +5,7 @@ Kaplan-Meier and log-rank (statsmodels) of mouse survival by cluster; the patien
 from __future__ import annotations
 
 import logging
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -47,7 +48,7 @@ def km_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, xlab
     ax.set_xlabel(xlabel)
     ax.set_ylabel("survival probability")
     ax.set_ylim(0, 1.05)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 60), fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

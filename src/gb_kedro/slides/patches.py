@@ -48,6 +48,7 @@ def read_patches(
         desc="Reading patches",
         unit="batch",
         leave=False,
+        disable=None,
     ):
         out[i : i + len(images)] = (images * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
         i += len(images)
@@ -104,5 +105,5 @@ def windows(images: torch.Tensor, crop: int | None) -> list[torch.Tensor]:
 def window_batches(images: np.ndarray, crop: int | None, batch_size: int, device="cpu") -> Iterator[list[torch.Tensor]]:
     """uint8 patches [N, 3, S, S] in batches: per batch, the list of its windows as float [0, 1] tensors on ``device``."""
     for i in range(0, len(images), batch_size):
-        x = torch.from_numpy(np.asarray(images[i : i + batch_size])).float().div_(255.0).to(device)
+        x = torch.from_numpy(np.array(images[i : i + batch_size])).float().div_(255.0).to(device)  # a writable copy
         yield windows(x, crop)

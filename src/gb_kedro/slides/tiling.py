@@ -317,7 +317,7 @@ def score_slides(
     opts = options if isinstance(options, TilingOptions) else TilingOptions.from_dict(options)
     jobs = [(row.slide_id, str(row.path), opts, on_error) for row in slides.itertuples(index=False)]
     results: dict[str, tuple] = {}
-    bar = tqdm(total=len(jobs), desc="Tiling slides", unit="slide", leave=False)
+    bar = tqdm(total=len(jobs), desc="Tiling slides", unit="slide", leave=False, disable=None)
     try:
         if n_workers > 1 and len(jobs) > 1:
             with ProcessPoolExecutor(max_workers=n_workers) as pool:

@@ -541,6 +541,7 @@ def _tcga_files(expr: dict, star_genes: pd.DataFrame, par: pd.DataFrame, preset:
             desc="Synthetic TCGA",
             unit="sample",
             leave=False,
+            disable=None,
         )
     ):
         file_id = str(uuid.UUID(bytes=rng.bytes(16), version=4))

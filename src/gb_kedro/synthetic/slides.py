@@ -408,7 +408,7 @@ def lazy_scenes(specs: list) -> dict:
     write it (one progress bar over all slides), so no slide is held in memory before its turn."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(specs), desc="Synthetic slides", unit="slide", leave=False)
+    bar = tqdm(total=len(specs), desc="Synthetic slides", unit="slide", leave=False, disable=None)
 
     def lazy(spec):
         def scene():

@@ -36,3 +36,29 @@ def test_outputs_metrics_and_mlflow_run(tiny_project):
         assert set(run["run_id"]) <= set(models["source_run_id"])
     finally:
         mlflow.set_tracking_uri("")
+
+
+def test_a_resumed_finished_training_registers_no_new_model_version(tiny_project, kedro_run, monkeypatch):
+    from mlflow import MlflowClient
+
+    monkeypatch.chdir(tiny_project)
+
+    def versions() -> int:
+        mlflow.set_tracking_uri(f"sqlite:///{tiny_project / 'mlflow.db'}")
+        try:
+            return len(MlflowClient().search_model_versions("name = 'gb_kedro.wsi_encoder'"))
+        finally:
+            mlflow.set_tracking_uri("")
+
+    before = versions()
+    assert before >= 1
+    kedro_run(tiny_project, "wsi_encoding", {"synthetic_cohort": {"preset": "tiny"}})  # resumes the finished checkpoint
+    assert versions() == before
+    client_model = None
+    mlflow.set_tracking_uri(f"sqlite:///{tiny_project / 'mlflow.db'}")
+    try:
+        client_model = MlflowClient().get_registered_model("gb_kedro.wsi_encoder")
+    finally:
+        mlflow.set_tracking_uri("")
+    assert "ViT" in client_model.description and "latest-trained" in client_model.aliases
+    assert {"split", "commit"} <= set(client_model.tags)

@@ -23,6 +23,7 @@ from gb_kedro.config import (
 )
 from gb_kedro.errors import InputDataError
 from gb_kedro.genes import prepare_annotation
+from gb_kedro.provenance import stamp
 from gb_kedro.slides.manifest import resolve_slide_manifest
 from gb_kedro.slides.qc import qc_figure
 from gb_kedro.slides.split import assign_split
@@ -185,6 +186,8 @@ def build_patch_index(
     ]
     cfg = SplitConfig.from_dict(split)
     index, lineage_split = assign_split(index.reset_index(drop=True), cfg)
+    stamp(index, split=cfg.to_dict())
+    stamp(lineage_split, split=cfg.to_dict())
     missing = sorted(set(slides["lineage_id"]) - set(index["lineage_id"]))
     if missing:
         logger.warning("No tumour patch for lineage(s) %s", missing)

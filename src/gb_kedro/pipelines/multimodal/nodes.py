@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from gb_kedro import evaluation
+from gb_kedro import evaluation, provenance
 from gb_kedro import multimodal as mm
 from gb_kedro.config import ColourRow, MultimodalConfig, SplitConfig, Table1Row, WSIEncodingConfig
+from gb_kedro.tracking import log_parent_metrics
 
 
 def train_multimodal(
@@ -16,12 +17,18 @@ def train_multimodal(
     slide_manifest: pd.DataFrame,
     cohort_features: pd.DataFrame,
     cohort_samples: pd.DataFrame,
+    split: dict,
     options: dict,
     wsi_options: dict,
     row: dict,
 ):
     """The model of one Table 1 row trained on the training patches paired with their lineage's RNA; its history."""
-    return mm.train_row(
+    split_cfg = SplitConfig.from_dict(split).to_dict()
+    provenance.require_split(patch_index, split_cfg, "patch_index", "multimodal")
+    provenance.require_model(
+        wsi_encoder.meta, split_cfg, patch_index, "wsi_encoder", "multimodal", "run wsi_encoding first"
+    )
+    model, history = mm.train_row(
         wsi_encoder,
         rna_encoder,
         patch_index,
@@ -32,6 +39,7 @@ def train_multimodal(
         WSIEncodingConfig.from_dict(wsi_options),
         Table1Row.from_dict(row),
     )
+    return model.describe(split=split_cfg, patch_index=provenance.index_fingerprint(patch_index)), history
 
 
 def evaluate_multimodal(
@@ -45,13 +53,22 @@ def evaluate_multimodal(
     wsi_options: dict,
 ):
     """Eq. 9 on the held-out patches: the row's Table 1 metrics, confusion plot and per-patch predictions."""
+    split_cfg = SplitConfig.from_dict(split)
+    provenance.require_model(
+        model.meta,
+        split_cfg.to_dict(),
+        patch_index,
+        f"{model.meta.get('row')}.multimodal_model",
+        "multimodal",
+        "run the multimodal pipeline's training (it retrains for this split)",
+    )
     return mm.evaluate_row(
         model,
         patch_index,
         slide_manifest,
         cohort_features,
         cohort_samples,
-        SplitConfig.from_dict(split),
+        split_cfg,
         MultimodalConfig.from_dict(options),
         WSIEncodingConfig.from_dict(wsi_options),
     )
@@ -68,6 +85,7 @@ def colour_baseline(
     row: dict,
 ) -> dict:
     """The non-deep Table 1 row: colour statistics -> RNA by ridge, then the same retrieval."""
+    provenance.require_split(patch_index, SplitConfig.from_dict(split).to_dict(), "patch_index", "multimodal")
     return mm.colour_row(
         patch_index,
         slide_manifest,
@@ -83,4 +101,5 @@ def colour_baseline(
 def assemble_table1(*rows: dict) -> tuple[pd.DataFrame, str]:
     """Table 1 (rows = configurations; patient and lineage accuracy with 95 % intervals) as a table and markdown."""
     table = evaluation.table1(list(rows))
+    log_parent_metrics({f"table1/{r['row']}/{m}": r[m] for r in rows for m in ("lineage_accuracy", "patient_accuracy")})
     return table, evaluation.table1_markdown(table)

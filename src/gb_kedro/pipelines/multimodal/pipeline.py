@@ -21,6 +21,7 @@ def row_pipeline() -> Pipeline:
                     "slide_manifest",
                     "cohort_features",
                     "cohort_samples",
+                    "params:split",
                     "params:multimodal",
                     "params:wsi_encoding",
                     "params:table1_row",

@@ -7,9 +7,16 @@ import logging
 import pandas as pd
 from matplotlib.figure import Figure
 
-from gb_kedro.config import MultimodalConfig, ReportingConfig, Table1Row, WSIEncodingConfig
+from gb_kedro.config import (
+    MultimodalConfig,
+    ReportingConfig,
+    RNAEncodingConfig,
+    SplitConfig,
+    Table1Row,
+    WSIEncodingConfig,
+)
 from gb_kedro.reporting import enrichment, gradcam, report, survival, validation
-from gb_kedro.tracking import log_figure
+from gb_kedro.tracking import log_figure, log_parent_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +121,7 @@ def validate_against_truth(
     if truth_drivers.empty:  # real data: no planted truth (the catalog entry is optional)
         logger.info("reporting: no planted truth (synthetic_truth/drivers.tsv): validation skipped")
         return {}
-    return validation.validate(
+    metrics = validation.validate(
         occurrence,
         model,
         cohort_features,
@@ -123,6 +130,14 @@ def validate_against_truth(
         len(predictions),
         cfg,
     )
+    log_parent_metrics(
+        {
+            f"genes/{k}": v
+            for k, v in metrics.items()
+            if k.endswith(("precision", "recall", "p_value", "null_mean", "null_p95"))
+        }
+    )
+    return metrics
 
 
 def enrich_top_genes(occurrence: pd.DataFrame, gene_table: pd.DataFrame, options: dict) -> pd.DataFrame:
@@ -168,43 +183,40 @@ def training_curves(
     return fig
 
 
+REPORT_TABLES = ("table1", "table2", "enrichment", "gradcam_groups", "cluster_survival", "survival_tests", "mice")
+REPORT_FIGURES = ("gradcam", "km", "curves", "tsne_ppi", "tsne_chromosome", "confusion")
+REPORT_METRICS = ("validation", "wsi", "rna_ppi")
+
+
 def build_report(
-    table1,
-    table2,
-    validation_metrics,
-    enrichment_table,
-    group_table,
-    survival_summary,
-    survival_tests,
-    mice,
-    wsi_metrics,
-    rna_metrics_ppi,
-    gradcam_png,
-    km_png,
-    curves_png,
-    tsne_ppi_png,
-    tsne_chromosome_png,
-    confusion_png,
-    qc_pngs,
     options: dict,
+    split: dict,
+    cohort: dict,
+    rna_options: dict,
+    wsi_options: dict,
+    multimodal_options: dict,
+    qc_pngs: dict,
+    truth_drivers: pd.DataFrame,
+    **items,
 ) -> str:
-    """One self-contained HTML page with every table and figure of the run."""
-    tables = {
-        "table1": table1,
-        "table2": table2,
-        "enrichment": enrichment_table,
-        "gradcam_groups": group_table,
-        "cluster_survival": survival_summary,
-        "survival_tests": survival_tests,
-        "mice": mice,
-    }
-    figures = {
-        "gradcam": gradcam_png,
-        "km": km_png,
-        "curves": curves_png,
-        "tsne_ppi": tsne_ppi_png,
-        "tsne_chromosome": tsne_chromosome_png,
-        "confusion": confusion_png,
-    }
-    metrics = {"validation": validation_metrics, "wsi": wsi_metrics, "rna_ppi": rna_metrics_ppi}
-    return report.build_report(tables, metrics, figures, qc_pngs, ReportingConfig.from_dict(options).report_qc_slides)
+    """One self-contained HTML page with every table and figure of the run, under a header saying which run
+    made it (``items``: the tables, figures and metrics named in ``REPORT_*``)."""
+    cfg = ReportingConfig.from_dict(options)
+    tables = {k: items[k] for k in REPORT_TABLES}
+    tables["table2"] = report.mark_planted(tables["table2"], truth_drivers)
+    header = report.run_header(
+        cfg,
+        SplitConfig.from_dict(split),
+        cohort,
+        RNAEncodingConfig.from_dict(rna_options),
+        WSIEncodingConfig.from_dict(wsi_options),
+        MultimodalConfig.from_dict(multimodal_options),
+    )
+    return report.build_report(
+        tables,
+        {k: items[k] for k in REPORT_METRICS},
+        {k: items[k] for k in REPORT_FIGURES},
+        qc_pngs,
+        cfg.report_qc_slides,
+        header,
+    )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from gb_kedro import provenance
 from gb_kedro import rna_encoding as rna
-from gb_kedro.config import RNAEncodingConfig, RNAVariant
+from gb_kedro.config import RNAEncodingConfig, RNAVariant, SplitConfig
 
 
 def split_tcga_samples(tcga_samples: pd.DataFrame, options: dict) -> pd.DataFrame:
@@ -21,10 +22,12 @@ def train_rna_encoder(
     gene_groups: pd.DataFrame,
     tcga_split: pd.DataFrame,
     lineage_split: pd.DataFrame,
+    split: dict,
     options: dict,
     variant: dict,
 ):
-    """Pretrain on TCGA, continue on the cohort: the model and its per-epoch history."""
+    """Pretrain on TCGA, continue on the cohort (lineages held out by the split excluded): model and history."""
+    provenance.require_split(lineage_split, SplitConfig.from_dict(split).to_dict(), "lineage_split", "rna_encoding")
     name = RNAVariant.from_dict(variant).name
     return rna.train_encoder(
         tcga_features,

@@ -21,6 +21,7 @@ def variant_pipeline() -> Pipeline:
                     "gene_groups",
                     "tcga_split",
                     "lineage_split",
+                    "params:split",
                     "params:rna_encoding",
                     "params:rna_variant",
                 ],
@@ -66,7 +67,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             variant_pipeline(),
             namespace=variant,
             inputs={**{name: name for name in SHARED_INPUTS}, "gene_groups": f"gene_groups_{variant}"},
-            parameters={"params:rna_encoding": "params:rna_encoding"},
+            parameters={"params:rna_encoding": "params:rna_encoding", "params:split": "params:split"},
         )
         for variant in VARIANTS
     ]

@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 nodes.train_wsi_encoder,
-                ["patch_index", "slide_manifest", "params:wsi_encoding"],
+                ["patch_index", "slide_manifest", "params:split", "params:wsi_encoding"],
                 ["wsi_encoder", "wsi_training_history"],
                 name="train_wsi_encoder",
             ),
