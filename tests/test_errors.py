@@ -66,6 +66,7 @@ def test_missing_real_data_dir_and_empty_star_folder_are_one_line_each(tmp_path)
     shutil.copy(PROJECT_ROOT / "pyproject.toml", project / "pyproject.toml")
     shutil.copytree(PROJECT_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
     (project / "conf" / "local").mkdir()
+    (project / "src").mkdir()
     result = kedro_cli(
         project, "--env", "real", "--pipelines", "data_engineering", "--params", f"real_data_dir={tmp_path / 'nowhere'}"
     )

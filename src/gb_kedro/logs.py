@@ -23,9 +23,15 @@ WARNING_FILTERS = [
 ]
 
 
+# Start-up chatter of dependencies, on stderr: MLflow creating or migrating its SQLite tables (alembic).
+QUIET_LOGGERS = ("mlflow.store.db.utils", "alembic.runtime.migration")
+
+
 def filter_dependency_warnings() -> None:
     for message, category in WARNING_FILTERS:
         warnings.filterwarnings("ignore", message=message, category=category)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class _Drop(logging.Filter):

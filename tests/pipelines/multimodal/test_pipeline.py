@@ -13,7 +13,7 @@ def _children(project, parent_name):
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     try:
         runs = mlflow.search_runs(experiment_names=["gb_kedro"])
-        parents = runs.loc[runs["tags.mlflow.runName"] == parent_name, "run_id"]
+        parents = runs.loc[runs["tags.mlflow.runName"].str.startswith(parent_name + " |"), "run_id"]
         children = runs[runs["tags.mlflow.parentRunId"].isin(parents)]
         models = mlflow.search_logged_models(experiment_ids=list(runs["experiment_id"].unique()))
         return children, models

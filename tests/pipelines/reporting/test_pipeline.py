@@ -32,6 +32,13 @@ def test_reporting_outputs(tiny_project):
         assert (rep / png).stat().st_size > 1000, png
     html = (rep / "report.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and html.count("data:image/png;base64,") >= 6
+    # the header says which run made it; Table 2 marks the planted genes; every section has a caption
+    assert (
+        "MLflow run" in html
+        and "embedded synthetic cohort, preset tiny" in html
+        and "evaluation split</th><td>patch" in html
+    )
+    assert "<th>planted</th>" in html and html.count('class="note"') >= 7
     for heading in (
         "Table 1",
         "Table 2",
@@ -57,7 +64,12 @@ def test_models_registered_and_figures_logged(tiny_project):
             "gb_kedro.multimodal.ppi_no_recon",
         } <= names
         runs = mlflow.search_runs(experiment_names=["gb_kedro"])
-        default = runs.loc[runs["tags.mlflow.runName"] == "__default__", "run_id"].iloc[0]
+        parent = runs[runs["tags.mlflow.runName"] == "__default__ | preset tiny | split patch"]
+        assert len(parent) == 1 and parent["metrics.table1/ppi_no_recon/lineage_accuracy"].between(0, 1).all()
+        assert parent["metrics.genes/gradcam_precision"].notna().all()
+        experiment = client.get_experiment_by_name("gb_kedro")
+        assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"
+        default = parent["run_id"].iloc[0]
         artifacts = {a.path for a in client.list_artifacts(default, "reporting")}
         assert {"reporting/gradcam.png", "reporting/survival_km.png", "reporting/training_curves.png"} <= artifacts
         assert any(a.path == "report.html" for a in client.list_artifacts(default))

@@ -35,7 +35,7 @@ def test_outputs_and_mlflow_runs_of_the_default_run(tiny_project):
     mlflow.set_tracking_uri(f"sqlite:///{tiny_project / 'mlflow.db'}")
     try:
         runs = mlflow.search_runs(experiment_names=["gb_kedro"])
-        default = runs.loc[runs["tags.mlflow.runName"] == "__default__", "run_id"]
+        default = runs.loc[runs["tags.mlflow.runName"].str.startswith("__default__ |"), "run_id"]
         nested = runs[
             runs["tags.mlflow.runName"].str.startswith("rna_encoding.") & runs["tags.mlflow.parentRunId"].isin(default)
         ]

@@ -29,7 +29,7 @@ def test_outputs_metrics_and_mlflow_run(tiny_project):
     try:
         runs = mlflow.search_runs(experiment_names=["gb_kedro"])
         # Other tests of this session run other pipelines in-process: keep the children of the default run.
-        default = runs.loc[runs["tags.mlflow.runName"] == "__default__", "run_id"]
+        default = runs.loc[runs["tags.mlflow.runName"].str.startswith("__default__ |"), "run_id"]
         run = runs[(runs["tags.mlflow.runName"] == "wsi_encoding") & runs["tags.mlflow.parentRunId"].isin(default)]
         assert len(run) == 1 and run["metrics.eval/model_accuracy"].notna().all()
         models = mlflow.search_logged_models(experiment_ids=list(runs["experiment_id"].unique()))
