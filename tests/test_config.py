@@ -3,6 +3,8 @@ line naming the key and the file."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from gb_kedro.config import (
@@ -104,3 +106,19 @@ def test_nested_configs_are_typed():
     )
     presets = SyntheticConfig.from_dict(base_options("synthetic_cohort")).presets
     assert set(presets) == {"tiny", "demo", "paper"} and presets["demo"].n_lineages == 12
+
+
+@pytest.mark.parametrize(
+    ("cls", "key", "field", "bad", "allowed"),
+    [
+        (PPIConfig, "data_engineering.ppi", "format", "string_db", "auto, primekg, edge_list"),
+        (CohortReadConfig, "data_engineering.cohort", "orientation", "rows", "auto, genes_x_samples, samples_x_genes"),
+        (TcgaConfig, "data_engineering.tcga", "value_scale", "log10", "linear, log2p1, log1p"),
+        (TilingOptions, "data_engineering.tiling", "prefilter", "otsu", "none, tissue, brown"),
+        (MultimodalConfig, "multimodal", "device", "gpu", "auto, cpu, cuda, cuda:<index>"),
+    ],
+)
+def test_every_enumerated_parameter_lists_its_allowed_values(cls, key, field, bad, allowed):
+    with pytest.raises(InputDataError, match=rf"'{key}\.{field}' is '{bad}'; allowed: {re.escape(allowed)}"):
+        cls.from_dict(base_options(key, **{field: bad}))
+    assert cls.from_dict(base_options(key, **({"device": "cuda:1"} if field == "device" else {})))

@@ -93,3 +93,13 @@ def test_missing_real_data_dir_and_empty_star_folder_are_one_line_each(tmp_path)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "star_counts: no file ending in" in lines[0], result.stderr
+
+
+def test_the_split_mismatch_from_the_command_line_is_one_line_and_fails(tiny_project):
+    result = kedro_cli(tiny_project, "--pipelines", "multimodal", "--params", "split.mode=mouse")
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "it was made with split.mode=patch, this run asks for split.mode=mouse" in lines[0], (
+        result.stderr
+    )
+    assert lines[0].startswith("Error: bad input: ")

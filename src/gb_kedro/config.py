@@ -83,6 +83,13 @@ def _convert(hint: Any, value: Any, key: str, source: str) -> Any:
     return value
 
 
+def device_name(value: str, key: str, source: str) -> str:
+    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:<index>``."""
+    if value not in ("auto", "cpu", "cuda") and not (value.startswith("cuda:") and value[5:].isdigit()):
+        raise InputDataError(source, f"parameter {key!r} is {value!r}; allowed: auto, cpu, cuda, cuda:<index>")
+    return value
+
+
 def choice(value: str, allowed: tuple[str, ...], key: str, source: str) -> str:
     """An enumerated parameter, checked: one line listing the allowed values otherwise."""
     if value not in allowed:
@@ -145,6 +152,9 @@ class TcgaConfig(_DataEngineering):
     value_scale: str
     keep_gene_types: list | None
 
+    def __post_init__(self):
+        choice(self.value_scale, ("linear", "log2p1", "log1p"), f"{self.KEY}.value_scale", self.SOURCE)
+
 
 @dataclasses.dataclass(frozen=True)
 class CohortReadConfig(_DataEngineering):
@@ -153,6 +163,10 @@ class CohortReadConfig(_DataEngineering):
     gene_column: str | None
     annotation_columns: list | None
     value_scale: str
+
+    def __post_init__(self):
+        choice(self.value_scale, ("linear", "log2p1", "log1p"), f"{self.KEY}.value_scale", self.SOURCE)
+        choice(self.orientation, ("auto", "genes_x_samples", "samples_x_genes"), f"{self.KEY}.orientation", self.SOURCE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,6 +188,10 @@ class PPIConfig(_DataEngineering):
     format: str
     directed: bool | None
     complexes: str
+
+    def __post_init__(self):
+        choice(self.format, ("auto", "primekg", "edge_list"), f"{self.KEY}.format", self.SOURCE)
+        choice(self.complexes, ("expand", "drop"), f"{self.KEY}.complexes", self.SOURCE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,6 +228,9 @@ class _RNA(Config):
 @dataclasses.dataclass(frozen=True)
 class RNAModelSettings(_RNA):
     preset: str
+
+    def __post_init__(self):
+        choice(self.preset, ("tiny", "base"), "rna_encoding.model.preset", self.SOURCE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,6 +271,9 @@ class RNAEncodingConfig(_RNA):
     embed_batch_size: int
     tsne: TSNEConfig
 
+    def __post_init__(self):
+        device_name(self.device, f"{self.KEY}.device", self.SOURCE)
+
 
 @dataclasses.dataclass(frozen=True)
 class RNAVariant(_RNA):
@@ -266,6 +290,9 @@ class _WSI(Config):
 class ViTSettings(_WSI):
     preset: str
     grad_checkpointing: bool
+
+    def __post_init__(self):
+        choice(self.preset, ("tiny", "small"), "wsi_encoding.model.preset", self.SOURCE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -319,6 +346,9 @@ class WSIEncodingConfig(_WSI):
     seed: int
     checkpoint_dir: str
 
+    def __post_init__(self):
+        device_name(self.device, f"{self.KEY}.device", self.SOURCE)
+
 
 # --- multimodal ------------------------------------------------------------------------------------
 class _MM(Config):
@@ -362,6 +392,9 @@ class MultimodalConfig(_MM):
     device: str
     seed: int
     checkpoint_dir: str
+
+    def __post_init__(self):
+        device_name(self.device, f"{self.KEY}.device", self.SOURCE)
 
 
 @dataclasses.dataclass(frozen=True)

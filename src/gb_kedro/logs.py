@@ -63,15 +63,15 @@ class _Once(logging.Filter):
 def configure() -> None:
     filter_dependency_warnings()
     logging.getLogger("kedro.io.data_catalog").setLevel(logging.WARNING)
-    runner = logging.getLogger("kedro.runner.runner")
-    if not any(isinstance(f, _Drop) for f in runner.filters):
-        runner.addFilter(_Drop("Completed node"))
-    for name in ("mlflow.pytorch", "mlflow.sklearn"):
+    for name in ("mlflow.pytorch", "mlflow.sklearn", "mlflow.utils.requirements_utils"):  # once per run, not per model
         model_logger = logging.getLogger(name)
         if not any(isinstance(f, _Once) for f in model_logger.filters):
             model_logger.addFilter(_Once())
     if not sys.stdout.isatty():
         _plain_root_handler()
+    for handler in logging.getLogger().handlers:  # Kedro's runners log through their own module loggers
+        if not any(isinstance(f, _Drop) for f in handler.filters):
+            handler.addFilter(_Drop("Completed node"))
 
 
 def _plain_root_handler() -> None:
