@@ -9,52 +9,22 @@ import pytest
 
 from gb_kedro.config import (
     CohortReadConfig,
-    ColourRow,
-    GroupingConfig,
-    HarmoniseConfig,
     MultimodalConfig,
     PPIConfig,
-    QCConfig,
     ReportingConfig,
-    RNAEncodingConfig,
-    RNAVariant,
-    SlideRunConfig,
     SplitConfig,
-    Table1Row,
     TcgaConfig,
-    VarianceConfig,
     WSIEncodingConfig,
 )
 from gb_kedro.errors import InputDataError
-from gb_kedro.multimodal import TABLE1_ROWS
+from gb_kedro.hooks import CONFIGS as HOOK_CONFIGS
 from gb_kedro.slides.tiling import TilingOptions
 from gb_kedro.synthetic.cohort import SyntheticConfig
 from tests.helpers import base_options, base_parameters
 
-# Every top-level parameter tree and the config class(es) that read it.
-CONFIGS = {
-    "split": [(SplitConfig, "split")],
-    "data_engineering": [
-        (TcgaConfig, "data_engineering.tcga"),
-        (CohortReadConfig, "data_engineering.cohort"),
-        (HarmoniseConfig, "data_engineering.harmonise"),
-        (VarianceConfig, "data_engineering.variance"),
-        (PPIConfig, "data_engineering.ppi"),
-        (GroupingConfig, "data_engineering.gene_grouping"),
-        (TilingOptions, "data_engineering.tiling"),
-        (SlideRunConfig, "data_engineering.slides"),
-        (QCConfig, "data_engineering.qc"),
-    ],
-    "rna_encoding": [(RNAEncodingConfig, "rna_encoding")],
-    "ppi": [(RNAVariant, "ppi.rna_variant")],
-    "chromosome": [(RNAVariant, "chromosome.rna_variant")],
-    "wsi_encoding": [(WSIEncodingConfig, "wsi_encoding")],
-    "multimodal": [(MultimodalConfig, "multimodal")],
-    **{row: [(Table1Row, f"{row}.table1_row")] for row in TABLE1_ROWS},
-    "colour_baseline": [(ColourRow, "colour_baseline.table1_row")],
-    "reporting": [(ReportingConfig, "reporting")],
-    "synthetic_cohort": [(SyntheticConfig, "synthetic_cohort")],
-}
+# Every top-level parameter tree and the config class(es) that read it: the hooks' table, with dotted keys.
+CONFIGS = {top: [(cls, ".".join((top, *path))) for cls, path in pairs] for top, pairs in HOOK_CONFIGS.items()}
+CONFIGS["synthetic_cohort"] = [(SyntheticConfig, "synthetic_cohort")]
 
 
 def test_every_parameter_tree_has_a_typed_config():

@@ -17,6 +17,7 @@ from gb_kedro.config import (
     QCConfig,
     ReportingConfig,
     RNAEncodingConfig,
+    RNAVariant,
     SlideRunConfig,
     SplitConfig,
     Table1Row,
@@ -30,8 +31,7 @@ from gb_kedro.slides.tiling import TilingOptions
 
 logger = logging.getLogger(__name__)
 
-# Parameter trees read by the pipelines -> their typed configs (synthetic_cohort is checked by its own node,
-# which also runs first).
+# Every parameter tree of conf/base read by the method -> its typed config(s), checked before the first node.
 CONFIGS = {
     "split": [(SplitConfig, ())],
     "data_engineering": [
@@ -51,7 +51,9 @@ CONFIGS = {
     **{row: [(Table1Row, ("table1_row",))] for row in TABLE1_ROWS},
     "colour_baseline": [(ColourRow, ("table1_row",))],
     "reporting": [(ReportingConfig, ())],
-}
+    "ppi": [(RNAVariant, ("rna_variant",))],
+    "chromosome": [(RNAVariant, ("rna_variant",))],
+}  # synthetic_cohort is checked by the generator's own first node (nothing else may import the generator)
 
 
 def check_parameters(parameters: dict) -> None:

@@ -442,6 +442,21 @@ def _predictions(test: pd.DataFrame, samples: pd.DataFrame, sim: np.ndarray, ran
     return predictions
 
 
+def _score(
+    ranked: np.ndarray, test: pd.DataFrame, samples: pd.DataFrame, index: pd.DataFrame, cfg: MultimodalConfig
+) -> dict:
+    """Table 1 metrics of a retrieval of the held-out patches ``test`` among the RNA ``samples`` (intervals by slide)."""
+    return retrieval_metrics(
+        ranked,
+        test["lineage_id"].to_numpy(),
+        test["slide_id"].to_numpy(),
+        samples["lineage_id"].to_numpy(),
+        patient_of(samples, index),
+        cfg.evaluation.n_boot,
+        cfg.seed,
+    )
+
+
 def evaluate_row(
     model: MultimodalModel,
     patch_index: pd.DataFrame,
@@ -463,15 +478,7 @@ def evaluate_row(
     )
     rna_z = embed_rna(model, rna, cfg.evaluation.rna_batch_size, device=device)
     sim, ranked = retrieval(image_z, rna_z, top=min(cfg.evaluation.top_k, len(samples)))
-    metrics = retrieval_metrics(
-        ranked,
-        test["lineage_id"].to_numpy(),
-        test["slide_id"].to_numpy(),
-        samples["lineage_id"].to_numpy(),
-        patient_of(samples, index),
-        cfg.evaluation.n_boot,
-        cfg.seed,
-    )
+    metrics = _score(ranked, test, samples, index, cfg)
     metrics.update(
         {
             "configuration": meta.get("label", meta["row"]),
@@ -539,15 +546,7 @@ def colour_row(
         ranked, fitted = colour_baseline_retrieval(
             colour[train_rows], train_rna, colour[test_rows], rna, min(cfg.evaluation.top_k, len(samples)), alphas
         )
-        metrics = retrieval_metrics(
-            ranked,
-            test["lineage_id"].to_numpy(),
-            test["slide_id"].to_numpy(),
-            samples["lineage_id"].to_numpy(),
-            patient_of(samples, index),
-            cfg.evaluation.n_boot,
-            cfg.seed,
-        )
+        metrics = _score(ranked, test, samples, index, cfg)
         metrics.update(
             {
                 "configuration": row.label,
