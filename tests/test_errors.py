@@ -103,3 +103,4 @@ def test_the_split_mismatch_from_the_command_line_is_one_line_and_fails(tiny_pro
         result.stderr
     )
     assert lines[0].startswith("Error: bad input: ")
+    assert "this run asks for split.mode=mouse" not in result.stdout  # said once, not again in the log

@@ -137,14 +137,11 @@ def name_parent_run(run_params: dict, parameters: dict) -> None:
 
 
 class CleanInputErrorHooks:
-    """Turn bad-input failures into one readable line in the log.
-
-    Kedro re-raises the node's exception after the hooks run; this hook puts the message that matters
-    (file and problem) at the end of the log where the user looks, instead of deep in a traceback.
-    """
+    """A failing node, said once: bad input is printed by the command line as its one-line error (nothing
+    here); any other error is logged with the node's name here (Kedro's own line is filtered, see
+    :mod:`gb_kedro.logs`) and its traceback follows."""
 
     @hook_impl
     def on_node_error(self, error: Exception, node, catalog, inputs, is_async, run_id):  # noqa: D401
-        cause = find_input_error(error)
-        if cause is not None:
-            logger.error("Bad input in node '%s': %s", node.name, cause)
+        if find_input_error(error) is None:
+            logger.error("Node '%s' failed: %s", node.name, error)

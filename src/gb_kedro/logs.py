@@ -71,7 +71,9 @@ def configure() -> None:
         _plain_root_handler()
     for handler in logging.getLogger().handlers:  # Kedro's runners log through their own module loggers
         if not any(isinstance(f, _Drop) for f in handler.filters):
-            handler.addFilter(_Drop("Completed node"))
+            # Kedro's own node-failure line: the project's hook logs it instead, except for bad input, which the
+            # command line prints once, as its one-line error
+            handler.addFilter(_Drop("Completed node", "Node %s failed with error"))
 
 
 def _plain_root_handler() -> None:
