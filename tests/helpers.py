@@ -4,25 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
+from gb_kedro import config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def base_parameters() -> dict:
     """Every parameter tree of ``conf/base`` (the one home of the defaults), merged."""
-    params: dict = {}
-    for path in sorted((PROJECT_ROOT / "conf/base").glob("parameters*.yml")):
-        params.update(yaml.safe_load(path.read_text()) or {})
-    return params
+    return config.base_parameters(PROJECT_ROOT / "conf/base")
 
 
 def base_options(dotted: str, **overrides) -> dict:
     """The parameter tree at ``dotted`` (e.g. ``multimodal``) from ``conf/base``, with top-level overrides."""
-    tree = base_parameters()
-    for part in dotted.split("."):
-        tree = tree[part]
-    return {**tree, **overrides}
+    return config.base_subtree(dotted, PROJECT_ROOT / "conf/base", **overrides)
 
 
 def base_config(cls, dotted: str, **overrides):

@@ -78,8 +78,6 @@ def _convert(hint: Any, value: Any, key: str, source: str) -> Any:
         _, value_hint = typing.get_args(hint)
         if isinstance(value_hint, type) and issubclass(value_hint, Config):
             return {k: value_hint.from_dict(v, key=f"{key}.{k}", source=source) for k, v in dict(value).items()}
-    if origin is tuple and isinstance(value, list):
-        return tuple(value)
     return value
 
 
@@ -136,7 +134,7 @@ class TrainSettings(Config):
     warmup_epochs: float
     min_lr_ratio: float
     grad_clip: float
-    patience: int
+    patience: int  # epochs without validation improvement before stopping (0 = never stop)
     num_workers: int
 
 
@@ -418,7 +416,7 @@ class ColourRow(_MM):
     name: str
     label: str
     histogram_bins: int
-    ridge_log10_alphas: tuple
+    ridge_log10_alphas: list
 
 
 # --- reporting -------------------------------------------------------------------------------------

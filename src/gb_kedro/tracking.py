@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Iterator
 
@@ -95,6 +96,7 @@ def registered_versions(name: str) -> int:
     return len(MlflowClient().search_model_versions(f"name = '{name}'"))
 
 
+@functools.cache
 def git_commit() -> str:
     """The project's current commit (short), or ``unknown`` outside a git checkout."""
     import subprocess

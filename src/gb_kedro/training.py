@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from gb_kedro.config import Config, TrainSettings
+from gb_kedro.config import TrainSettings
 
 logger = logging.getLogger(__name__)
 
@@ -35,20 +35,11 @@ StepFn = Callable[[torch.nn.Module, object, torch.device], dict[str, torch.Tenso
 
 
 @dataclass(frozen=True)
-class TrainConfig(Config):
-    """The schedule of one training stage (a ``train`` section of ``conf/base``) plus the stage's seed and
-    device. No defaults here: the values come from ``conf/base`` (:meth:`of`)."""
+class TrainConfig(TrainSettings):
+    """The schedule of one training stage (a ``train`` section of ``conf/base``: :class:`TrainSettings`) plus the
+    stage's seed and device. No defaults here: the values come from ``conf/base`` (:meth:`of`)."""
 
     KEY: ClassVar[str] = "<stage>.train"
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    warmup_epochs: float
-    min_lr_ratio: float
-    grad_clip: float
-    patience: int  # epochs without validation improvement before stopping (0 = never stop)
-    num_workers: int
     seed: int
     device: str
 
@@ -151,7 +142,7 @@ def fit(
     autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
     bar = tqdm(range(state["epoch"], config.epochs), desc=desc, unit="epoch", leave=False, disable=None)
-    epochs_run = 0
+    first_epoch = state["epoch"]
     for epoch in bar:
         if state["done"]:
             break
@@ -181,7 +172,6 @@ def fit(
                 },
                 ckpt,
             )
-        epochs_run += 1
         bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("train/loss", "val/loss")})
         if bar.disable:  # not a terminal: no bar; the epochs are in the history and MLflow, here at debug level
             logger.debug(
@@ -200,7 +190,7 @@ def fit(
         "history": state["history"],
         "best_epoch": state["best_epoch"],
         "stopped_early": bool(state["epoch"] < config.epochs),
-        "epochs_run": epochs_run,  # 0: a finished checkpoint was resumed, nothing was trained
+        "epochs_run": state["epoch"] - first_epoch,  # 0: a finished checkpoint was resumed, nothing was trained
         "device": str(device),
         "config": asdict(config),
     }

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from gb_kedro.config import MultimodalConfig, ReportingConfig, RNAEncodingConfig, SplitConfig, WSIEncodingConfig
 from gb_kedro.evaluation import format_ci
+from gb_kedro.genes import strip_version
 from gb_kedro.tracking import git_commit
 
 
@@ -187,11 +188,9 @@ def mark_planted(table2: pd.DataFrame, truth_drivers: pd.DataFrame) -> pd.DataFr
     """Table 2 with a ``planted`` column (driver / decoy / empty) when the embedded cohort's truth is there."""
     if truth_drivers is None or truth_drivers.empty:
         return table2
-    genes = truth_drivers.assign(gene=truth_drivers["gene_id"].astype(str).str.split(".").str[0]).drop_duplicates(
-        "gene"
-    )
+    genes = truth_drivers.assign(gene=truth_drivers["gene_id"].astype(str).map(strip_version)).drop_duplicates("gene")
     role = genes.set_index("gene")["role"]
-    return table2.assign(planted=table2["gene_id"].astype(str).str.split(".").str[0].map(role).fillna(""))
+    return table2.assign(planted=table2["gene_id"].astype(str).map(strip_version).map(role).fillna(""))
 
 
 def build_report(tables: dict, metrics: dict, figures: dict, qc_pngs: dict, n_qc_slides: int, run: dict) -> str:
