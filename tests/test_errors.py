@@ -92,7 +92,7 @@ def test_missing_real_data_dir_and_empty_star_folder_are_one_line_each(tmp_path)
     result = kedro_cli(project, "--env", "real", "--pipelines", "data_engineering", "--params", f"real_data_dir={data}")
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "star_counts: no file ending in" in lines[0], result.stderr
+    assert len(lines) == 1 and "star_counts: no TCGA expression file in this folder" in lines[0], result.stderr
 
 
 def test_the_split_mismatch_from_the_command_line_is_one_line_and_fails(tiny_project):

@@ -130,10 +130,10 @@ def test_zscore_is_fit_on_tcga_and_applied_to_the_cohort():
 def test_real_tcga_lgg_matrix_by_symbol(gencode, shared):
     genes, _ = gencode
     frame = read_table(shared("rnaseq/tcga_lgg_log2_rsem_symbols.tsv"))
-    m = expression.parse_expression_matrix(frame, **matrix_options(value_scale="log2p1"))
+    m = expression.parse_expression_matrix(frame, **matrix_options(value_scale="log2p1"), genes=genes)
     assert m.shape[0] == 99 and m.shape[1] > 20_000
     assert m.index[0].startswith("TCGA.")
     mapped, dropped = expression.map_columns_to_genes(m, genes, "tcga")
     assert mapped.shape[1] > 17_000  # most symbols map to a GENCODE v36 gene
     assert mapped.columns.str.match(r"^ENSG\d{11}$").all()
-    assert (dropped["reason"] == "identifier not in the gene annotation").sum() > 0
+    assert dropped["reason"].str.startswith("symbol not in the gene annotation").sum() > 0

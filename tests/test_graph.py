@@ -92,6 +92,30 @@ def test_edge_list_with_complexes_metabolites_and_signs(gencode):
     assert "EZH2_SUZ12" in dropped_complex["node"].tolist()
 
 
+def test_dropped_nodes_are_counted_under_their_reason(gencode):
+    """OmniPath's leading-underscore complexes expand; metabolites, complexes with an unknown member and unknown
+    symbols are each named as such; self-loops are counted apart."""
+    genes, _ = gencode
+    frame = pd.DataFrame(
+        {
+            "source": ["_APH1A_NCSTN_PSEN1", "CHEBI_16038_CHEBI_28494", "P13288_RPS27A", "B4DGD0", "EGFR"],
+            "target": ["NOTCH1", "TP53", "TP53", "TP53", "EGFR"],
+        }
+    )
+    edges, dropped, summary = parse_ppi(frame, genes, **PPI)
+    assert summary["complex_nodes"] == 1 and summary["self_loops_dropped"] == 1
+    assert len(edges) == 3  # APH1A, NCSTN, PSEN1 -> NOTCH1
+    reasons = dict(zip(dropped["node"], dropped["reason"], strict=True))
+    assert reasons["CHEBI_16038_CHEBI_28494"].startswith("metabolite")
+    assert reasons["P13288_RPS27A"] == "protein complex with a member not in the annotation (P13288)"
+    assert reasons["B4DGD0"].startswith("unknown symbol or ID")
+    assert summary["nodes_dropped_by_reason"] == {
+        "metabolite": 1,
+        "protein complex with a member not in the annotation": 1,
+        "unknown symbol or ID": 1,
+    }
+
+
 def test_no_edge_after_mapping_names_the_file(tiny_genes):
     frame = pd.DataFrame({"source": ["FOO"], "target": ["BAR"]})
     frame.attrs["source"] = "edges.tsv"

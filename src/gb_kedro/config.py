@@ -146,12 +146,32 @@ class _DataEngineering(Config):
 @dataclasses.dataclass(frozen=True)
 class TcgaConfig(_DataEngineering):
     KEY: ClassVar[str] = "data_engineering.tcga"
+    format: str
     value_column: str
+    htseq_values: str
     value_scale: str
     keep_gene_types: list | None
+    sample_types: list | None
+    project: str | None
+    orientation: str
+    gene_column: str | None
+    annotation_columns: list | None
 
     def __post_init__(self):
+        choice(self.format, ("auto", "star_folder", "htseq_folder", "matrix"), f"{self.KEY}.format", self.SOURCE)
+        choice(self.htseq_values, ("counts", "fpkm", "fpkm_uq"), f"{self.KEY}.htseq_values", self.SOURCE)
         choice(self.value_scale, ("linear", "log2p1", "log1p"), f"{self.KEY}.value_scale", self.SOURCE)
+        choice(self.orientation, ("auto", "genes_x_samples", "samples_x_genes"), f"{self.KEY}.orientation", self.SOURCE)
+
+    @property
+    def matrix_options(self) -> dict:
+        """:func:`gb_kedro.expression.parse_expression_matrix` options for a TCGA matrix file."""
+        return {
+            "orientation": self.orientation,
+            "gene_column": self.gene_column,
+            "annotation_columns": self.annotation_columns,
+            "value_scale": self.value_scale,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,6 +185,17 @@ class CohortReadConfig(_DataEngineering):
     def __post_init__(self):
         choice(self.value_scale, ("linear", "log2p1", "log1p"), f"{self.KEY}.value_scale", self.SOURCE)
         choice(self.orientation, ("auto", "genes_x_samples", "samples_x_genes"), f"{self.KEY}.orientation", self.SOURCE)
+
+
+@dataclasses.dataclass(frozen=True)
+class MinimumsConfig(_DataEngineering):
+    """Data too small to mean anything is refused (one line naming the file), not trained on."""
+
+    KEY: ClassVar[str] = "data_engineering.minimums"
+    tcga_samples: int
+    cohort_samples: int
+    cohort_lineages: int
+    genes: int
 
 
 @dataclasses.dataclass(frozen=True)

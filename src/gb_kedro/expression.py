@@ -1,4 +1,5 @@
-"""Expression data: GDC STAR folders and expression matrices in, harmonised normalised matrices out.
+"""Expression data: TCGA downloads (GDC STAR or HTSeq folders, matrices) and cohort matrices in,
+harmonised normalised matrices out.
 
 Convention: every matrix handed between nodes is **samples x genes** (index = sample ID, columns = gene
 identifiers); gene columns are stripped Ensembl IDs once harmonised.
@@ -7,17 +8,19 @@ identifiers); gene columns are stripped Ensembl IDs once harmonised.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
-from pathlib import PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from gb_kedro.datasets.star_counts import STAR_COLUMNS
-from gb_kedro.datasets.table import checked_sheet, no_duplicates
+from gb_kedro.datasets.star_counts import STAR_COLUMNS, read_star_counts
+from gb_kedro.datasets.table import checked_sheet, no_duplicates, read_table
+from gb_kedro.datasets.tcga import TcgaDownload, read_htseq
 from gb_kedro.errors import InputDataError, source_of
-from gb_kedro.genes import looks_like_ensembl, to_stripped_ids
+from gb_kedro.genes import gene_like_fraction, to_stripped_ids
 
 logger = logging.getLogger(__name__)
 
@@ -67,73 +70,214 @@ VALUE_SCALES = ("linear", "log2p1", "log1p")
 # ---------------------------------------------------------------------------------------------------
 # Readers
 # ---------------------------------------------------------------------------------------------------
-def assemble_star_counts(
-    partitions: Mapping[str, Callable[[], pd.DataFrame]],
+# TCGA sample-type codes (barcode positions 14-15) and their GDC "Sample Type" names.
+TCGA_SAMPLE_TYPES = {
+    "01": "Primary Tumor",
+    "02": "Recurrent Tumor",
+    "03": "Primary Blood Derived Cancer - Peripheral Blood",
+    "04": "Recurrent Blood Derived Cancer - Bone Marrow",
+    "05": "Additional - New Primary",
+    "06": "Metastatic",
+    "07": "Additional Metastatic",
+    "08": "Human Tumor Original Cells",
+    "09": "Primary Blood Derived Cancer - Bone Marrow",
+    "10": "Blood Derived Normal",
+    "11": "Solid Tissue Normal",
+    "12": "Buccal Cell Normal",
+    "13": "EBV Immortalized Normal",
+    "14": "Bone Marrow Normal",
+    "20": "Control Analyte",
+    "40": "Recurrent Blood Derived Cancer - Peripheral Blood",
+    "50": "Cell Lines",
+    "60": "Primary Xenograft Tissue",
+    "61": "Cell Line Derived Xenograft Tissue",
+}
+TCGA_BARCODE = re.compile(r"^TCGA[-.]([A-Z0-9]{2})[-.]([A-Z0-9]{4})[-.](\d{2})([A-Z])?", re.IGNORECASE)
+# HTSeq file kinds of a GDC legacy download, by the value they hold.
+HTSEQ_KINDS = {
+    "counts": (".htseq.counts", ".htseq.counts.gz"),
+    "fpkm": (".FPKM.txt", ".FPKM.txt.gz"),
+    "fpkm_uq": (".FPKM-UQ.txt", ".FPKM-UQ.txt.gz"),
+}
+
+
+def barcode_sample(barcode: str) -> tuple[str, str, str] | None:
+    """``TCGA-02-0001-01C-01R-0177-01`` (or ``TCGA.02.0001.01``) -> (sample ``TCGA-02-0001-01C``, case
+    ``TCGA-02-0001``, sample type ``Primary Tumor``); None when it is not a TCGA barcode."""
+    match = TCGA_BARCODE.match(str(barcode).strip())
+    if match is None:
+        return None
+    tss, participant, code, vial = match.groups()
+    case = f"TCGA-{tss}-{participant}".upper()
+    return f"{case}-{code}{(vial or '').upper()}", case, TCGA_SAMPLE_TYPES.get(code, f"sample type code {code}")
+
+
+def read_tcga(
+    download: TcgaDownload,
     sample_sheet: pd.DataFrame,
+    fmt: str,
     value_column: str,
+    htseq_values: str,
     keep_gene_types: list[str] | None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Stack a folder of GDC STAR files into one samples x genes matrix.
+    project: str | None,
+    sample_types: list[str] | None,
+    matrix_options: dict,
+    genes: pd.DataFrame,
+    history: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A TCGA download in any common form -> samples x genes matrix, sample table, dropped samples.
 
     Args:
-        partitions: ``PartitionedDataset`` output: partition ID (path under the folder, without the
-            suffix) -> loader of one STAR file.
-        sample_sheet: GDC sample sheet (``File Name``, ``Case ID``, ``Sample ID``, ``Project ID``,
-            ``Sample Type``); each row names one file of the folder by its base name.
-        value_column: which STAR column to keep (``tpm_unstranded``, ``unstranded``, ...).
-        keep_gene_types: keep only these ``gene_type`` rows (bounds memory on 10k samples); None = all.
+        download: a GDC STAR folder, a GDC HTSeq folder or a matrix file.
+        sample_sheet: the GDC sample sheet (folders; matrices too when given), or a sheet with
+            ``sample_id`` and ``project_id`` (and optionally ``sample_type``) for a matrix; may be empty for
+            a matrix whose samples are TCGA barcodes (``project`` then names the project).
+        fmt: ``auto`` | ``star_folder`` | ``htseq_folder`` | ``matrix``.
+        value_column: the STAR column read from STAR files.
+        htseq_values: which HTSeq files of the folder: ``counts``, ``fpkm`` or ``fpkm_uq``.
+        keep_gene_types: STAR rows kept while reading (bounds memory); None = all.
+        project: the TCGA project of a matrix without sample sheet (e.g. ``TCGA-LGG``).
+        sample_types: GDC sample types kept (e.g. ``[Primary Tumor]``); None = all.
+        matrix_options: :func:`parse_expression_matrix` options (orientation, gene_column,
+            annotation_columns, value_scale).
+        genes, history: the annotation and symbol history (tell a matrix's gene axis).
 
     Returns:
-        ``(matrix, samples)``: float32 samples x versioned gene IDs, and a sample table (``sample_id``,
-        ``case_id``, ``project_id``, ``primary_site``, ``sample_type``, ``file_name``) in matrix order.
+        ``(matrix, samples, dropped)``: float32 samples x gene identifiers; the kept samples
+        (``sample_id``, ``case_id``, ``project_id``, ``primary_site``, ``sample_type``, ``file_name``);
+        the samples left out (``sample_id``, ``sample_type``, ``reason``).
     """
+    detected = download.detect_format()
+    fmt = detected if fmt == "auto" else fmt
+    if (fmt == "matrix") != (detected == "matrix"):
+        raise InputDataError(
+            download.path,
+            f"data_engineering.tcga.format is {fmt!r} but this is a {'file' if detected == 'matrix' else 'folder'}",
+        )
+    logger.info("TCGA input %s read as %s", download.path, fmt)
+    if fmt == "matrix":
+        return _tcga_matrix(download.path, sample_sheet, project, sample_types, matrix_options, genes, history)
+    sheet = _gdc_sheet(sample_sheet)
+    if fmt == "star_folder":
+        if value_column not in STAR_COLUMNS[3:]:
+            raise InputDataError(
+                "parameters data_engineering.tcga.value_column",
+                f"{value_column!r} is not a STAR value column {STAR_COLUMNS[3:]}",
+            )
+        files = download.star_files()
+
+        def read(path):
+            table = read_star_counts(path)
+            table = table[table["gene_type"].isin(keep_gene_types)] if keep_gene_types else table
+            return table["gene_id"], table[value_column]
+
+    else:
+        suffixes = HTSEQ_KINDS[htseq_values]
+        files = {name: path for name, path in download.htseq_files().items() if name.endswith(suffixes)}
+        sheet = sheet[sheet["File Name"].str.endswith(suffixes)]
+        if sheet.empty or not files:
+            raise InputDataError(
+                download.path,
+                f"no HTSeq {htseq_values} file ({', '.join('*' + x for x in suffixes)}) in the folder and its sample sheet",
+            )
+
+        def read(path):
+            table = read_htseq(path)
+            return table["gene_id"], table["value"]
+
+    listed = set(sheet["File Name"])
+    unlisted = sorted(name for name in files if name not in listed and name.removesuffix(".gz") not in listed)
+    if unlisted:
+        logger.warning(
+            "%d file(s) of %s are not in the sample sheet and are ignored, e.g. %s",
+            len(unlisted),
+            download.path,
+            unlisted[:3],
+        )
+    sheet, dropped = _filter_sample_types(sheet, "Sample Type", "Sample ID", sample_types)
+    matrix = _stack_files(files, sheet, read, download.path, source_of(sample_sheet, "TCGA sample sheet"))
+    samples = _gdc_samples(sheet)
+    return matrix, samples, dropped
+
+
+def _gdc_sheet(sample_sheet: pd.DataFrame) -> pd.DataFrame:
     sheet_src = source_of(sample_sheet, "TCGA sample sheet")
+    if sample_sheet.attrs.get("missing"):
+        raise InputDataError(sheet_src, "not found: a GDC STAR/HTSeq folder needs the GDC sample sheet of its download")
     missing = [c for c in GDC_SHEET_COLUMNS if c not in sample_sheet.columns]
     if missing:
         raise InputDataError(sheet_src, f"not a GDC sample sheet: missing column(s) {missing}")
-    if value_column not in STAR_COLUMNS[3:]:
-        raise InputDataError(
-            "parameters data_engineering.tcga.value_column",
-            f"{value_column!r} is not a STAR value column {STAR_COLUMNS[3:]}",
-        )
     sheet = sample_sheet.copy()
-    sheet["File Name"] = sheet["File Name"].astype(str).str.strip()
+    for column in GDC_SHEET_COLUMNS:
+        sheet[column] = sheet[column].astype(str).str.strip()
     no_duplicates(sheet, "File Name", sheet_src)
+    sheet.attrs["source"] = sheet_src
+    return sheet
+
+
+def _filter_sample_types(
+    sheet: pd.DataFrame, type_column: str, id_column: str, sample_types: list[str] | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Keep the rows of ``sample_types`` (all when None); the others as a dropped-samples table."""
+    keep = sheet[type_column].isin(sample_types) if sample_types else pd.Series(True, index=sheet.index)
+    dropped = pd.DataFrame(
+        {
+            "sample_id": sheet.loc[~keep, id_column].astype(str).to_numpy(),
+            "sample_type": sheet.loc[~keep, type_column].astype(str).to_numpy(),
+            "reason": f"sample type not in {sample_types}",
+        }
+    )
+    if len(dropped):
+        counts = dropped["sample_type"].value_counts()
+        logger.info("TCGA: %d sample(s) left out by sample type: %s", len(dropped), dict(counts))
+    out = sheet.loc[keep].reset_index(drop=True)
+    out.attrs = dict(sheet.attrs)
+    return out, dropped
+
+
+def _stack_files(
+    files: Mapping[str, Path], sheet: pd.DataFrame, read: Callable, folder: Path, sheet_src: str
+) -> pd.DataFrame:
+    """One value vector per sheet row, read file by file, stacked into samples x genes (one gene list)."""
     no_duplicates(sheet, "Sample ID", sheet_src)
-    by_name = {PurePosixPath(pid).name: pid for pid in partitions}
-    if len(by_name) != len(partitions):
-        raise InputDataError("TCGA STAR folder", "two files share a base name in different sub-folders")
-    listed = {name: _strip_suffix(name, by_name) for name in sheet["File Name"]}
-    absent = [name for name, pid in listed.items() if pid is None]
+    listed = {name: _match_file(name, files) for name in sheet["File Name"]}
+    absent = [name for name, path in listed.items() if path is None]
     if absent:
         raise InputDataError(
-            sheet_src, f"{len(absent)} file(s) listed in the sample sheet are not in the STAR folder, e.g. {absent[:3]}"
+            sheet_src, f"{len(absent)} file(s) listed in the sample sheet are not in {folder}, e.g. {absent[:3]}"
         )
-    unlisted = sorted(set(partitions) - set(listed.values()))
-    if unlisted:
-        logger.warning(
-            "%d STAR file(s) are not in the sample sheet and are ignored, e.g. %s", len(unlisted), unlisted[:3]
-        )
-
+    if sheet.empty:
+        raise InputDataError(sheet_src, "no sample left to read (after the sample-type filter)")
     columns: list[np.ndarray] = []
     gene_index: pd.Index | None = None
     first_file = None
-    for name in tqdm(sheet["File Name"], desc="Reading STAR files", unit="file", leave=False, disable=None):
-        genes = partitions[listed[name]]()
-        if keep_gene_types:
-            genes = genes[genes["gene_type"].isin(keep_gene_types)]
-        index = pd.Index(genes["gene_id"])
+    for name in tqdm(sheet["File Name"], desc="Reading TCGA files", unit="file", leave=False, disable=None):
+        ids, values = read(listed[name])
+        index = pd.Index(ids)
         if gene_index is None:
             gene_index, first_file = index, name
         elif not index.equals(gene_index):
             raise InputDataError(
-                genes.attrs.get("source", name),
-                f"its gene rows differ from those of {first_file} (mixed gene models?); all STAR files must share one gene list",
+                listed[name],
+                f"its gene rows differ from those of {first_file} (mixed gene models?); all files must share one gene list",
             )
-        columns.append(genes[value_column].to_numpy(dtype=np.float32))
+        columns.append(values.to_numpy(dtype=np.float32))
     matrix = pd.DataFrame(
         np.vstack(columns), index=pd.Index(sheet["Sample ID"].astype(str), name="sample_id"), columns=gene_index
     )
+    matrix.attrs["source"] = str(folder)
+    return matrix
+
+
+def _match_file(file_name: str, files: Mapping[str, Path]) -> Path | None:
+    """The folder's file a sheet row names (by base name; a ``.gz`` on either side is tolerated)."""
+    for candidate in (file_name, file_name + ".gz", file_name.removesuffix(".gz")):
+        if candidate in files:
+            return files[candidate]
+    return None
+
+
+def _gdc_samples(sheet: pd.DataFrame) -> pd.DataFrame:
     samples = pd.DataFrame(
         {
             "sample_id": sheet["Sample ID"].astype(str).to_numpy(),
@@ -147,17 +291,97 @@ def assemble_star_counts(
     for extra in ("batch", "center"):
         if extra in sheet.columns:
             samples[extra] = sheet[extra].astype(str).to_numpy()
-    return matrix, samples
+    return samples
 
 
-def _strip_suffix(file_name: str, by_name: Mapping[str, str]) -> str | None:
-    """Partition IDs have the dataset's suffix removed; match a sheet's file name either way."""
-    if file_name in by_name:
-        return by_name[file_name]
-    for suffix in (".tsv", ".txt"):
-        if file_name.endswith(suffix) and file_name[: -len(suffix)] in by_name:
-            return by_name[file_name[: -len(suffix)]]
-    return None
+def _tcga_matrix(
+    path: Path,
+    sample_sheet: pd.DataFrame,
+    project: str | None,
+    sample_types: list[str] | None,
+    matrix_options: dict,
+    genes: pd.DataFrame,
+    history: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A TCGA matrix file: samples described by a sheet (GDC or ``sample_id``/``project_id``) or by their barcodes."""
+    matrix = parse_expression_matrix(read_table(path), genes=genes, history=history, **matrix_options)
+    source = str(path)
+    if not sample_sheet.attrs.get("missing") and len(sample_sheet.columns):
+        table = _matrix_sheet(sample_sheet)
+        unknown = sorted(set(matrix.index) - set(table["sample_id"]))
+        if unknown:
+            raise InputDataError(
+                source_of(sample_sheet, "TCGA sample sheet"),
+                f"{len(unknown)} sample(s) of {source} are not in the sample sheet, e.g. {unknown[:3]}",
+            )
+        table = table.set_index("sample_id").loc[list(matrix.index)].reset_index()
+    else:
+        parsed = [barcode_sample(s) for s in matrix.index]
+        not_barcodes = [s for s, p in zip(matrix.index, parsed, strict=True) if p is None]
+        if not_barcodes:
+            raise InputDataError(
+                source,
+                f"{len(not_barcodes)} sample ID(s) are not TCGA barcodes (e.g. {not_barcodes[:3]}) and no TCGA "
+                "sample sheet was given: add one (sample_id, project_id[, sample_type])",
+            )
+        if not project:
+            raise InputDataError(
+                source,
+                "a TCGA matrix without a sample sheet needs its project: set data_engineering.tcga.project "
+                "(e.g. TCGA-LGG) or give a sample sheet with project_id",
+            )
+        table = pd.DataFrame(
+            {
+                "sample_id": [p[0] for p in parsed],
+                "case_id": [p[1] for p in parsed],
+                "project_id": project,
+                "sample_type": [p[2] for p in parsed],
+            }
+        )
+        matrix.index = pd.Index(table["sample_id"], name="sample_id")
+        _no_duplicate_labels(matrix.index, "TCGA sample (after reading barcodes)", source)
+    table["primary_site"] = table["project_id"].map(lambda p: TCGA_PRIMARY_SITE.get(p, p))
+    table["file_name"] = path.name
+    table, dropped = _filter_sample_types(table, "sample_type", "sample_id", sample_types)
+    if table.empty:
+        raise InputDataError(source, f"no sample of type {sample_types} ({len(dropped)} left out)")
+    matrix = matrix.loc[table["sample_id"]]
+    matrix.attrs["source"] = source
+    columns = ["sample_id", "case_id", "project_id", "primary_site", "sample_type", "file_name"]
+    return matrix, table[columns + [c for c in table.columns if c not in columns]], dropped
+
+
+def _matrix_sheet(sample_sheet: pd.DataFrame) -> pd.DataFrame:
+    """A matrix's sample sheet as ``sample_id``, ``case_id``, ``project_id``, ``sample_type``: a GDC sheet or
+    a ``sample_id`` + ``project_id`` table (sample type and case from the barcode when absent)."""
+    source = source_of(sample_sheet, "TCGA sample sheet")
+    if all(c in sample_sheet.columns for c in GDC_SHEET_COLUMNS):
+        sheet = _gdc_sheet(sample_sheet)
+        table = pd.DataFrame(
+            {
+                "sample_id": sheet["Sample ID"],
+                "case_id": sheet["Case ID"],
+                "project_id": sheet["Project ID"],
+                "sample_type": sheet["Sample Type"],
+            }
+        )
+    else:
+        sheet = checked_sheet(sample_sheet, ["sample_id", "project_id"], "sample_id", source)
+        parsed = [barcode_sample(s) for s in sheet["sample_id"]]
+        table = pd.DataFrame(
+            {
+                "sample_id": sheet["sample_id"],
+                "case_id": sheet["case_id"].astype(str)
+                if "case_id" in sheet
+                else [p[1] if p else s for p, s in zip(parsed, sheet["sample_id"], strict=True)],
+                "project_id": sheet["project_id"],
+                "sample_type": sheet["sample_type"].astype(str)
+                if "sample_type" in sheet
+                else [p[2] if p else "unknown" for p in parsed],
+            }
+        )
+    no_duplicates(table, "sample_id", source)
+    return table.reset_index(drop=True)
 
 
 def parse_expression_matrix(
@@ -166,14 +390,16 @@ def parse_expression_matrix(
     gene_column: str | None,
     annotation_columns: list[str] | None,
     value_scale: str,
+    genes: pd.DataFrame | None = None,
+    history: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """A raw expression table -> samples x genes float32 (gene identifiers as in the file).
 
     Args:
         frame: as read from TSV/CSV/parquet, first column (or ``gene_column``) = gene or sample IDs.
-        orientation: ``genes_x_samples``, ``samples_x_genes`` or ``auto`` (Ensembl IDs down the first
-            column -> genes x samples; Ensembl IDs across the header -> samples x genes; otherwise
-            genes x samples, the usual layout of symbol-indexed matrices).
+        orientation: ``genes_x_samples``, ``samples_x_genes`` or ``auto``: the axis whose labels look like
+            genes (Ensembl IDs, ``SYMBOL|ENTREZ``, symbols of ``genes`` or of ``history``, Entrez IDs of
+            ``history``) is the gene axis; a matrix where neither does stops with a message.
         gene_column: the identifier column (genes x samples) or sample column (samples x genes);
             default: the first column.
         annotation_columns: text columns to drop (e.g. ``gene_name`` beside ``gene_id``).
@@ -192,12 +418,7 @@ def parse_expression_matrix(
     body.index = body.index.astype(str)
     body.columns = body.columns.astype(str)
     if orientation == "auto":
-        if looks_like_ensembl(body.index[:200]):
-            orientation = "genes_x_samples"
-        elif looks_like_ensembl(body.columns[:200]):
-            orientation = "samples_x_genes"
-        else:
-            orientation = "genes_x_samples"
+        orientation = detect_orientation(body, genes, history, source)
     if orientation not in ("genes_x_samples", "samples_x_genes"):
         raise InputDataError(source, f"unknown orientation {orientation!r}")
     matrix = body.T if orientation == "genes_x_samples" else body
@@ -231,6 +452,26 @@ def parse_expression_matrix(
     return out
 
 
+def detect_orientation(
+    body: pd.DataFrame, genes: pd.DataFrame | None, history: pd.DataFrame | None, source: str
+) -> str:
+    """``genes_x_samples`` when the row labels look like genes, ``samples_x_genes`` when the column labels do."""
+    rows = gene_like_fraction(body.index[:500], genes, history)
+    cols = gene_like_fraction(body.columns[:500], genes, history)
+    if max(rows, cols) >= 0.5 and rows != cols:
+        return "genes_x_samples" if rows > cols else "samples_x_genes"
+    barcode_rows, barcode_cols = (
+        np.mean([barcode_sample(v) is not None for v in axis[:500]]) for axis in (body.index, body.columns)
+    )
+    if max(barcode_rows, barcode_cols) >= 0.5 and barcode_rows != barcode_cols:  # TCGA barcodes name the samples
+        return "samples_x_genes" if barcode_rows > barcode_cols else "genes_x_samples"
+    raise InputDataError(
+        source,
+        f"cannot tell which axis holds the genes ({rows:.0%} of the row labels and {cols:.0%} of the column labels "
+        f"look like gene identifiers, e.g. {list(body.index[:2])} / {list(body.columns[:2])}): set orientation",
+    )
+
+
 def validate_cohort_samples(matrix: pd.DataFrame, sample_sheet: pd.DataFrame) -> pd.DataFrame:
     """Check that the cohort sample sheet and the expression columns name the same samples.
 
@@ -253,6 +494,14 @@ def validate_cohort_samples(matrix: pd.DataFrame, sample_sheet: pd.DataFrame) ->
     return sheet.set_index("sample_id").loc[matrix.index].reset_index()
 
 
+def require_minimum(n: int, minimum: int, what: str, where, key: str) -> None:
+    """Refuse data too small to mean anything: one line naming the file (``where``: a frame read from it, or
+    its name) and the threshold's parameter."""
+    if n < minimum:
+        source = where if isinstance(where, str) else source_of(where, "input")
+        raise InputDataError(source, f"{n} {what}, fewer than the {minimum} needed (data_engineering.minimums.{key})")
+
+
 def _no_duplicate_labels(labels: pd.Index, what: str, source: str) -> None:
     dup = labels[labels.duplicated()]
     if len(dup):
@@ -262,23 +511,20 @@ def _no_duplicate_labels(labels: pd.Index, what: str, source: str) -> None:
 # ---------------------------------------------------------------------------------------------------
 # Harmonisation
 # ---------------------------------------------------------------------------------------------------
-def map_columns_to_genes(matrix: pd.DataFrame, genes: pd.DataFrame, stage: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rename gene columns (versioned IDs or symbols) to stripped Ensembl IDs.
+def map_columns_to_genes(
+    matrix: pd.DataFrame, genes: pd.DataFrame, stage: str, history: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rename gene columns (Ensembl IDs, symbols, ``SYMBOL|ENTREZ``, Entrez IDs) to stripped Ensembl IDs.
 
-    Columns that match no annotated gene, or PAR_Y copies, are dropped; several columns mapping to
-    one gene (symbol aliases) are averaged. Returns the mapped matrix and the dropped-genes rows.
+    Columns that match no annotated gene, or PAR_Y copies, are dropped with their reason; several columns
+    mapping to one gene (symbol aliases) are averaged. Returns the mapped matrix and the dropped-genes rows.
     """
-    mapped, how = to_stripped_ids(list(matrix.columns), genes)
-    dropped = pd.DataFrame(
-        {
-            "gene": [matrix.columns[i] for i in np.where(how.isin(["unmapped", "par_y"]))[0]],
-            "stage": stage,
-            "reason": [
-                "PAR_Y copy of a chrX gene" if h == "par_y" else "identifier not in the gene annotation"
-                for h in how[how.isin(["unmapped", "par_y"])]
-            ],
-        }
-    )
+    mapped, how, reason = to_stripped_ids(list(matrix.columns), genes, history)
+    lost = mapped.isna().to_numpy()
+    dropped = pd.DataFrame({"gene": list(matrix.columns[lost]), "stage": stage, "reason": reason[lost].to_numpy()})
+    via = how[~lost].value_counts()
+    if any(k not in ("ensembl", "symbol") for k in via.index):
+        logger.info("%s: gene identifiers mapped by %s", source_of(matrix, stage), dict(via))
     keep = mapped.notna().to_numpy()
     out = matrix.loc[:, keep].copy()
     out.columns = mapped[keep].to_numpy()
@@ -303,14 +549,16 @@ def harmonise_genes(
     genes: pd.DataFrame,
     gene_types: list[str],
     annotation_dropped: pd.DataFrame,
+    history: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Keep the genes of ``gene_types`` common to TCGA, cohort and annotation.
+    """Keep the genes of ``gene_types`` common to TCGA, cohort and annotation (identifiers mapped with the
+    symbol ``history`` when given).
 
     Returns ``(tcga, cohort, gene_table, dropped)`` where both matrices share the same gene columns
     (stripped IDs, annotation order) and ``dropped`` lists every gene removed and why.
     """
-    tcga_m, d1 = map_columns_to_genes(tcga, genes, "tcga")
-    cohort_m, d2 = map_columns_to_genes(cohort, genes, "cohort")
+    tcga_m, d1 = map_columns_to_genes(tcga, genes, "tcga", history)
+    cohort_m, d2 = map_columns_to_genes(cohort, genes, "cohort", history)
     typed = genes[genes["gene_type"].isin(gene_types)]
     not_typed = set(tcga_m.columns).union(cohort_m.columns) - set(typed["gene_id"])
     common = set(tcga_m.columns) & set(cohort_m.columns)

@@ -13,12 +13,13 @@ directions, as PrimeKG's ``kg.csv`` stores it) Qd equals Newman's undirected mod
 from __future__ import annotations
 
 import logging
+import re
 
 import networkx as nx
 import pandas as pd
 
 from gb_kedro.errors import InputDataError, source_of
-from gb_kedro.genes import CHROM_ORDER, looks_like_ensembl, strip_version, symbol_map
+from gb_kedro.genes import CHROM_ORDER, looks_like_ensembl, strip_version, symbol_map, to_stripped_ids
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def parse_ppi(
     fmt: str,
     directed: bool | None,
     complexes: str,
+    history: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Read PPI edges from a PrimeKG ``kg.csv`` or an edge list, mapped to stripped Ensembl IDs.
 
@@ -47,8 +49,9 @@ def parse_ppi(
         fmt: ``auto``, ``primekg`` or ``edge_list``.
         directed: edge lists with ``source``/``target`` are directed by default, other layouts
             undirected; undirected edges are stored in both directions.
-        complexes: node names such as ``EZH2_SUZ12`` (OmniPath complexes) are ``expand``-ed to one
-            edge per member gene or ``drop``-ped.
+        complexes: node names such as ``EZH2_SUZ12`` or ``_APH1A_NCSTN`` (OmniPath complexes) are
+            ``expand``-ed to one edge per member gene or ``drop``-ped.
+        history: the symbol history (:func:`gb_kedro.genes.prepare_history`): previous and alias symbols map.
 
     Returns:
         ``(edges, dropped_nodes, summary)``: edges has ``source``, ``target`` (stripped IDs) and
@@ -58,7 +61,7 @@ def parse_ppi(
     source = source_of(frame, "PPI table")
     raw, fmt, directed, other = _read_edges(frame, fmt, directed, source)
     names = pd.unique(pd.concat([raw["source"], raw["target"]], ignore_index=True))
-    resolved, reasons, n_complex = _resolve_nodes(names, genes, complexes)
+    resolved, reasons, n_complex = _resolve_nodes(names, genes, complexes, history)
     dropped, keep, edges, n_self = _map_edges(raw, resolved, reasons, directed)
     summary = {
         "format": fmt,
@@ -72,6 +75,10 @@ def parse_ppi(
         "complex_handling": complexes,
         "nodes_read": int(len(names)),
         "nodes_dropped": int(len(dropped)),
+        "nodes_dropped_by_reason": {
+            k: int(v)
+            for k, v in dropped["reason"].astype(str).str.split(" (", regex=False).str[0].value_counts().items()
+        },
         "edges_kept": int(len(edges)),
         "genes_in_graph": int(pd.unique(edges[["source", "target"]].to_numpy().ravel()).size) if len(edges) else 0,
     }
@@ -80,6 +87,7 @@ def parse_ppi(
             source,
             f"no edge left after mapping nodes to annotated genes ({len(dropped)} of {len(names)} nodes unmapped)",
         )
+    edges.attrs["source"] = source
     return edges, dropped.reset_index(drop=True), summary
 
 
@@ -132,21 +140,40 @@ def _read_edges(
     return raw, fmt, directed, other
 
 
-def _resolve_nodes(names, genes: pd.DataFrame, complexes: str) -> tuple[dict[str, list[str]], dict[str, str], int]:
-    """Step 2: node name -> stripped Ensembl IDs (complexes expanded or dropped); why each other node is dropped."""
+METABOLITE = re.compile(r"^(CHEBI|HMDB|PUBCHEM|CID|LMFA|KEGG_C|C\d{5}$)", re.IGNORECASE)
+
+
+def _resolve_nodes(
+    names, genes: pd.DataFrame, complexes: str, history: pd.DataFrame | None = None
+) -> tuple[dict[str, list[str]], dict[str, str], int]:
+    """Step 2: node name -> stripped Ensembl IDs (complexes expanded or dropped); why each other node is dropped:
+    a metabolite (ChEBI / HMDB / PubChem ID), a protein complex with a member that is not an annotated gene,
+    or an unknown symbol / ID (previous and alias symbols map through the symbol ``history`` when given)."""
     by_symbol = symbol_map(genes)
     known = set(genes["gene_id"])
     use_ensembl = looks_like_ensembl(names[:500])
+    single = {}
+    if history is not None and len(history):
+        unknown = [n for n in names if not _resolve_node(n, use_ensembl, by_symbol, known)]
+        mapped, _, _ = to_stripped_ids(unknown, genes, history)
+        single = {n: g for n, g in zip(unknown, mapped, strict=True) if isinstance(g, str)}
+
+    def one(name: str) -> list[str]:
+        return _resolve_node(name, use_ensembl, by_symbol, known) or ([single[name]] if name in single else [])
+
     resolved: dict[str, list[str]] = {}
     reasons: dict[str, str] = {}
     n_complex = 0
     for name in names:
-        members = _resolve_node(name, use_ensembl, by_symbol, known)
+        members = one(name)
         if members:
             resolved[name] = members
             continue
-        parts = name.split("_") if "_" in name else []
-        part_ids = [_resolve_node(p, use_ensembl, by_symbol, known) for p in parts]
+        if METABOLITE.match(name.lstrip("_")):
+            reasons[name] = "metabolite (ChEBI/HMDB/PubChem ID), not a protein"
+            continue
+        parts = [p for p in name.split("_") if p] if "_" in name else []  # OmniPath complexes: A_B_C or _A_B_C
+        part_ids = [one(p) for p in parts]
         if len(parts) > 1 and all(part_ids):
             n_complex += 1
             if complexes == "expand":
@@ -154,12 +181,15 @@ def _resolve_nodes(names, genes: pd.DataFrame, complexes: str) -> tuple[dict[str
             else:
                 reasons[name] = "protein complex (complexes: drop)"
             continue
-        reasons[name] = (
-            "protein complex with a member not in the annotation"
-            if len(parts) > 1
-            else "not a gene of the annotation (metabolite, alias, other species...)"
+        if len(parts) > 1 and any(part_ids):
+            missing = [p for p, ids in zip(parts, part_ids, strict=True) if not ids]
+            reasons[name] = f"protein complex with a member not in the annotation ({', '.join(missing[:3])})"
+            continue
+        reasons[name] = "unknown symbol or ID (not in the annotation" + (
+            " nor the symbol history)"
+            if single or history is not None and len(history)
+            else "; no symbol history given)"
         )
-
     return resolved, reasons, n_complex
 
 
@@ -260,7 +290,7 @@ def group_genes(
     sub = edges[edges["source"].isin(kept) & edges["target"].isin(kept)]
     if sub.empty:
         raise InputDataError(
-            "PPI graph",
+            source_of(edges, "PPI graph"),
             f"no PPI edge left between the {len(kept)} kept genes: the PPI and the expression data share no connected genes",
         )
     communities = louvain_directed(sub, resolution=resolution, seed=seed)
@@ -281,8 +311,11 @@ def group_genes(
     present = sorted(out["group"].unique())
     out["group"] = out["group"].map({g: i for i, g in enumerate(present)}).astype(int)
     if len(present) < n_groups:
-        logger.warning(
-            "PPI grouping: %d communities give %d groups, fewer than n_groups=%d", n_comm, len(present), n_groups
+        raise InputDataError(
+            source_of(edges, "PPI graph"),
+            f"directed Louvain finds {n_comm} communities among the {len(kept)} kept genes, giving {len(present)} "
+            f"gene groups, fewer than the {n_groups} asked (data_engineering.gene_grouping.n_groups): the PPI covers "
+            "too few of the genes; use a larger PPI, fewer groups, or a higher resolution",
         )
     sizes = group_sizes(out)
     metrics = {
@@ -309,7 +342,14 @@ def chromosome_groups(gene_table: pd.DataFrame, n_groups: int) -> tuple[pd.DataF
     rank = table["chrom"].map(order).fillna(len(order)).astype(int)
     counts = rank.value_counts().sort_index()
     chroms = list(counts.index)
-    n_groups = min(n_groups, len(chroms))
+    if len(chroms) < n_groups:
+        named = sorted(set(table["chrom"].astype(str)))
+        raise InputDataError(
+            source_of(gene_table, "gene annotation"),
+            f"the kept genes lie on {len(chroms)} chromosome(s) ({', '.join(named[:8])}), fewer than the "
+            f"{n_groups} chromosome groups asked (data_engineering.gene_grouping.n_groups); chromosomes are "
+            "read as chr1..chr22, chrX, chrY, chrM (1/chr1/MT spellings are normalised)",
+        )
     total = counts.sum()
     assignment: dict[int, int] = {}
     group, cumulative = 0, 0

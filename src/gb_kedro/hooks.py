@@ -12,6 +12,7 @@ from gb_kedro.config import (
     ColourRow,
     GroupingConfig,
     HarmoniseConfig,
+    MinimumsConfig,
     MultimodalConfig,
     PPIConfig,
     QCConfig,
@@ -38,6 +39,7 @@ CONFIGS = {
         (TcgaConfig, ("tcga",)),
         (CohortReadConfig, ("cohort",)),
         (HarmoniseConfig, ("harmonise",)),
+        (MinimumsConfig, ("minimums",)),
         (VarianceConfig, ("variance",)),
         (PPIConfig, ("ppi",)),
         (GroupingConfig, ("gene_grouping",)),
@@ -96,6 +98,8 @@ def check_raw_inputs(pipeline, catalog) -> None:
                     f"no file ending in {dataset._filename_suffix or '(any)'} in this folder "
                     f"(catalog entry {name!r}; on real data pass --params real_data_dir=/path/to/your/data)",
                 )
+        elif hasattr(dataset, "check_input"):
+            dataset.check_input()  # e.g. a TCGA download folder that holds no expression file
         elif not dataset.exists():
             raise InputDataError(
                 _location(dataset),

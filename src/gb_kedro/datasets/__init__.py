@@ -14,6 +14,7 @@ from gb_kedro.datasets.figures import FigureDataset
 from gb_kedro.datasets.slides import PyramidTiffDataset
 from gb_kedro.datasets.star_counts import STAR_COLUMNS, STAR_SUMMARY_ROWS, StarCountsDataset
 from gb_kedro.datasets.table import JSONDataset, TableDataset, TextDataset
+from gb_kedro.datasets.tcga import TcgaDownload, TcgaDownloadDataset
 from gb_kedro.datasets.torch_model import TorchModelDataset
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "PyramidTiffDataset",
     "StarCountsDataset",
     "TableDataset",
+    "TcgaDownload",
+    "TcgaDownloadDataset",
     "TextDataset",
     "TorchModelDataset",
     "atomic_path",

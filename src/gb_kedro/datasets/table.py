@@ -53,7 +53,10 @@ def read_table(path: str | Path, *, required_columns: list[str] | None = None, *
                 path,
                 f"missing required column(s) {missing}; found columns {list(map(str, frame.columns))[:12]}",
             )
-    frame.attrs["source"] = str(path)
+    if kind != ".parquet" or "source" not in frame.attrs:
+        # a parquet the project wrote keeps the user's file it was derived from (pandas stores attrs), so
+        # errors raised on intermediate data name that file, not data/02_intermediate/*.parquet
+        frame.attrs["source"] = str(path)
     return frame
 
 
@@ -119,7 +122,9 @@ class TableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         """The table; with ``missing_ok`` an absent file loads as an empty table with the required columns
         (optional inputs, e.g. planted truth that only the embedded cohort has)."""
         if self._missing_ok and not self._filepath.exists():
-            return pd.DataFrame(columns=self._required)
+            empty = pd.DataFrame(columns=self._required)
+            empty.attrs.update(source=str(self._filepath), missing=True)
+            return empty
         return read_table(self._filepath, required_columns=self._required, **self._load_args)
 
     def save(self, data: pd.DataFrame) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from gb_kedro.config import SPLIT_MODES, SplitConfig
+from gb_kedro.errors import InputDataError
 
 logger = logging.getLogger(__name__)
 
@@ -82,3 +83,23 @@ def assign_split(index: pd.DataFrame, options: SplitConfig) -> tuple[pd.DataFram
         lineages.loc[lineages["lineage_id"].isin(picks), "split"] = "test"
         out.loc[out["lineage_id"].isin(picks), "split"] = "test"
     return out, lineages
+
+
+def require_training_patches(index: pd.DataFrame, lineage_split: pd.DataFrame, lineages, source: str) -> None:
+    """Every lineage that is not held out whole must keep training patches: a lineage with none (no tumour
+    patch at all, or all of them held out) would be evaluated against an encoder that never saw it.
+
+    Raises:
+        InputDataError: naming ``source`` (the slide manifest) and the lineages.
+    """
+    held_out = set(lineage_split.loc[lineage_split["split"] == "test", "lineage_id"])
+    trained = set(index.loc[index["split"] == "train", "lineage_id"])
+    lacking = sorted(set(map(str, lineages)) - held_out - set(map(str, trained)))
+    if lacking:
+        n_patches = index.groupby("lineage_id").size()
+        detail = ", ".join(f"{lin} ({int(n_patches.get(lin, 0))} tumour patches)" for lin in lacking[:5])
+        raise InputDataError(
+            source,
+            f"{len(lacking)} lineage(s) without any training patch after the split: {detail}; check their slides "
+            "(slide_summary, QC thumbnails: tiling threshold, stain) or drop them from the manifest",
+        )

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +13,7 @@ from gb_kedro.config import (
     CohortReadConfig,
     GroupingConfig,
     HarmoniseConfig,
+    MinimumsConfig,
     PPIConfig,
     QCConfig,
     SlideRunConfig,
@@ -21,33 +21,66 @@ from gb_kedro.config import (
     TcgaConfig,
     VarianceConfig,
 )
-from gb_kedro.errors import InputDataError
-from gb_kedro.genes import prepare_annotation
+from gb_kedro.datasets.tcga import TcgaDownload
+from gb_kedro.errors import InputDataError, source_of
+from gb_kedro.genes import prepare_annotation, prepare_history
 from gb_kedro.provenance import stamp
 from gb_kedro.slides.manifest import resolve_slide_manifest
 from gb_kedro.slides.qc import qc_figure
-from gb_kedro.slides.split import assign_split
+from gb_kedro.slides.split import assign_split, require_training_patches
 from gb_kedro.slides.tiling import TilingOptions, score_slides
 
 logger = logging.getLogger(__name__)
 
 
-def prepare_gene_annotation(annotation: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """GENCODE table -> one row per stripped Ensembl ID, and the ``_PAR_Y`` rows dropped."""
-    return prepare_annotation(annotation)
+def prepare_gene_annotation(
+    annotation: pd.DataFrame, hgnc: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Gene table -> one row per stripped Ensembl ID, the symbol history (HGNC table; empty when none is
+    given) and the ``_PAR_Y`` rows dropped."""
+    genes, dropped = prepare_annotation(annotation)
+    return genes, prepare_history(hgnc, genes), dropped
 
 
 def assemble_tcga(
-    partitions: Mapping[str, Callable[[], pd.DataFrame]], sample_sheet: pd.DataFrame, options: dict
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Folder of GDC STAR files + GDC sample sheet -> samples x genes matrix and the sample table."""
+    download: TcgaDownload,
+    sample_sheet: pd.DataFrame,
+    genes: pd.DataFrame,
+    history: pd.DataFrame,
+    options: dict,
+    minimums: dict,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A TCGA download (GDC STAR folder, GDC HTSeq folder or matrix) -> samples x genes matrix, the kept
+    samples and those left out by sample type."""
     cfg = TcgaConfig.from_dict(options)
-    return expression.assemble_star_counts(
-        partitions, sample_sheet, value_column=cfg.value_column, keep_gene_types=cfg.keep_gene_types
+    matrix, samples, dropped = expression.read_tcga(
+        download,
+        sample_sheet,
+        fmt=cfg.format,
+        value_column=cfg.value_column,
+        htseq_values=cfg.htseq_values,
+        keep_gene_types=cfg.keep_gene_types,
+        project=cfg.project,
+        sample_types=cfg.sample_types,
+        matrix_options=cfg.matrix_options,
+        genes=genes,
+        history=history,
     )
+    expression.require_minimum(
+        len(samples), MinimumsConfig.from_dict(minimums).tcga_samples, "TCGA samples", matrix, "tcga_samples"
+    )
+    logger.info("TCGA: %d samples x %d genes read; %d left out by sample type", *matrix.shape, len(dropped))
+    return matrix, samples, dropped
 
 
-def read_cohort(matrix: pd.DataFrame, sample_sheet: pd.DataFrame, options: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_cohort(
+    matrix: pd.DataFrame,
+    sample_sheet: pd.DataFrame,
+    genes: pd.DataFrame,
+    history: pd.DataFrame,
+    options: dict,
+    minimums: dict,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cohort expression matrix + sample sheet -> validated samples x genes matrix and sample table."""
     cfg = CohortReadConfig.from_dict(options)
     parsed = expression.parse_expression_matrix(
@@ -56,17 +89,33 @@ def read_cohort(matrix: pd.DataFrame, sample_sheet: pd.DataFrame, options: dict)
         gene_column=cfg.gene_column,
         annotation_columns=cfg.annotation_columns,
         value_scale=cfg.value_scale,
+        genes=genes,
+        history=history,
     )
     samples = expression.validate_cohort_samples(parsed, sample_sheet)
+    least = MinimumsConfig.from_dict(minimums)
+    expression.require_minimum(len(samples), least.cohort_samples, "cohort RNA samples", parsed, "cohort_samples")
+    n_lineages = samples["lineage_id"].nunique()
+    expression.require_minimum(n_lineages, least.cohort_lineages, "lineages", sample_sheet, "cohort_lineages")
     return parsed, samples
 
 
 def harmonise(
-    tcga: pd.DataFrame, cohort: pd.DataFrame, genes: pd.DataFrame, annotation_dropped: pd.DataFrame, options: dict
+    tcga: pd.DataFrame,
+    cohort: pd.DataFrame,
+    genes: pd.DataFrame,
+    history: pd.DataFrame,
+    annotation_dropped: pd.DataFrame,
+    options: dict,
+    minimums: dict,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Stripped Ensembl IDs, genes of the wanted types common to TCGA, cohort and annotation."""
     tcga_h, cohort_h, table, dropped = expression.harmonise_genes(
-        tcga, cohort, genes, HarmoniseConfig.from_dict(options).gene_types, annotation_dropped
+        tcga, cohort, genes, HarmoniseConfig.from_dict(options).gene_types, annotation_dropped, history
+    )
+    where = f"{source_of(tcga, 'TCGA')} + {source_of(cohort, 'cohort')}"
+    expression.require_minimum(
+        len(table), MinimumsConfig.from_dict(minimums).genes, "genes after harmonisation", where, "genes"
     )
     logger.info(
         "Harmonised: %d genes common to TCGA (%d samples) and the cohort (%d samples)",
@@ -101,11 +150,13 @@ def normalise(
     )
 
 
-def read_ppi(ppi: pd.DataFrame, genes: pd.DataFrame, options: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def read_ppi(
+    ppi: pd.DataFrame, genes: pd.DataFrame, history: pd.DataFrame, options: dict
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """PrimeKG ``kg.csv`` or an edge list -> directed edges between annotated genes (+ dropped nodes)."""
     cfg = PPIConfig.from_dict(options)
     edges, dropped, summary = graph.parse_ppi(
-        ppi, genes, fmt=cfg.format, directed=cfg.directed, complexes=cfg.complexes
+        ppi, genes, fmt=cfg.format, directed=cfg.directed, complexes=cfg.complexes, history=history
     )
     logger.info(
         "PPI: %d edges over %d genes kept; %d nodes dropped",
@@ -182,15 +233,25 @@ def build_patch_index(
     tumour = patch_scores[patch_scores["tumour"]].drop(columns=["tumour"])
     index = tumour.merge(slides[["slide_id", "mouse_id", "lineage_id", "patient_id"]], on="slide_id", how="left")
     index = index[
-        ["slide_id", "x", "y", "level", "size", "size_level0", "brown_ratio", "lineage_id", "patient_id", "mouse_id"]
+        [
+            "slide_id",
+            "x",
+            "y",
+            "level",
+            "size",
+            "size_level0",
+            "read_size",
+            "brown_ratio",
+            "lineage_id",
+            "patient_id",
+            "mouse_id",
+        ]
     ]
     cfg = SplitConfig.from_dict(split)
     index, lineage_split = assign_split(index.reset_index(drop=True), cfg)
     stamp(index, split=cfg.to_dict())
     stamp(lineage_split, split=cfg.to_dict())
-    missing = sorted(set(slides["lineage_id"]) - set(index["lineage_id"]))
-    if missing:
-        logger.warning("No tumour patch for lineage(s) %s", missing)
+    require_training_patches(index, lineage_split, slides["lineage_id"].unique(), source_of(manifest, "slide manifest"))
     logger.info(
         "Patch index: %d tumour patches, split '%s': %d test",
         len(index),

@@ -1,4 +1,5 @@
-"""The ``data_engineering`` pipeline (RNA-seq + PPI part)."""
+"""The ``data_engineering`` pipeline: RNA-seq + PPI (nodes tagged ``rna_ppi``) and slides (tagged ``slides``);
+``kedro run --pipelines data_engineering --tags rna_ppi`` runs the first part alone."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -10,21 +11,38 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 nodes.prepare_gene_annotation,
-                "gencode_genes_raw",
-                ["gene_annotation", "annotation_dropped_genes"],
+                ["gencode_genes_raw", "hgnc_genes_raw"],
+                ["gene_annotation", "gene_history", "annotation_dropped_genes"],
                 name="prepare_gene_annotation",
+                tags="rna_ppi",
             ),
             Node(
                 nodes.assemble_tcga,
-                ["tcga_star_counts", "tcga_sample_sheet", "params:data_engineering.tcga"],
-                ["tcga_expression", "tcga_samples"],
+                [
+                    "tcga_expression_raw",
+                    "tcga_sample_sheet",
+                    "gene_annotation",
+                    "gene_history",
+                    "params:data_engineering.tcga",
+                    "params:data_engineering.minimums",
+                ],
+                ["tcga_expression", "tcga_samples", "tcga_dropped_samples"],
                 name="assemble_tcga",
+                tags="rna_ppi",
             ),
             Node(
                 nodes.read_cohort,
-                ["cohort_expression_raw", "cohort_sample_sheet", "params:data_engineering.cohort"],
+                [
+                    "cohort_expression_raw",
+                    "cohort_sample_sheet",
+                    "gene_annotation",
+                    "gene_history",
+                    "params:data_engineering.cohort",
+                    "params:data_engineering.minimums",
+                ],
                 ["cohort_expression", "cohort_samples"],
                 name="read_cohort",
+                tags="rna_ppi",
             ),
             Node(
                 nodes.harmonise,
@@ -32,11 +50,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "tcga_expression",
                     "cohort_expression",
                     "gene_annotation",
+                    "gene_history",
                     "annotation_dropped_genes",
                     "params:data_engineering.harmonise",
+                    "params:data_engineering.minimums",
                 ],
                 ["tcga_harmonised", "cohort_harmonised", "harmonised_genes", "harmonise_dropped_genes"],
                 name="harmonise_genes",
+                tags="rna_ppi",
             ),
             Node(
                 nodes.normalise,
@@ -51,42 +72,49 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 ["tcga_features", "cohort_features", "gene_table", "dropped_genes", "data_engineering_summary"],
                 name="normalise",
+                tags="rna_ppi",
             ),
             Node(
                 nodes.read_ppi,
-                ["ppi_raw", "gene_annotation", "params:data_engineering.ppi"],
+                ["ppi_raw", "gene_annotation", "gene_history", "params:data_engineering.ppi"],
                 ["ppi_edges", "ppi_dropped_nodes", "ppi_summary"],
                 name="read_ppi",
+                tags="rna_ppi",
             ),
             Node(
                 nodes.ppi_gene_groups,
                 ["ppi_edges", "gene_table", "params:data_engineering.gene_grouping"],
                 ["gene_groups_ppi", "group_sizes_ppi", "grouping_metrics_ppi"],
                 name="ppi_gene_groups",
+                tags="rna_ppi",
             ),
             Node(
                 nodes.chromosome_gene_groups,
                 ["gene_table", "params:data_engineering.gene_grouping"],
                 ["gene_groups_chromosome", "group_sizes_chromosome", "grouping_metrics_chromosome"],
                 name="chromosome_gene_groups",
+                tags="rna_ppi",
             ),
             Node(
                 nodes.tile_slides,
                 ["slide_manifest", "params:data_engineering.tiling", "params:data_engineering.slides"],
                 ["patch_scores", "slide_summary"],
                 name="tile_slides",
+                tags="slides",
             ),
             Node(
                 nodes.build_patch_index,
                 ["patch_scores", "slide_manifest", "params:split"],
                 ["patch_index", "lineage_split"],
                 name="build_patch_index",
+                tags="slides",
             ),
             Node(
                 nodes.slide_qc_thumbnails,
                 ["slide_manifest", "patch_scores", "params:data_engineering.tiling", "params:data_engineering.qc"],
                 "slide_qc_thumbnails",
                 name="slide_qc_thumbnails",
+                tags="slides",
             ),
         ],
         tags="data_engineering",

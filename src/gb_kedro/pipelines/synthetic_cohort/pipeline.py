@@ -13,7 +13,7 @@ RAW_OUTPUTS = {
     "annotation": "gencode_genes_raw",
     "signalling": "ppi_raw",
     "kg": "primekg_raw",
-    "tcga_star": "tcga_star_counts",
+    "tcga_star": "tcga_expression_raw",
     "tcga_sample_sheet": "tcga_sample_sheet",
     "cohort_matrix": "cohort_expression_raw",
     "cohort_sample_sheet": "cohort_sample_sheet",
