@@ -4,7 +4,14 @@ import pytest
 
 from gb_kedro.errors import InputDataError
 from gb_kedro.slides.color import brown_mask, brown_mask_float
-from gb_kedro.slides.tiling import TilingOptions, choose_level, open_slide, score_slide, score_slides
+from gb_kedro.slides.tiling import (
+    LevelChoice,
+    TilingOptions,
+    choose_level,
+    open_slide,
+    score_slide,
+    score_slides,
+)
 from gb_kedro.synthetic.slides import SlideSpec, make_scene, write_pyramid_tiff
 from tests.helpers import base_options
 
@@ -28,8 +35,11 @@ def test_synthetic_pyramid_opens_with_levels_and_mpp(synthetic_slide):
     assert slide.properties["openslide.vendor"] == "generic-tiff"
     assert slide.level_count == 3 and slide.level_dimensions[0] == (1536, 1536)
     assert float(slide.properties["openslide.mpp-x"]) == pytest.approx(1.0)
-    assert choose_level(slide, 1.0, 0.25) == (0, 1.0)
-    assert choose_level(slide, 4.0, 0.25) == (1, 4.0)
+    assert choose_level(slide, 1.0, 0.25, 256) == LevelChoice(0, 1.0, "metadata", 256)
+    assert choose_level(slide, 4.0, 0.25, 256) == LevelChoice(1, 4.0, "metadata", 256)
+    # no level at 2 um/px: read 512 px of level 0 per 256-px patch; 8 um/px from level 1 (4 um/px)
+    assert choose_level(slide, 2.0, 0.25, 256) == LevelChoice(0, 1.0, "metadata", 512)
+    assert choose_level(slide, 8.0, 0.25, 256) == LevelChoice(1, 4.0, "metadata", 512)
     slide.close()
 
 
@@ -55,7 +65,9 @@ def test_tiler_keeps_exactly_the_patches_of_a_naive_per_patch_float_loop(synthet
 
 def test_real_he_slide_keeps_almost_nothing(shared):
     patches, summary = score_slide(shared("slides/cmu_small_region_he.svs"), opts(prefilter="tissue"))
-    assert summary["candidate_patches"] > 30  # tissue patches
+    # 0.499 um/px, one level: each 256-px patch is 513 px of the slide resampled to 1 um/px (4 x 5 patches)
+    assert (summary["level"], summary["read_size"], summary["mpp_source"]) == (0, 513, "metadata")
+    assert summary["grid_patches"] == 20 and summary["candidate_patches"] > 12  # tissue patches
     assert summary["tumour_patches"] < 0.02 * summary["candidate_patches"]
 
 
@@ -110,3 +122,86 @@ def test_raw_tile_reader_gives_openslides_scores_and_falls_back(synthetic_slide,
     assert score_slide(svs, opts(prefilter="none"))[1]["reader"] == "openslide"
     with pytest.raises(ValueError, match="not stored as 256x256 RGB tiles"):
         score_slide(svs, opts(reader="tifffile"))
+
+
+def _level0(path) -> np.ndarray:
+    slide = open_slide(path)
+    try:
+        return np.asarray(slide.read_region((0, 0), 0, slide.dimensions).convert("RGB"))
+    finally:
+        slide.close()
+
+
+def test_a_half_micron_one_level_slide_is_tiled_over_the_same_field_as_a_one_micron_slide(synthetic_slide, tmp_path):
+    """A 20x scan (0.5 um/px, one level) of the same tissue: the same patch grid in microns, 256 um per patch,
+    and nearly the same pixels once resampled."""
+    import tifffile
+
+    from gb_kedro.slides.dataset import PatchDataset
+
+    pixels = _level0(synthetic_slide)
+    fine = tmp_path / "fine.tif"
+    tifffile.imwrite(
+        fine,
+        pixels.repeat(2, axis=0).repeat(2, axis=1),
+        tile=(256, 256),
+        photometric="rgb",
+        compression="jpeg",
+        resolution=(2e4, 2e4),  # px per cm: 0.5 um/px
+        resolutionunit="CENTIMETER",
+    )
+    coarse, s1 = score_slide(synthetic_slide, opts(prefilter="none"))
+    resampled, s2 = score_slide(fine, opts(prefilter="none"))
+    assert (s1["mpp"], s1["read_size"]) == (1.0, 256)
+    assert (s2["mpp"], s2["read_size"], s2["reader"]) == (0.5, 512, "openslide")
+    # the same grid in microns, each patch 256 um wide, 256 px out
+    np.testing.assert_array_equal(resampled[["x", "y"]].to_numpy() * 0.5, coarse[["x", "y"]].to_numpy() * 1.0)
+    assert (resampled["size_level0"] * 0.5 == 256).all() and (resampled["size"] == 256).all()
+    assert np.abs(resampled["brown_ratio"].to_numpy() - coarse["brown_ratio"].to_numpy()).max() < 0.05
+    a = PatchDataset(coarse.assign(slide_id="c"), {"c": str(synthetic_slide)}).read(7)
+    b = PatchDataset(resampled.assign(slide_id="f"), {"f": str(fine)}).read(7)
+    assert a.shape == b.shape == (256, 256, 3)
+    assert np.abs(a.astype(float) - b.astype(float)).mean() < 6  # JPEG twice, box filter
+
+
+def test_a_slide_without_resolution_needs_the_fallback(synthetic_slide, tmp_path):
+    import tifffile
+
+    bare = tmp_path / "bare.tif"
+    tifffile.imwrite(bare, _level0(synthetic_slide), tile=(256, 256), photometric="rgb", compression="jpeg")
+    with pytest.raises(InputDataError, match=r"bare\.tif\): no microns-per-pixel, objective power or fallback"):
+        score_slide(bare, opts(), "B")
+    patches, summary = score_slide(bare, opts(fallback_mpp=0.5, prefilter="none"), "B")
+    assert (summary["mpp_source"], summary["read_size"]) == ("parameter", 512) and len(patches) == 9
+
+
+def test_pyramidal_ome_tiff_is_tiled_through_tifffile(synthetic_slide, tmp_path):
+    """An OME-TIFF as QuPath / bfconvert write it: the pyramid in SubIFDs, mpp in the OME-XML."""
+    import tifffile
+
+    pixels = _level0(synthetic_slide)
+    path = tmp_path / "slide.ome.tif"
+    options = dict(tile=(256, 256), photometric="rgb", compression="jpeg")
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:
+        metadata = {
+            "axes": "YXS",
+            "PhysicalSizeX": 1.0,
+            "PhysicalSizeXUnit": "µm",
+            "PhysicalSizeY": 1.0,
+            "PhysicalSizeYUnit": "µm",
+        }
+        tif.write(pixels, subifds=2, metadata=metadata, **options)
+        tif.write(pixels[::2, ::2], subfiletype=1, **options)
+        tif.write(pixels[::4, ::4], subfiletype=1, **options)
+    slide = open_slide(path)
+    assert slide.level_count == 3 and slide.level_dimensions[2] == (384, 384)
+    assert float(slide.properties["openslide.mpp-x"]) == 1.0
+    assert choose_level(slide, 4.0, 0.25, 256) == LevelChoice(2, 4.0, "metadata", 256)
+    region = np.asarray(slide.read_region((300, 200), 0, (400, 300)).convert("RGB"))
+    assert region.shape == (300, 400, 3)
+    assert np.abs(region.astype(float) - pixels[200:500, 300:700]).mean() < 4  # the same pixels (re-encoded once)
+    slide.close()
+    ome, summary = score_slide(path, opts(prefilter="none"))
+    generic, _ = score_slide(synthetic_slide, opts(prefilter="none"))
+    assert summary["scored_patches"] == 36 and summary["mpp_source"] == "metadata"
+    assert np.abs(ome["brown_ratio"].to_numpy() - generic["brown_ratio"].to_numpy()).max() < 0.03

@@ -16,7 +16,9 @@ class PatchDataset(Dataset):
     """Patches of a patch index, read lazily from their slides.
 
     Args:
-        index: rows with ``slide_id``, ``x``, ``y`` (level-0 px), ``level``, ``size``.
+        index: rows with ``slide_id``, ``x``, ``y`` (level-0 px), ``level``, ``size`` and optionally
+            ``read_size`` (px read at ``level``, resampled to ``size``: slides without a level at the
+            target magnification).
         slide_paths: slide ID -> slide file.
         label_column: optional column to return as an integer label (e.g. ``lineage_id``); its classes
             are sorted and exposed as ``classes``.
@@ -64,11 +66,18 @@ class PatchDataset(Dataset):
 
     def read(self, i: int) -> np.ndarray:
         """The RGB uint8 pixels of patch ``i``: ``[size, size, 3]``."""
+        from PIL import Image
+
         row = self.index.iloc[i]
+        size = int(row["size"])
+        read = int(row["read_size"]) if "read_size" in row.index and pd.notna(row["read_size"]) else size
         region = self._slide(row["slide_id"]).read_region(
-            (int(row["x"]), int(row["y"])), int(row["level"]), (int(row["size"]), int(row["size"]))
+            (int(row["x"]), int(row["y"])), int(row["level"]), (read, read)
         )
-        return np.array(region.convert("RGB"))  # a writable copy (torch.from_numpy needs one)
+        region = region.convert("RGB")
+        if read != size:  # the same field of view as a patch of a slide scanned at the target magnification
+            region = region.resize((size, size), Image.Resampling.BOX)
+        return np.array(region)  # a writable copy (torch.from_numpy needs one)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         image = torch.from_numpy(self.read(i)).permute(2, 0, 1).float().div_(255.0)

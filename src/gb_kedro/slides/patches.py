@@ -63,7 +63,10 @@ def decoded_patches(
 ) -> np.ndarray:
     """Every patch of ``index`` decoded at the read size of ``data`` (cached in ``cache_dir`` by content key)."""
     read_px, _ = data.geometry
-    key = fingerprint(index[["slide_id", "x", "y", "level", "size"]].to_numpy().astype(str).tolist(), read_px)
+    columns = ["slide_id", "x", "y", "level", "size"]
+    if "read_size" in index and (index["read_size"] != index["size"]).any():
+        columns.append("read_size")  # resampled patches; the key of unresampled indexes is unchanged
+    key = fingerprint(index[columns].to_numpy().astype(str).tolist(), read_px)
     return read_patches(
         index,
         slide_paths(manifest),

@@ -1,7 +1,8 @@
-"""Streaming tumour-patch selection on whole-slide images (OpenSlide).
+"""Streaming tumour-patch selection on whole-slide images (OpenSlide; OME-TIFF through tifffile).
 
-For one slide: choose the pyramid level closest to ``target_mpp``; lay a grid of non-overlapping
-``size`` x ``size`` patches on it; pre-filter with a low-resolution thumbnail (skip glass, optionally
+For one slide: choose the pyramid level at ``target_mpp`` (within ``mpp_tolerance``), or, when no level is,
+the nearest finer level and resample every patch to the target field of view (a ``size``-px patch covers
+``size * target_mpp`` microns whatever the scanner); lay a grid of non-overlapping patches on it; pre-filter with a low-resolution thumbnail (skip glass, optionally
 skip patches with almost no brown); read the remaining patches row by row in wide regions (runs of
 adjacent candidates, capped at ``max_region_patches``), score every pixel with the exact integer HSL rule
 of :mod:`gb_kedro.slides.color`, and keep patches whose brown ratio exceeds ``threshold``.
@@ -51,6 +52,7 @@ class TilingOptions(Config):
     tissue_max_min_channel: int
     max_region_patches: int
     reader: str
+    fallback_mpp: float | None
 
     def __post_init__(self):
         choice(self.prefilter, ("none", "tissue", "brown"), f"{self.KEY}.prefilter", self.SOURCE)
@@ -65,8 +67,9 @@ class TilingOptions(Config):
         }
 
 
-def slide_mpp(slide) -> float | None:
-    """Microns per pixel at level 0: from ``openslide.mpp-x``, else from the objective power (10x ~ 1 um/px)."""
+def slide_mpp(slide, fallback_mpp: float | None = None) -> tuple[float | None, str]:
+    """Microns per pixel at level 0 and where it came from: ``metadata`` (``openslide.mpp-x``), else
+    ``objective_power`` (10 um / power: 20x -> 0.5), else ``parameter`` (``fallback_mpp``), else ``none``."""
     props = slide.properties
     for key in ("openslide.mpp-x", "openslide.mpp-y"):
         try:
@@ -74,57 +77,86 @@ def slide_mpp(slide) -> float | None:
         except ValueError:
             continue
         if value > 0:
-            return value
+            return value, "metadata"
     try:
         power = float(props.get("openslide.objective-power", "nan"))
     except ValueError:
         power = float("nan")
-    return 10.0 / power if power > 0 else None
+    if power > 0:
+        return 10.0 / power, "objective_power"
+    if fallback_mpp:
+        return float(fallback_mpp), "parameter"
+    return None, "none"
 
 
-def choose_level(slide, target_mpp: float | None, tolerance: float) -> tuple[int, float | None]:
-    """The coarsest level whose mpp is at most ``target_mpp * (1 + tolerance)``; level 0 when the slide
-    has no resolution information (with a warning) or when ``target_mpp`` is None."""
-    mpp0 = slide_mpp(slide)
+@dataclass(frozen=True)
+class LevelChoice:
+    """Where a slide's patches are read: ``level``, its ``mpp``, where the mpp came from, and ``read_size``
+    (px read at that level per patch; ``size`` unless the patch is resampled to the target field of view)."""
+
+    level: int
+    mpp: float | None
+    mpp_source: str
+    read_size: int
+
+
+def choose_level(
+    slide, target_mpp: float | None, tolerance: float, size: int, fallback_mpp: float | None = None
+) -> LevelChoice:
+    """The level to tile and the read size.
+
+    A level whose mpp lies within ``tolerance`` (relative) of ``target_mpp`` is read as is (the coarsest such
+    level). Otherwise the nearest finer level is read with ``read_size = size * target_mpp / level_mpp`` px per
+    patch, resampled to ``size``; a slide coarser than the target at level 0 is upsampled from level 0 (warned).
+    ``target_mpp`` None: level 0, no resampling. No resolution known (no metadata, objective power or
+    ``fallback_mpp``): an :class:`InputDataError`-worthy ``ValueError`` (the caller names the slide).
+    """
+    mpp0, source = slide_mpp(slide, fallback_mpp)
     if target_mpp is None:
-        return 0, mpp0
+        return LevelChoice(0, mpp0, source, size)
     if mpp0 is None:
-        warnings.warn("slide has no microns-per-pixel or objective power: tiling level 0", stacklevel=2)
-        return 0, None
-    best = 0
-    for level, ds in enumerate(slide.level_downsamples):
-        if mpp0 * ds <= target_mpp * (1 + tolerance):
-            best = level
-    if mpp0 > target_mpp * (1 + tolerance):
-        warnings.warn(
-            f"level 0 ({mpp0:.3f} um/px) is coarser than target_mpp {target_mpp}: tiling level 0", stacklevel=2
+        raise ValueError(
+            "no microns-per-pixel, objective power or fallback: set data_engineering.tiling.fallback_mpp "
+            "(the scanner's um/px at level 0) or target_mpp: null to tile level 0 as is"
         )
-    return best, mpp0 * slide.level_downsamples[best]
+    mpps = [mpp0 * ds for ds in slide.level_downsamples]
+    finer = [lv for lv, m in enumerate(mpps) if m <= target_mpp * (1 + tolerance)]
+    if not finer:
+        warnings.warn(
+            f"level 0 ({mpp0:.3f} um/px) is coarser than target_mpp {target_mpp}: patches upsampled from level 0",
+            stacklevel=2,
+        )
+        return LevelChoice(0, mpp0, source, max(1, int(round(size * target_mpp / mpp0))))
+    level = max(finer, key=lambda lv: mpps[lv])
+    if abs(mpps[level] / target_mpp - 1) <= tolerance:
+        return LevelChoice(level, mpps[level], source, size)
+    return LevelChoice(level, mpps[level], source, int(round(size * target_mpp / mpps[level])))
 
 
-def _thumbnail(slide, level: int, opts: TilingOptions) -> tuple[np.ndarray, float]:
+def _thumbnail(slide, level: int, opts: TilingOptions, read_size: int) -> tuple[np.ndarray, float]:
     """RGB thumbnail with ``thumbnail_px_per_patch`` px per patch side, and its scale (level-0 px per thumb px)."""
     ds = slide.level_downsamples[level]
-    scale = opts.size * ds / opts.thumbnail_px_per_patch
+    scale = read_size * ds / opts.thumbnail_px_per_patch
     w0, h0 = slide.dimensions
     thumb = slide.get_thumbnail((max(1, int(round(w0 / scale))), max(1, int(round(h0 / scale)))))
     return np.asarray(thumb.convert("RGB")), w0 / thumb.size[0]
 
 
-def candidate_grid(slide, level: int, opts: TilingOptions) -> tuple[np.ndarray, dict]:
-    """Boolean [rows, cols] of the patches to read, and counts. ``tissue``: any tissue pixel in the
+def candidate_grid(slide, level: int, opts: TilingOptions, read_size: int | None = None) -> tuple[np.ndarray, dict]:
+    """Boolean [rows, cols] of the patches to read (each ``read_size`` px at ``level``; default ``size``), and counts. ``tissue``: any tissue pixel in the
     patch's thumbnail footprint (dilated by one thumbnail pixel); ``brown``: also a thumbnail brown ratio
     of at least ``prefilter_brown_min``; ``none``: every patch."""
+    read_size = read_size or opts.size
     w, h = slide.level_dimensions[level]
-    rows, cols = h // opts.size, w // opts.size
+    rows, cols = h // read_size, w // read_size
     all_patches = np.ones((rows, cols), bool)
     if opts.prefilter == "none" or rows == 0 or cols == 0:
         return all_patches, {"grid_patches": int(rows * cols), "candidate_patches": int(rows * cols)}
     if opts.prefilter not in ("tissue", "brown"):
         raise ValueError(f"unknown prefilter {opts.prefilter!r}: use none, tissue or brown")
-    thumb, scale = _thumbnail(slide, level, opts)
+    thumb, scale = _thumbnail(slide, level, opts, read_size)
     ds = slide.level_downsamples[level]
-    step = opts.size * ds / scale  # thumbnail px per patch
+    step = read_size * ds / scale  # thumbnail px per patch
     tissue = tissue_mask(thumb, opts.tissue_max_min_channel)
     brown = brown_mask(thumb, **opts.thresholds) if opts.prefilter == "brown" else None
     keep = np.zeros((rows, cols), bool)
@@ -179,9 +211,10 @@ class TileReader:
     def read(self, row: int, col: int) -> np.ndarray:
         k = row * self._across + col
         fh = self._tif.filehandle
+        decode = self._page.decode  # built first: building it may move the file position
         fh.seek(self._page.dataoffsets[k])
         data = fh.read(self._page.databytecounts[k])
-        tile, _, _ = self._page.decode(data, k, jpegtables=self._page.jpegtables)
+        tile, _, _ = decode(data, k, jpegtables=self._page.jpegtables)
         return tile[0, :, :, :3]
 
     def close(self) -> None:
@@ -213,71 +246,49 @@ def score_slide(
     """
     opts = options if isinstance(options, TilingOptions) else TilingOptions.from_dict(options)
     start = time.perf_counter()
+    name = f"slide {slide_id} ({path})" if slide_id else str(path)
     slide = open_slide(path, slide_id)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            level, mpp = choose_level(slide, opts.target_mpp, opts.mpp_tolerance)
+            try:
+                choice_ = choose_level(slide, opts.target_mpp, opts.mpp_tolerance, opts.size, opts.fallback_mpp)
+            except ValueError as exc:
+                raise InputDataError(name, str(exc)) from exc
         for w in caught:
             logger.warning("%s: %s", slide_id or path, w.message)
-        keep, counts = candidate_grid(slide, level, opts)
+        level, read = choice_.level, choice_.read_size
+        if read != opts.size:
+            logger.info(
+                "%s: no level at %s um/px; reading %d px at level %d (%.3f um/px) per %d-px patch",
+                slide_id or path,
+                opts.target_mpp,
+                read,
+                level,
+                choice_.mpp,
+                opts.size,
+            )
+        keep, counts = candidate_grid(slide, level, opts, read)
+        ratios, xy, reader = _score_grid(slide, path, name, level, keep, read, opts, rows)
         ds = slide.level_downsamples[level]
-        size = opts.size
-        r0, r1 = rows if rows is not None else (0, keep.shape[0])
-        out_x, out_y, out_ratio = [], [], []
-        if opts.reader not in ("auto", "openslide", "tifffile"):
-            raise ValueError(f"unknown reader {opts.reader!r}: use auto, openslide or tifffile")
-        tiles = None
-        if opts.reader != "openslide":
-            tiles = TileReader.for_level(path, *slide.level_dimensions[level], size)
-            if tiles is None and opts.reader == "tifffile":
-                raise ValueError(
-                    f"{path}: level {level} is not stored as {size}x{size} RGB tiles; use reader: openslide or auto"
-                )
-        for r in range(r0, min(r1, keep.shape[0])) if tiles is not None else ():
-            for c in np.flatnonzero(keep[r]):
-                try:
-                    rgb = tiles.read(r, int(c))
-                except Exception as exc:
-                    raise InputDataError(
-                        f"slide {slide_id} ({path})" if slide_id else str(path),
-                        f"cannot decode tile ({r}, {c}) of level {level}: {exc}",
-                    ) from exc
-                out_ratio.append(float(brown_mask(rgb, **opts.thresholds).mean()))
-                out_x.append(int(round(c * size * ds)))
-                out_y.append(int(round(r * size * ds)))
-        if tiles is not None:
-            tiles.close()
-        for r in range(r0, min(r1, keep.shape[0])) if tiles is None else ():
-            for c0, n in _runs(keep[r], opts.max_region_patches):
-                x, y = int(round(c0 * size * ds)), int(round(r * size * ds))
-                try:
-                    region = slide.read_region((x, y), level, (n * size, size))
-                except Exception as exc:  # OpenSlide raises its own errors on truncated/corrupt tiles
-                    raise InputDataError(
-                        f"slide {slide_id} ({path})" if slide_id else str(path),
-                        f"cannot read the region at ({x}, {y}) level {level}: {exc}",
-                    ) from exc
-                rgb = np.asarray(region)[..., :3]
-                ratios = patch_brown_ratios(rgb, size, **opts.thresholds)
-                out_ratio.extend(ratios.tolist())
-                out_x.extend(int(round((c0 + k) * size * ds)) for k in range(n))
-                out_y.extend([y] * n)
         patches = pd.DataFrame(
             {
-                "x": np.array(out_x, dtype=np.int64),
-                "y": np.array(out_y, dtype=np.int64),
+                "x": np.array([int(round(c * read * ds)) for _, c in xy], dtype=np.int64),
+                "y": np.array([int(round(r * read * ds)) for r, _ in xy], dtype=np.int64),
                 "level": level,
-                "size": size,
-                "brown_ratio": np.array(out_ratio, dtype=np.float32),
+                "size": opts.size,
+                "brown_ratio": np.array(ratios, dtype=np.float32),
             }
         )
-        patches["size_level0"] = int(round(size * ds))
+        patches["size_level0"] = int(round(read * ds))
+        patches["read_size"] = read
         patches["tumour"] = patches["brown_ratio"] > opts.threshold
         summary = {
-            "reader": "tifffile" if tiles is not None else "openslide",
+            "reader": reader,
             "level": int(level),
-            "mpp": float(mpp) if mpp is not None else None,
+            "mpp": float(choice_.mpp) if choice_.mpp is not None else None,
+            "mpp_source": choice_.mpp_source,
+            "read_size": int(read),
             "width": int(slide.level_dimensions[level][0]),
             "height": int(slide.level_dimensions[level][1]),
             **counts,
@@ -288,6 +299,52 @@ def score_slide(
         return patches, summary
     finally:
         slide.close()
+
+
+def _score_grid(slide, path, name: str, level: int, keep: np.ndarray, read: int, opts: TilingOptions, rows):
+    """Brown ratios of the ``keep`` patches (each ``read`` px at ``level``, resampled to ``size`` when they
+    differ), their (row, col), and the reader used: raw TIFF tiles when the level's tiles are the patches,
+    else wide regions of OpenSlide (or the OME-TIFF reader)."""
+    from PIL import Image
+
+    size = opts.size
+    r0, r1 = rows if rows is not None else (0, keep.shape[0])
+    ratios: list[float] = []
+    xy: list[tuple[int, int]] = []
+    tiles = None
+    if opts.reader != "openslide" and read == size:
+        tiles = TileReader.for_level(path, *slide.level_dimensions[level], size)
+    if tiles is None and opts.reader == "tifffile":
+        raise ValueError(
+            f"{path}: level {level} is not stored as {size}x{size} RGB tiles read as they are; use reader: openslide or auto"
+        )
+    if tiles is not None:
+        try:
+            for r in range(r0, min(r1, keep.shape[0])):
+                for c in np.flatnonzero(keep[r]):
+                    try:
+                        rgb = tiles.read(r, int(c))
+                    except Exception as exc:
+                        raise InputDataError(name, f"cannot decode tile ({r}, {c}) of level {level}: {exc}") from exc
+                    ratios.append(float(brown_mask(rgb, **opts.thresholds).mean()))
+                    xy.append((r, int(c)))
+        finally:
+            tiles.close()
+        return ratios, xy, "tifffile"
+    ds = slide.level_downsamples[level]
+    for r in range(r0, min(r1, keep.shape[0])):
+        for c0, n in _runs(keep[r], opts.max_region_patches):
+            x, y = int(round(c0 * read * ds)), int(round(r * read * ds))
+            try:
+                region = slide.read_region((x, y), level, (n * read, read))
+            except Exception as exc:  # OpenSlide raises its own errors on truncated/corrupt tiles
+                raise InputDataError(name, f"cannot read the region at ({x}, {y}) level {level}: {exc}") from exc
+            if read != size:  # box filter: patch k of the region maps exactly onto output patch k
+                region = region.convert("RGB").resize((n * size, size), Image.Resampling.BOX)
+            rgb = np.asarray(region)[..., :3]
+            ratios.extend(patch_brown_ratios(rgb, size, **opts.thresholds).tolist())
+            xy.extend((r, int(c0 + k)) for k in range(n))
+    return ratios, xy, "openslide"
 
 
 def _score_one(job: tuple) -> tuple[str, pd.DataFrame | None, dict]:
@@ -345,7 +402,9 @@ def score_slides(
     patches = (
         pd.concat(frames, ignore_index=True)
         if frames
-        else pd.DataFrame(columns=["x", "y", "level", "size", "brown_ratio", "size_level0", "tumour", "slide_id"])
+        else pd.DataFrame(
+            columns=["x", "y", "level", "size", "brown_ratio", "size_level0", "read_size", "tumour", "slide_id"]
+        )
     )
     summary = pd.DataFrame(rows)
     for column in ("grid_patches", "candidate_patches", "scored_patches", "tumour_patches"):
