@@ -124,6 +124,20 @@ class SamplerConfig(Config):
 
 
 @dataclasses.dataclass(frozen=True)
+class DistributedSettings(Config):
+    """Data-parallel training on one machine: ``world_size`` processes (``torch.multiprocessing``), ``backend``
+    ``auto`` (nccl on CUDA, gloo on CPU), ``gloo`` or ``nccl``. ``world_size: 1`` = one process (no group)."""
+
+    world_size: int
+    backend: str
+
+    def __post_init__(self):
+        choice(self.backend, ("auto", "gloo", "nccl"), "<stage>.train.distributed.backend", self.SOURCE)
+        if self.world_size < 1:
+            raise InputDataError(self.SOURCE, f"distributed.world_size must be >= 1, not {self.world_size}")
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainSettings(Config):
     """The optimiser schedule of one training stage (read into :class:`gb_kedro.training.TrainConfig`)."""
 
@@ -136,6 +150,7 @@ class TrainSettings(Config):
     grad_clip: float
     patience: int  # epochs without validation improvement before stopping (0 = never stop)
     num_workers: int
+    distributed: DistributedSettings
 
 
 # --- data_engineering ------------------------------------------------------------------------------
@@ -232,13 +247,37 @@ class GroupingConfig(_DataEngineering):
 
 
 @dataclasses.dataclass(frozen=True)
+class DaskConfig(_DataEngineering):
+    """Where Dask runs the per-slide work: a scheduler ``address`` or, when null, a LocalCluster."""
+
+    KEY: ClassVar[str] = "data_engineering.slides.dask"
+    address: str | None
+    n_workers: int
+    threads_per_worker: int
+
+
+@dataclasses.dataclass(frozen=True)
 class SlideRunConfig(_DataEngineering):
     KEY: ClassVar[str] = "data_engineering.slides"
+    executor: str
     n_workers: int
     on_slide_error: str
+    dask: DaskConfig
 
     def __post_init__(self):
+        choice(self.executor, ("local", "dask"), f"{self.KEY}.executor", self.SOURCE)
         choice(self.on_slide_error, ("raise", "skip"), f"{self.KEY}.on_slide_error", self.SOURCE)
+
+    @property
+    def fanout(self) -> dict:
+        """:func:`gb_kedro.slides.fanout.map_slides` options (``executor``, workers, Dask address)."""
+        dask = self.executor == "dask"
+        return {
+            "executor": self.executor,
+            "n_workers": self.dask.n_workers if dask else self.n_workers,
+            "address": self.dask.address if dask else None,
+            "threads_per_worker": self.dask.threads_per_worker if dask else 1,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -333,9 +372,11 @@ class PatchDataConfig(_WSI):
     num_workers: int
     decode_batch_size: int
     inference_batch_size: int
+    executor: str
 
     def __post_init__(self):
         choice(self.mode, ("crop", "downsample"), "wsi_encoding.data.mode", self.SOURCE)
+        choice(self.executor, ("local", "dask"), "wsi_encoding.data.executor", self.SOURCE)
         choice(self.cache, ("disk", "ram"), "wsi_encoding.data.cache", self.SOURCE)
 
     @property

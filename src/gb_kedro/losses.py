@@ -1,9 +1,44 @@
-"""Losses of the method, one function per equation."""
+"""Losses of the method, one function per equation.
+
+Under data-parallel training (:mod:`gb_kedro.training`, ``distributed.world_size`` > 1) the batch-level losses
+(eq. 3-4, 6, 7-8) first gather the embeddings and labels of every rank, with gradient (as open_clip does), so
+positives and negatives span the global batch and each rank computes the loss of the whole batch.
+"""
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+
+_GATHER = {"on": True}
+
+
+@contextlib.contextmanager
+def local_batches():
+    """Within this block the losses see the rank's own batch only (evaluation: every rank scores the same data)."""
+    before = _GATHER["on"]
+    _GATHER["on"] = False
+    try:
+        yield
+    finally:
+        _GATHER["on"] = before
+
+
+def gather(x: torch.Tensor) -> torch.Tensor:
+    """The rows of ``x`` from every rank, in rank order (the global batch), with gradient flowing back to each
+    rank's own rows; ``x`` itself outside a process group. Every rank must pass the same number of rows."""
+    if not (_GATHER["on"] and dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    if x.requires_grad:  # backward: each rank gets the sum over ranks of the gradients on its rows
+        from torch.distributed._functional_collectives import all_gather_tensor_autograd, wait_tensor
+
+        return wait_tensor(all_gather_tensor_autograd(x.contiguous(), 0, dist.group.WORLD))
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts, dim=0)
 
 
 def multi_positive_info_nce(z: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -20,6 +55,7 @@ def multi_positive_info_nce(z: torch.Tensor, labels: torch.Tensor, temperature: 
         labels: [N] integer labels (same label = positive pair: same lineage, or two views of a sample).
         temperature: t.
     """
+    z, labels = gather(z), gather(labels)
     z = F.normalize(z.float(), dim=-1)
     n = z.shape[0]
     sim = z @ z.T / temperature
@@ -45,8 +81,8 @@ def batch_hard_triplet(embeddings: torch.Tensor, labels: torch.Tensor, margin: f
     Args:
         embeddings: [N, D]; labels: [N].
     """
-    x = embeddings.float()
-    dist = torch.cdist(x, x)
+    x, labels = gather(embeddings).float(), gather(labels)
+    dist_ = torch.cdist(x, x)
     same = labels[:, None] == labels[None, :]
     eye = torch.eye(len(labels), dtype=torch.bool, device=x.device)
     pos = same & ~eye
@@ -54,8 +90,8 @@ def batch_hard_triplet(embeddings: torch.Tensor, labels: torch.Tensor, margin: f
     valid = pos.any(1) & neg.any(1)
     if not valid.any():
         return x.sum() * 0.0
-    hardest_pos = dist.masked_fill(~pos, float("-inf")).max(1).values
-    hardest_neg = dist.masked_fill(~neg, float("inf")).min(1).values
+    hardest_pos = dist_.masked_fill(~pos, float("-inf")).max(1).values
+    hardest_neg = dist_.masked_fill(~neg, float("inf")).min(1).values
     return torch.relu(hardest_pos - hardest_neg + margin)[valid].mean()
 
 
@@ -75,6 +111,7 @@ def cross_modal_info_nce(
     Args:
         z_a: [Na, E]; z_b: [Nb, E]; labels_a: [Na]; labels_b: [Nb]; temperature: t.
     """
+    z_a, z_b, labels_a, labels_b = gather(z_a), gather(z_b), gather(labels_a), gather(labels_b)
     a = F.normalize(z_a.float(), dim=-1)
     b = F.normalize(z_b.float(), dim=-1)
     sim = a @ b.T / temperature

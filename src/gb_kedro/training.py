@@ -24,10 +24,12 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from gb_kedro.config import TrainSettings
+from gb_kedro.losses import local_batches
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +115,12 @@ def fit(
 ) -> dict:
     """Train ``model`` with ``step(model, batch, device) -> {"loss": ..., other metrics}``.
 
+    With ``config.distributed.world_size`` > 1, ``world_size`` processes are started on this machine
+    (``torch.multiprocessing``; gloo on CPU, nccl on CUDA) and each trains on its contiguous share of every
+    global batch (:func:`_fit`); the final weights come back from rank 0, and ``on_epoch`` is called here, in
+    this process (the MLflow run kedro-mlflow opened), once per epoch. Inside an existing process group (e.g.
+    under ``torchrun``) the loop runs as that group's rank directly.
+
     Args:
         checkpoint_dir: ``last.pt`` is written there after every epoch; if it exists when ``fit`` starts,
             training resumes from it (a finished run returns at once).
@@ -127,12 +135,37 @@ def fit(
         ``stopped_early``, ``device``. The model holds the best validation weights (the last ones
         without a validation set).
     """
+    args = (model, train_set, val_set, step, config, checkpoint_dir)
+    options = {"desc": desc, "fingerprint": fingerprint, "batch_sampler": batch_sampler}
+    if config.distributed.world_size > 1 and not _in_group():
+        return _launch(*args, on_epoch=on_epoch, **options)
+    return _fit(*args, on_epoch=on_epoch, **options)
+
+
+def _fit(
+    model: torch.nn.Module,
+    train_set: Dataset,
+    val_set: Dataset | None,
+    step: StepFn,
+    config: TrainConfig,
+    checkpoint_dir: str | Path | None,
+    on_epoch: Callable[[int, dict], None] | None,
+    desc: str,
+    fingerprint: str | None,
+    batch_sampler: Callable[[int], object] | None,
+) -> dict:
+    """The training loop of one process (rank ``r`` of ``W`` inside a process group, else the only one)."""
+    rank, world = (dist.get_rank(), dist.get_world_size()) if _in_group() else (0, 1)
     device = resolve_device(config.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", rank % torch.cuda.device_count())
     model.to(device)
     optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr)
     steps_per_epoch = (
         len(batch_sampler(0)) if batch_sampler is not None else max(1, math.ceil(len(train_set) / config.batch_size))
     )
+    if world > 1 and batch_sampler is None:  # the default shuffled batches, built explicitly to be shared out
+        batch_sampler = _shuffled_batches(len(train_set), config)
     total = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _lr_lambda(total, int(config.warmup_epochs * steps_per_epoch), config.min_lr_ratio)
@@ -141,16 +174,18 @@ def fit(
     state = _resume(ckpt, fingerprint, model, optimizer, scheduler, device, desc)
     autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
-    bar = tqdm(range(state["epoch"], config.epochs), desc=desc, unit="epoch", leave=False, disable=None)
+    bar = tqdm(
+        range(state["epoch"], config.epochs), desc=desc, unit="epoch", leave=False, disable=True if rank else None
+    )
     first_epoch = state["epoch"]
     for epoch in bar:
         if state["done"]:
             break
-        seed_everything(config.seed * 1_000_003 + epoch)
+        seed_everything(config.seed * 1_000_003 + epoch + 104_729 * rank)  # ranks draw different masks/augmentations
         if hasattr(step, "set_epoch"):  # epoch-dependent losses (e.g. a warm-up phase)
             step.set_epoch(epoch)
-        loader = _epoch_loader(train_set, config, epoch, batch_sampler)
-        record = _train_epoch(model, loader, step, optimizer, scheduler, config, autocast, device)
+        loader = _epoch_loader(train_set, config, epoch, batch_sampler, rank, world)
+        record = _train_epoch(model, loader, step, optimizer, scheduler, config, autocast, device, world)
         if val_set is not None and len(val_set):
             record.update({f"val/{k}": v for k, v in evaluate(model, val_set, step, config, device).items()})
             _track_validation(state, record["val/loss"], epoch, model, config)
@@ -161,7 +196,7 @@ def fit(
             state["done"] = True
         if state["done"] and state["best_state"] is not None:
             model.load_state_dict(state["best_state"])
-        if ckpt is not None:
+        if ckpt is not None and rank == 0:  # rank 0 alone writes checkpoints
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             _save_atomic(
                 {
@@ -181,7 +216,7 @@ def fit(
                 config.epochs,
                 {k: round(v, 4) for k, v in record.items() if "loss" in k},
             )
-        if on_epoch is not None:
+        if on_epoch is not None and rank == 0:
             on_epoch(epoch, record)
     bar.close()
     if state["best_state"] is not None:
@@ -207,7 +242,8 @@ def evaluate(
     sums: dict[str, float] = {}
     count = 0
     for batch in DataLoader(dataset, batch_size=config.batch_size, shuffle=False, num_workers=config.num_workers):
-        metrics = step(model, batch, device)
+        with local_batches():  # every rank scores the whole validation set: the same figures, the same decisions
+            metrics = step(model, batch, device)
         n = _batch_len(batch)
         count += n
         for k, v in metrics.items():
@@ -247,9 +283,14 @@ def _resume(ckpt: Path | None, fingerprint: str | None, model, optimizer, schedu
     return saved["state"]
 
 
-def _epoch_loader(train_set: Dataset, config: TrainConfig, epoch: int, batch_sampler) -> DataLoader:
+def _epoch_loader(
+    train_set: Dataset, config: TrainConfig, epoch: int, batch_sampler, rank: int = 0, world: int = 1
+) -> DataLoader:
     if batch_sampler is not None:
-        return DataLoader(train_set, batch_sampler=batch_sampler(epoch), num_workers=config.num_workers)
+        batches = batch_sampler(epoch)
+        if world > 1:
+            batches = [_share(list(b), rank, world) for b in batches]
+        return DataLoader(train_set, batch_sampler=batches, num_workers=config.num_workers)
     return DataLoader(
         train_set,
         batch_size=config.batch_size,
@@ -259,8 +300,11 @@ def _epoch_loader(train_set: Dataset, config: TrainConfig, epoch: int, batch_sam
     )
 
 
-def _train_epoch(model, loader, step: StepFn, optimizer, scheduler, config: TrainConfig, autocast, device) -> dict:
-    """One pass over ``loader``: the sample-weighted mean of every metric (``train/*``) and the last ``lr``."""
+def _train_epoch(
+    model, loader, step: StepFn, optimizer, scheduler, config: TrainConfig, autocast, device, world: int = 1
+) -> dict:
+    """One pass over ``loader``: the sample-weighted mean of every metric (``train/*``, over all ranks) and the
+    last ``lr``. With several ranks, gradients are averaged across them before clipping and the step."""
     model.train()
     sums: dict[str, float] = {}
     count = 0
@@ -269,6 +313,8 @@ def _train_epoch(model, loader, step: StepFn, optimizer, scheduler, config: Trai
             metrics = step(model, batch, device)
         optimizer.zero_grad(set_to_none=True)
         metrics["loss"].backward()
+        if world > 1:
+            _average_gradients(model, world)
         if config.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
@@ -277,6 +323,8 @@ def _train_epoch(model, loader, step: StepFn, optimizer, scheduler, config: Trai
         count += n
         for k, v in metrics.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach()) * n
+    if world > 1:
+        sums, count = _sum_over_ranks(sums, count)
     record = {f"train/{k}": v / max(count, 1) for k, v in sums.items()}
     record["lr"] = scheduler.get_last_lr()[0]
     return record
@@ -290,3 +338,111 @@ def _track_validation(state: dict, val_loss: float, epoch: int, model, config: T
         state["bad_epochs"] += 1
     if config.patience and state["bad_epochs"] >= config.patience:
         state["done"] = True
+
+
+# ---------------------------------------------------------------------------------------------------
+# Data-parallel training (torch.distributed)
+# ---------------------------------------------------------------------------------------------------
+def _in_group() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def _share(batch: list[int], rank: int, world: int) -> list[int]:
+    """Rank ``rank``'s contiguous share of a global batch (equal shares: a remainder of < ``world`` samples is
+    left out, so every rank gathers the same number of rows). Contiguous shares keep the P x K layout: the
+    gathered rows are the global batch in its order."""
+    per = len(batch) // world
+    return batch[rank * per : (rank + 1) * per]
+
+
+def _shuffled_batches(n: int, config: TrainConfig) -> Callable[[int], list[list[int]]]:
+    """The default loader's batches (the same permutation as ``DataLoader(shuffle=True)`` with the epoch's
+    generator), as explicit index lists that ranks can share out."""
+
+    def batches(epoch: int) -> list[list[int]]:
+        generator = torch.Generator().manual_seed(config.seed + epoch)
+        torch.empty((), dtype=torch.int64).random_(generator=generator)  # the DataLoader draws its base seed first
+        order = torch.randperm(n, generator=generator).tolist()
+        return [order[i : i + config.batch_size] for i in range(0, n, config.batch_size)]
+
+    return batches
+
+
+def _average_gradients(model: torch.nn.Module, world: int) -> None:
+    """All-reduce (mean) every gradient across ranks, in one flat buffer."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def _sum_over_ranks(sums: dict[str, float], count: int) -> tuple[dict[str, float], int]:
+    keys = sorted(sums)
+    values = torch.tensor([sums[k] for k in keys] + [float(count)], dtype=torch.float64)
+    dist.all_reduce(values)
+    return dict(zip(keys, values[:-1].tolist(), strict=True)), int(values[-1].item())
+
+
+def _backend(name: str) -> str:
+    if name != "auto":
+        return name
+    return "nccl" if torch.cuda.is_available() else "gloo"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _launch(model, train_set, val_set, step, config: TrainConfig, checkpoint_dir, on_epoch, **options) -> dict:
+    """Run :func:`_fit` in ``world_size`` spawned processes; rank 0's weights and result come back here.
+
+    The model, datasets, step and batch sampler travel to the ranks with cloudpickle (closures included).
+    """
+    import tempfile
+
+    import cloudpickle
+
+    world = config.distributed.world_size
+    payload = cloudpickle.dumps((model.cpu(), train_set, val_set, step, config, checkpoint_dir, options))
+    with tempfile.TemporaryDirectory(prefix="gb_kedro_ddp_") as tmp:
+        out = Path(tmp) / "rank0.pt"
+        torch.multiprocessing.spawn(
+            _rank_main,
+            args=(world, _backend(config.distributed.backend), _free_port(), payload, str(out)),
+            nprocs=world,
+            join=True,
+        )
+        saved = torch.load(out, map_location="cpu", weights_only=False)
+    model.load_state_dict(saved["model"])
+    result = saved["result"]
+    if on_epoch is not None:  # rank 0's epochs, logged from this process (the run kedro-mlflow opened)
+        for record in result["history"][len(result["history"]) - result["epochs_run"] :]:
+            on_epoch(record["epoch"], record)
+    return result
+
+
+def _rank_main(rank: int, world: int, backend: str, port: int, payload: bytes, out: str) -> None:
+    """One rank: join the group, train, and (rank 0) hand the weights and result back through ``out``."""
+    import cloudpickle
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    dist.init_process_group(backend, rank=rank, world_size=world)
+    try:
+        model, train_set, val_set, step, config, checkpoint_dir, options = cloudpickle.loads(payload)
+        result = _fit(model, train_set, val_set, step, config, checkpoint_dir, on_epoch=None, **options)
+        if rank == 0:
+            _save_atomic({"model": model.cpu().state_dict(), "result": result}, Path(out))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()

@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gb_kedro.datasets.patch_store import PatchStore
 from gb_kedro.errors import InputDataError
 from gb_kedro.slides.color import brown_mask, brown_mask_float
 from gb_kedro.slides.tiling import (
@@ -87,7 +88,7 @@ def test_real_ki67_slide_brown_pixels_lie_on_dab_stained_nuclei(shared):
     assert 0.005 < mask.mean() < 0.2
 
 
-def test_corrupt_and_missing_slides_are_named(shared, synthetic_slide):
+def test_corrupt_and_missing_slides_are_named(shared, synthetic_slide, tmp_path):
     with pytest.raises(InputDataError, match=r"slide B1 \(.*broken\.svs\): not a slide format OpenSlide can read"):
         score_slide(shared("slides/broken.svs"), opts(), "B1")
     with pytest.raises(InputDataError, match=r"slide M \(.*nope\.tif\): file not found"):
@@ -99,17 +100,17 @@ def test_corrupt_and_missing_slides_are_named(shared, synthetic_slide):
         }
     )
     with pytest.raises(InputDataError, match="slide bad"):
-        score_slides(slides, opts(), on_error="raise")
-    patches, summary = score_slides(slides, opts(), n_workers=2, on_error="skip")
+        score_slides(slides, opts(), PatchStore(tmp_path / "a"), on_error="raise")
+    patches, summary = score_slides(slides, opts(), PatchStore(tmp_path / "b"), n_workers=2, on_error="skip")
     status = summary.set_index("slide_id")["status"]
     assert status.to_dict() == {"good": "ok", "bad": "failed", "missing": "failed"}
     assert set(patches["slide_id"]) == {"good"} and patches["tumour"].sum() > 0
     assert "file not found" in summary.set_index("slide_id").at["missing", "error"]
 
 
-def test_a_slide_without_tumour_is_reported_not_fatal(shared):
+def test_a_slide_without_tumour_is_reported_not_fatal(shared, tmp_path):
     slides = pd.DataFrame({"slide_id": ["he"], "path": [str(shared("slides/cmu_small_region_he.svs"))]})
-    patches, summary = score_slides(slides, opts(prefilter="tissue"))
+    patches, summary = score_slides(slides, opts(prefilter="tissue"), PatchStore(tmp_path))
     assert summary.at[0, "status"] == "no_tumour" and summary.at[0, "tumour_patches"] == 0
 
 

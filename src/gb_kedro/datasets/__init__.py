@@ -11,6 +11,7 @@ Every dataset here
 
 from gb_kedro.datasets.atomic import atomic_path
 from gb_kedro.datasets.figures import FigureDataset
+from gb_kedro.datasets.patch_store import PatchStore, PatchStoreDataset, read_features
 from gb_kedro.datasets.slides import PyramidTiffDataset
 from gb_kedro.datasets.star_counts import STAR_COLUMNS, STAR_SUMMARY_ROWS, StarCountsDataset
 from gb_kedro.datasets.table import JSONDataset, TableDataset, TextDataset
@@ -22,6 +23,8 @@ __all__ = [
     "STAR_COLUMNS",
     "STAR_SUMMARY_ROWS",
     "JSONDataset",
+    "PatchStore",
+    "PatchStoreDataset",
     "PyramidTiffDataset",
     "StarCountsDataset",
     "TableDataset",
@@ -30,4 +33,5 @@ __all__ = [
     "TextDataset",
     "TorchModelDataset",
     "atomic_path",
+    "read_features",
 ]

@@ -1,7 +1,8 @@
 """Decoded tumour patches as arrays, shared by every stage that feeds patches to a model.
 
-* :func:`decoded_patches`: the patches of a patch index decoded once per run (``cache: disk``: a ``.npy``
-  memory map keyed by the index and the read size, shared by the training, embedding and evaluation nodes);
+* :func:`decoded_patches`: the patches of a patch index decoded once per run, slide by slide on the configured
+  executor into per-slide HDF5 stores (resumable), assembled into a ``.npy`` memory map keyed by the index and
+  the read size (``cache: disk``), shared by the training, embedding and evaluation nodes;
 * :func:`training_view`: one patch as a float tensor, cut to a (random or centre) window and augmented;
 * :func:`windows` / :func:`window_batches`: the non-overlapping model-sized windows of patches, batch by
   batch (inference averages a patch's windows).
@@ -9,6 +10,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,11 +18,13 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from gb_kedro.config import PatchDataConfig
+from gb_kedro.datasets.atomic import atomic_path
+from gb_kedro.datasets.patch_store import read_images, slide_file_key, write_images
 from gb_kedro.slides.augment import Augment
 from gb_kedro.slides.dataset import PatchDataset
+from gb_kedro.slides.fanout import map_slides
 from gb_kedro.slides.manifest import slide_paths
 from gb_kedro.training import fingerprint
 
@@ -33,29 +37,61 @@ def read_patches(
     num_workers: int,
     cache: str,
     cache_path: str | Path | None,
+    executor: str = "local",
 ) -> np.ndarray:
-    """Decode the patches of ``index`` once: uint8 ``[N, 3, S, S]`` (``cache: disk`` keeps them in a
-    ``.npy`` memory map at ``cache_path`` and reuses it when it matches)."""
+    """Decode the patches of ``index`` once: uint8 ``[N, 3, S, S]``.
+
+    Slide by slide (:func:`decode_slide`, one unit of work per slide on ``executor``: ``local`` processes when
+    ``num_workers`` > 1, or ``dask``), assembled in index order. ``cache: disk``: each slide's patches are first
+    written to an HDF5 store beside ``cache_path`` (``<cache>.slides/<slide_id>.h5``; a killed run resumes from
+    the slides done), the result is kept as a ``.npy`` memory map at ``cache_path`` (reused when it matches)
+    and the per-slide stores are removed. ``cache: ram``: no file; the pixels come back from the workers.
+    """
     if cache == "disk" and cache_path is not None and Path(cache_path).exists():
         cached = np.load(cache_path, mmap_mode="r")
         if cached.shape == (len(index), 3, output_size, output_size):
             return cached
-    data = PatchDataset(index, paths, output_size=output_size)
+    index = index.reset_index(drop=True)
+    # per-slide stores only with the disk cache: the checkpoint of a long decoding, removed once assembled
+    store = Path(str(cache_path) + ".slides") if cache == "disk" and cache_path is not None else None
+    jobs = []
+    for slide_id, rows in index.groupby("slide_id", sort=False):
+        columns = [c for c in ("x", "y", "level", "size", "read_size") if c in rows]
+        jobs.append((slide_id, str(paths[slide_id]), rows[columns], output_size, batch_size, store))
     out = np.empty((len(index), 3, output_size, output_size), np.uint8)
-    i = 0
-    for images, _ in tqdm(
-        DataLoader(data, batch_size=batch_size, num_workers=num_workers),
-        desc="Reading patches",
-        unit="batch",
-        leave=False,
-        disable=None,
-    ):
-        out[i : i + len(images)] = (images * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
-        i += len(images)
-    if cache == "disk" and cache_path is not None:
+    positions = {slide_id: rows.index.to_numpy() for slide_id, rows in index.groupby("slide_id", sort=False)}
+    workers = max(1, num_workers)
+    for slide_id, images in map_slides(decode_slide, jobs, executor, workers, desc="Decoding patches"):
+        out[positions[slide_id]] = images if store is None else read_images(store / f"{slide_id}.h5")
+    if store is not None:
         Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
-        np.save(cache_path, out)
+        with atomic_path(cache_path) as tmp:
+            np.save(tmp, out)
+        shutil.rmtree(store, ignore_errors=True)
     return out
+
+
+def decode_slide(job: tuple) -> tuple[str, np.ndarray | None]:
+    """The per-slide decoding unit (any worker): the slide's patches as uint8 [n, 3, S, S], written to its store
+    (and None returned: the pixels stay off the wire), or returned when there is no store."""
+    slide_id, path, rows, output_size, batch_size, store = job
+    key = fingerprint(rows.to_numpy().astype(str).tolist(), output_size, slide_file_key(path))
+    target = Path(store) / f"{slide_id}.h5" if store is not None else None
+    if target is not None and read_images(target, key) is not None:
+        return slide_id, None
+    data = PatchDataset(
+        rows.assign(slide_id=slide_id).reset_index(drop=True), {slide_id: path}, output_size=output_size
+    )
+    images = np.empty((len(rows), 3, output_size, output_size), np.uint8)
+    i = 0
+    for batch, _ in DataLoader(data, batch_size=batch_size, num_workers=0):
+        images[i : i + len(batch)] = (batch * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
+        i += len(batch)
+    data.close()
+    if target is None:
+        return slide_id, images
+    write_images(target, images, rows[["x", "y"]].to_numpy(), key)
+    return slide_id, None
 
 
 def decoded_patches(
@@ -75,6 +111,7 @@ def decoded_patches(
         data.num_workers,
         data.cache,
         Path(cache_dir) / f"wsi_patches_{key}.npy",
+        data.executor,
     )
 
 

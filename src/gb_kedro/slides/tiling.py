@@ -7,7 +7,8 @@ skip patches with almost no brown); read the remaining patches row by row in wid
 adjacent candidates, capped at ``max_region_patches``), score every pixel with the exact integer HSL rule
 of :mod:`gb_kedro.slides.color`, and keep patches whose brown ratio exceeds ``threshold``.
 Memory is one region (``size`` x ``max_region_patches * size`` RGBA) plus the thumbnail, whatever the
-slide size. Slides run in parallel processes (``n_workers``).
+slide size. Each slide is one unit of work (:func:`process_slide`) on a local process pool or a Dask cluster
+(:mod:`gb_kedro.slides.fanout`), writing one HDF5 store per slide (:mod:`gb_kedro.datasets.patch_store`).
 """
 
 from __future__ import annotations
@@ -15,19 +16,20 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from gb_kedro.config import Config, choice
+from gb_kedro.datasets.patch_store import PatchStore, slide_file_key
 from gb_kedro.datasets.slides import open_slide
 from gb_kedro.errors import InputDataError
 from gb_kedro.slides.color import brown_mask, patch_brown_ratios, tissue_mask
+from gb_kedro.slides.fanout import map_slides
+from gb_kedro.training import fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -347,58 +349,88 @@ def _score_grid(slide, path, name: str, level: int, keep: np.ndarray, read: int,
     return ratios, xy, "openslide"
 
 
-def _score_one(job: tuple) -> tuple[str, pd.DataFrame | None, dict]:
-    slide_id, path, opts, on_error = job
+def slide_key(path: str | Path, opts: TilingOptions) -> str:
+    """The parameters that make a slide's store: the tiling options and the slide file (name, size, mtime)."""
+    return fingerprint(opts.to_dict(), *slide_file_key(path))
+
+
+def process_slide(job: tuple) -> dict:
+    """The per-slide unit of work (runs on any worker): score the slide's patches and write its store, or
+    find its store complete for the same parameters and skip it. Returns the slide's summary row only.
+
+    ``job``: ``(slide_id, path, options, on_error, store_root)``.
+    """
+    slide_id, path, opts, on_error, store_root = job
+    store = PatchStore(Path(store_root))
     try:
+        key = slide_key(path, opts) if Path(path).exists() else None
+        found = store.read_patches(slide_id, key) if key else None
+        if found is not None:
+            return {"slide_id": slide_id, **found[1], "resumed": True}
         patches, summary = score_slide(path, opts, slide_id)
-        return slide_id, patches, {"status": "ok", "error": "", **summary}
+        row = {"status": "ok", "error": "", **summary}
+        coord_attrs = {
+            "patch_size": opts.size,
+            "patch_level": summary["level"],
+            "patch_size_level0": int(patches["size_level0"].iloc[0]) if len(patches) else 0,
+            "read_size": summary["read_size"],
+            "mpp": summary["mpp"],
+            "target_mpp": opts.target_mpp,
+        }
+        store.write_patches(slide_id, patches, coord_attrs, row, key)
+        return {"slide_id": slide_id, **row, "resumed": False}
     except InputDataError as exc:
         if on_error != "skip":
             raise
-        return slide_id, None, {"status": "failed", "error": str(exc)}
+        return {"slide_id": slide_id, "status": "failed", "error": str(exc), "resumed": False}
 
 
 def score_slides(
-    slides: pd.DataFrame, options: TilingOptions | dict, n_workers: int = 1, on_error: str = "raise"
+    slides: pd.DataFrame,
+    options: TilingOptions | dict,
+    store: PatchStore,
+    executor: str = "local",
+    n_workers: int = 1,
+    on_error: str = "raise",
+    address: str | None = None,
+    threads_per_worker: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Score many slides (``slide_id``, ``path`` columns), in parallel processes when ``n_workers`` > 1.
+    """Score many slides (``slide_id``, ``path`` columns), one :func:`process_slide` per slide on ``executor``
+    (``local`` processes or ``dask``), each writing its store; slides whose store is complete for the same
+    parameters and file are skipped (resume).
 
     ``on_error``: ``raise`` stops at the first bad slide (an :class:`InputDataError` naming it);
     ``skip`` records the failure in the summary and carries on. A slide with no tumour patch is reported
     (``status: no_tumour``), not fatal.
 
-    Returns ``(patches, summary)``: all scored patches with their ``slide_id``; one summary row per slide.
+    Returns ``(patches, summary)``: all scored patches with their ``slide_id`` (read back from the stores, in
+    manifest order); one summary row per slide (``resumed`` says which were skipped).
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_slide_error must be raise or skip, not {on_error!r}")
     opts = options if isinstance(options, TilingOptions) else TilingOptions.from_dict(options)
-    jobs = [(row.slide_id, str(row.path), opts, on_error) for row in slides.itertuples(index=False)]
-    results: dict[str, tuple] = {}
-    bar = tqdm(total=len(jobs), desc="Tiling slides", unit="slide", leave=False, disable=None)
-    try:
-        if n_workers > 1 and len(jobs) > 1:
-            with ProcessPoolExecutor(max_workers=n_workers) as pool:
-                futures = [pool.submit(_score_one, job) for job in jobs]
-                for future in as_completed(futures):
-                    slide_id, patches, summary = future.result()
-                    results[slide_id] = (patches, summary)
-                    bar.update()
-        else:
-            for job in jobs:
-                slide_id, patches, summary = _score_one(job)
-                results[slide_id] = (patches, summary)
-                bar.update()
-    finally:
-        bar.close()
-    frames, rows = [], []
-    for slide_id, _path, _opts, _on in jobs:
-        patches, summary = results[slide_id]
-        if patches is not None:
-            frames.append(patches.assign(slide_id=slide_id))
-            if summary.get("tumour_patches", 0) == 0:
-                summary["status"] = "no_tumour"
+    jobs = [(row.slide_id, str(row.path), opts, on_error, str(store.root)) for row in slides.itertuples(index=False)]
+    rows = {
+        row["slide_id"]: row
+        for row in map_slides(
+            process_slide, jobs, executor, n_workers, address, threads_per_worker, desc="Tiling slides"
+        )
+    }
+    frames, ordered = [], []
+    for slide_id, *_ in jobs:
+        row = rows[slide_id]
+        if row["status"] != "failed":
+            found = store.read_patches(slide_id)
+            if found is None:
+                raise InputDataError(store.path(slide_id), "the store a worker just wrote cannot be read back")
+            frames.append(found[0].assign(slide_id=slide_id))
+            if row.get("tumour_patches", 0) == 0:
+                row["status"] = "no_tumour"
                 logger.warning("slide %s: no tumour patch (brown ratio > %.2f)", slide_id, opts.threshold)
-        rows.append({"slide_id": slide_id, **summary})
+        ordered.append(row)
+    n_resumed = sum(bool(r.get("resumed")) for r in ordered)
+    if n_resumed:
+        logger.info("Tiling: %d of %d slides found complete in %s and skipped", n_resumed, len(ordered), store.root)
     patches = (
         pd.concat(frames, ignore_index=True)
         if frames
@@ -406,7 +438,7 @@ def score_slides(
             columns=["x", "y", "level", "size", "brown_ratio", "size_level0", "read_size", "tumour", "slide_id"]
         )
     )
-    summary = pd.DataFrame(rows)
+    summary = pd.DataFrame(ordered)
     for column in ("grid_patches", "candidate_patches", "scored_patches", "tumour_patches"):
         if column in summary:
             summary[column] = summary[column].fillna(0).astype(int)

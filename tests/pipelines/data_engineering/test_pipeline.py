@@ -131,10 +131,13 @@ def test_manifest_row_with_a_missing_file_is_named(tiny_project, tmp_path):
     slide = manifest.at[1, "slide_id"]
     import pytest
 
+    from gb_kedro.datasets.patch_store import PatchStore
+
+    run = base_options("data_engineering.slides", n_workers=1)
     with pytest.raises(InputDataError, match=rf"slide {slide} \(.*gone\.tif\): file not found"):
-        tile_slides(manifest, base_options("data_engineering.tiling"), {"n_workers": 1, "on_slide_error": "raise"})
+        tile_slides(manifest, base_options("data_engineering.tiling"), run, PatchStore(tmp_path / "a"))
     patches, summary = tile_slides(
-        manifest, base_options("data_engineering.tiling"), {"n_workers": 1, "on_slide_error": "skip"}
+        manifest, base_options("data_engineering.tiling"), {**run, "on_slide_error": "skip"}, PatchStore(tmp_path / "b")
     )
     assert summary.set_index("slide_id").at[slide, "status"] == "failed"
     assert set(patches["slide_id"]) == {manifest.at[0, "slide_id"]}

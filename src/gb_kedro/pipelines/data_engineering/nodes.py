@@ -21,6 +21,7 @@ from gb_kedro.config import (
     TcgaConfig,
     VarianceConfig,
 )
+from gb_kedro.datasets.patch_store import PatchStore
 from gb_kedro.datasets.tcga import TcgaDownload
 from gb_kedro.errors import InputDataError, source_of
 from gb_kedro.genes import prepare_annotation, prepare_history
@@ -194,21 +195,22 @@ def chromosome_gene_groups(gene_table: pd.DataFrame, options: dict) -> tuple[pd.
 # ---------------------------------------------------------------------------------------------------
 # Whole-slide images
 # ---------------------------------------------------------------------------------------------------
-def tile_slides(manifest: pd.DataFrame, tiling: dict, run: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Score the patches of every slide of the manifest (streaming, parallel over slides).
+def tile_slides(
+    manifest: pd.DataFrame, tiling: dict, run: dict, stores: PatchStore
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score the patches of every slide of the manifest: one unit of work per slide on the executor of
+    ``data_engineering.slides`` (local processes or Dask), each writing its HDF5 store; slides whose store is
+    complete for the same parameters are skipped.
 
-    A manifest row whose file is missing, or a slide OpenSlide cannot read, stops the run with a message
-    naming the slide; with ``on_slide_error: skip`` it is recorded in the summary and the run goes on.
+    A manifest row whose file is missing, or a slide that cannot be read, stops the run with a message naming
+    the slide; with ``on_slide_error: skip`` it is recorded in the summary and the run goes on.
 
     Returns ``(patch_scores, slide_summary)``.
     """
     slides = resolve_slide_manifest(manifest)
     cfg = SlideRunConfig.from_dict(run)
     patches, summary = score_slides(
-        slides[["slide_id", "path"]],
-        TilingOptions.from_dict(tiling),
-        n_workers=cfg.n_workers,
-        on_error=cfg.on_slide_error,
+        slides[["slide_id", "path"]], TilingOptions.from_dict(tiling), stores, on_error=cfg.on_slide_error, **cfg.fanout
     )
     summary = slides[["slide_id", "mouse_id", "lineage_id", "patient_id"]].merge(summary, on="slide_id", how="left")
     n_failed = int((summary["status"] == "failed").sum())

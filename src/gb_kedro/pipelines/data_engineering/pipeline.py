@@ -97,7 +97,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.tile_slides,
-                ["slide_manifest", "params:data_engineering.tiling", "params:data_engineering.slides"],
+                ["slide_manifest", "params:data_engineering.tiling", "params:data_engineering.slides", "patch_stores"],
                 ["patch_scores", "slide_summary"],
                 name="tile_slides",
                 tags="slides",
