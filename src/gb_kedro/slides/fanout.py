@@ -71,13 +71,21 @@ def _dask(fn, jobs: list, n_workers: int, address: str | None, threads_per_worke
     if address:
         client = Client(address)
     else:
-        cluster = LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=threads_per_worker,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
+        # Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536 by default: glibc then hands every freed region read
+        # (4 MB) back to the OS and faults it in again, measured 1.7x slower tiling; the thread caps are kept
+        environ = {
+            k: v
+            for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items()
+            if k != "MALLOC_TRIM_THRESHOLD_"
+        }
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            cluster = LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=threads_per_worker,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
         client = Client(cluster)
     try:
         logger.debug("Dask: %s", client)
