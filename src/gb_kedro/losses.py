@@ -27,15 +27,31 @@ def local_batches():
         _GATHER["on"] = before
 
 
+class _GatherRows(torch.autograd.Function):
+    """All-gather of rows with gradient: backward sums every rank's gradient on the global batch (all-reduce)
+    and keeps this rank's rows. Plain synchronous collectives (gloo and nccl)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.rank, ctx.n = dist.get_rank(), x.shape[0]
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.n : (ctx.rank + 1) * ctx.n]
+
+
 def gather(x: torch.Tensor) -> torch.Tensor:
     """The rows of ``x`` from every rank, in rank order (the global batch), with gradient flowing back to each
     rank's own rows; ``x`` itself outside a process group. Every rank must pass the same number of rows."""
     if not (_GATHER["on"] and dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x
-    if x.requires_grad:  # backward: each rank gets the sum over ranks of the gradients on its rows
-        from torch.distributed._functional_collectives import all_gather_tensor_autograd, wait_tensor
-
-        return wait_tensor(all_gather_tensor_autograd(x.contiguous(), 0, dist.group.WORLD))
+    if x.requires_grad:
+        return _GatherRows.apply(x)
     parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, x.contiguous())
     return torch.cat(parts, dim=0)
