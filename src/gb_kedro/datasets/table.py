@@ -138,7 +138,7 @@ class TableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
     def preview(self, nrows: int = 5) -> TablePreview:
         """The first rows, as kedro-viz's table preview (the return annotation tells kedro-viz the kind)."""
-        frame = read_table(self._filepath, **self._load_args).head(nrows)
+        frame = self.load().head(nrows)  # an optional input that is absent previews as its empty table
         return TablePreview(json.loads(frame.to_json(orient="split", index=False, default_handler=str)))
 
 
