@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from gb_kedro.datasets.table import read_table
 from gb_kedro.genes import prepare_annotation
 from gb_kedro.synthetic.cohort import Preset, generate
-from tests.helpers import base_options
+from tests.helpers import base_options, copy_project
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GB_KEDRO_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
@@ -71,10 +70,7 @@ def run_kedro(project_path: Path, pipeline: str, params: dict | None = None, env
 @pytest.fixture()
 def project_copy(tmp_path, monkeypatch) -> Path:
     """A throw-away copy of the Kedro project (config + pyproject) to run pipelines in; cwd = the copy."""
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    shutil.copytree(PROJECT_ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
-    (tmp_path / "conf" / "local").mkdir()
-    (tmp_path / "src").mkdir()
+    copy_project(tmp_path)
     for layer in (
         "01_raw",
         "02_intermediate",
@@ -105,11 +101,7 @@ def kedro_run():
 @pytest.fixture(scope="session")
 def tiny_project(tmp_path_factory) -> Path:
     """A project copy on which ``kedro run`` (the default pipeline, ``tiny`` preset) has run once."""
-    path = tmp_path_factory.mktemp("tiny_project")
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", path / "pyproject.toml")
-    shutil.copytree(PROJECT_ROOT / "conf", path / "conf", ignore=shutil.ignore_patterns("local"))
-    (path / "conf" / "local").mkdir()
-    (path / "src").mkdir()
+    path = copy_project(tmp_path_factory.mktemp("tiny_project"))
     cwd = os.getcwd()
     os.chdir(path)
     try:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from gb_kedro import config
@@ -31,3 +35,21 @@ def train_config(**overrides):
 
     seed, device = overrides.pop("seed", 0), overrides.pop("device", "auto")
     return TrainConfig.of(TrainSettings.from_dict(base_options("multimodal.train", **overrides)), seed, device)
+
+
+def copy_project(path: Path) -> Path:
+    """A throw-away copy of the Kedro project at ``path`` (pyproject + conf without ``local``, an empty
+    ``conf/local`` and ``src``): pipelines run there without touching this checkout's data."""
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", path / "pyproject.toml")
+    shutil.copytree(PROJECT_ROOT / "conf", path / "conf", ignore=shutil.ignore_patterns("local"))
+    (path / "conf" / "local").mkdir()
+    (path / "src").mkdir()
+    return path
+
+
+def kedro_cli(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """``kedro run ...`` as a user types it (not a terminal), in ``project``."""
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "PYTHONPATH": str(PROJECT_ROOT / "src")}
+    kedro = Path(sys.executable).with_name("kedro")
+    return subprocess.run([str(kedro), "run", *args], cwd=project, env=env, capture_output=True, text=True, timeout=300)

@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from gb_kedro.errors import InputDataError
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-
-def kedro_cli(project: Path, *args: str) -> subprocess.CompletedProcess:
-    """``kedro run ...`` as a user types it (not a terminal), in ``project``."""
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "PYTHONPATH": str(PROJECT_ROOT / "src")}
-    kedro = Path(sys.executable).with_name("kedro")
-    return subprocess.run([str(kedro), "run", *args], cwd=project, env=env, capture_output=True, text=True, timeout=300)
+from tests.helpers import copy_project, kedro_cli
 
 
 def test_a_stage_run_with_another_split_stops_with_the_mismatch(tiny_project, kedro_run, monkeypatch):
@@ -61,12 +47,7 @@ def test_invalid_enumerated_parameter_is_one_line_listing_the_allowed_values(tin
 
 
 def test_missing_real_data_dir_and_empty_star_folder_are_one_line_each(tmp_path):
-    project = tmp_path / "project"
-    project.mkdir()
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", project / "pyproject.toml")
-    shutil.copytree(PROJECT_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
-    (project / "conf" / "local").mkdir()
-    (project / "src").mkdir()
+    project = copy_project(tmp_path / "project")
     result = kedro_cli(
         project, "--env", "real", "--pipelines", "data_engineering", "--params", f"real_data_dir={tmp_path / 'nowhere'}"
     )

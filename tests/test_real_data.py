@@ -13,24 +13,18 @@ Skipped with the reason when ../shared is absent.
 from __future__ import annotations
 
 import json
-import shutil
 
 import pandas as pd
 
-from tests.conftest import PROJECT_ROOT, shared_file
-from tests.test_errors import kedro_cli
+from tests.conftest import shared_file
+from tests.helpers import copy_project, kedro_cli
 
 
 def test_real_environment_runs_rna_and_ppi_part_on_real_files(tmp_path):
     gencode = shared_file("annotation/gencode_v36_genes.tsv")
     lgg = shared_file("rnaseq/tcga_lgg_log2_rsem_symbols.tsv")
     omnipath = shared_file("ppi/omnipath_signed_directed.tsv")
-    project = tmp_path / "project"
-    project.mkdir()
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", project / "pyproject.toml")
-    shutil.copytree(PROJECT_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
-    (project / "conf" / "local").mkdir()
-    (project / "src").mkdir()
+    project = copy_project(tmp_path / "project")
 
     data = tmp_path / "mine"
     (data / "cohort").mkdir(parents=True)

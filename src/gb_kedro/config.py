@@ -159,28 +159,21 @@ class _DataEngineering(Config):
 
 
 @dataclasses.dataclass(frozen=True)
-class TcgaConfig(_DataEngineering):
-    KEY: ClassVar[str] = "data_engineering.tcga"
-    format: str
-    value_column: str
-    htseq_values: str
-    value_scale: str
-    keep_gene_types: list | None
-    sample_types: list | None
-    project: str | None
+class _MatrixRead(_DataEngineering):
+    """How an expression matrix file is read (TCGA matrices and the cohort matrix alike)."""
+
     orientation: str
     gene_column: str | None
     annotation_columns: list | None
+    value_scale: str
 
     def __post_init__(self):
-        choice(self.format, ("auto", "star_folder", "htseq_folder", "matrix"), f"{self.KEY}.format", self.SOURCE)
-        choice(self.htseq_values, ("counts", "fpkm", "fpkm_uq"), f"{self.KEY}.htseq_values", self.SOURCE)
         choice(self.value_scale, ("linear", "log2p1", "log1p"), f"{self.KEY}.value_scale", self.SOURCE)
         choice(self.orientation, ("auto", "genes_x_samples", "samples_x_genes"), f"{self.KEY}.orientation", self.SOURCE)
 
     @property
     def matrix_options(self) -> dict:
-        """:func:`gb_kedro.expression.parse_expression_matrix` options for a TCGA matrix file."""
+        """:func:`gb_kedro.expression.parse_expression_matrix` options."""
         return {
             "orientation": self.orientation,
             "gene_column": self.gene_column,
@@ -190,16 +183,24 @@ class TcgaConfig(_DataEngineering):
 
 
 @dataclasses.dataclass(frozen=True)
-class CohortReadConfig(_DataEngineering):
-    KEY: ClassVar[str] = "data_engineering.cohort"
-    orientation: str
-    gene_column: str | None
-    annotation_columns: list | None
-    value_scale: str
+class TcgaConfig(_MatrixRead):
+    KEY: ClassVar[str] = "data_engineering.tcga"
+    format: str
+    value_column: str
+    htseq_values: str
+    keep_gene_types: list | None
+    sample_types: list | None
+    project: str | None
 
     def __post_init__(self):
-        choice(self.value_scale, ("linear", "log2p1", "log1p"), f"{self.KEY}.value_scale", self.SOURCE)
-        choice(self.orientation, ("auto", "genes_x_samples", "samples_x_genes"), f"{self.KEY}.orientation", self.SOURCE)
+        super().__post_init__()
+        choice(self.format, ("auto", "star_folder", "htseq_folder", "matrix"), f"{self.KEY}.format", self.SOURCE)
+        choice(self.htseq_values, ("counts", "fpkm", "fpkm_uq"), f"{self.KEY}.htseq_values", self.SOURCE)
+
+
+@dataclasses.dataclass(frozen=True)
+class CohortReadConfig(_MatrixRead):
+    KEY: ClassVar[str] = "data_engineering.cohort"
 
 
 @dataclasses.dataclass(frozen=True)

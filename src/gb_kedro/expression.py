@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from gb_kedro.datasets.star_counts import STAR_COLUMNS, read_star_counts
 from gb_kedro.datasets.table import checked_sheet, no_duplicates, read_table
-from gb_kedro.datasets.tcga import TcgaDownload, read_htseq
+from gb_kedro.datasets.tcga import HTSEQ_KINDS, TcgaDownload, read_htseq
 from gb_kedro.errors import InputDataError, source_of
 from gb_kedro.genes import gene_like_fraction, to_stripped_ids
 
@@ -93,12 +93,6 @@ TCGA_SAMPLE_TYPES = {
     "61": "Cell Line Derived Xenograft Tissue",
 }
 TCGA_BARCODE = re.compile(r"^TCGA[-.]([A-Z0-9]{2})[-.]([A-Z0-9]{4})[-.](\d{2})([A-Z])?", re.IGNORECASE)
-# HTSeq file kinds of a GDC legacy download, by the value they hold.
-HTSEQ_KINDS = {
-    "counts": (".htseq.counts", ".htseq.counts.gz"),
-    "fpkm": (".FPKM.txt", ".FPKM.txt.gz"),
-    "fpkm_uq": (".FPKM-UQ.txt", ".FPKM-UQ.txt.gz"),
-}
 
 
 def barcode_sample(barcode: str) -> tuple[str, str, str] | None:
@@ -520,12 +514,11 @@ def map_columns_to_genes(
     mapping to one gene (symbol aliases) are averaged. Returns the mapped matrix and the dropped-genes rows.
     """
     mapped, how, reason = to_stripped_ids(list(matrix.columns), genes, history)
-    lost = mapped.isna().to_numpy()
-    dropped = pd.DataFrame({"gene": list(matrix.columns[lost]), "stage": stage, "reason": reason[lost].to_numpy()})
-    via = how[~lost].value_counts()
+    keep = mapped.notna().to_numpy()
+    dropped = pd.DataFrame({"gene": list(matrix.columns[~keep]), "stage": stage, "reason": reason[~keep].to_numpy()})
+    via = how[keep].value_counts()
     if any(k not in ("ensembl", "symbol") for k in via.index):
         logger.info("%s: gene identifiers mapped by %s", source_of(matrix, stage), dict(via))
-    keep = mapped.notna().to_numpy()
     out = matrix.loc[:, keep].copy()
     out.columns = mapped[keep].to_numpy()
     if out.columns.duplicated().any():

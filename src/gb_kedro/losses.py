@@ -50,11 +50,7 @@ def gather(x: torch.Tensor) -> torch.Tensor:
     rank's own rows; ``x`` itself outside a process group. Every rank must pass the same number of rows."""
     if not (_GATHER["on"] and dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x
-    if x.requires_grad:
-        return _GatherRows.apply(x)
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts, dim=0)
+    return _GatherRows.apply(x)  # labels (no gradient) go through the same forward
 
 
 def multi_positive_info_nce(z: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:

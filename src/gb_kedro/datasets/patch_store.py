@@ -9,7 +9,7 @@
                                         file attrs: slide_id, params_key, summary (JSON), complete
 
 A store is written to a temporary file beside its target and renamed when complete, so a worker killed while
-writing leaves no store (only a ``.tmp`` file, removed on the next write) and a store that exists was written to
+writing leaves no store (only a ``.tmp.h5`` file, removed on the next write) and a store that exists was written to
 the end; ``complete`` and ``params_key`` are checked on reading, so a store made with other parameters, or a
 file truncated by anything else, is redone, never read.
 
@@ -21,8 +21,6 @@ Precomputed features written by CLAM (``features/h5_files/<slide>.h5``) or TRIDE
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -31,6 +29,7 @@ import numpy as np
 import pandas as pd
 from kedro.io import AbstractDataset
 
+from gb_kedro.datasets.atomic import atomic_path
 from gb_kedro.errors import InputDataError
 
 COORD_ATTRS = ("patch_size", "patch_level", "patch_size_level0", "read_size", "mpp", "target_mpp")
@@ -59,26 +58,19 @@ class PatchStore:
 
         target = self.path(slide_id)
         target.parent.mkdir(parents=True, exist_ok=True)
-        for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        for stale in target.parent.glob(f".{target.name}.*.tmp.h5"):
             stale.unlink(missing_ok=True)  # left by a killed worker
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        try:
-            with h5py.File(tmp, "w") as h5:
-                coords = h5.create_dataset(
-                    "coords", data=patches[["x", "y"]].to_numpy(np.int64).reshape(-1, 2), dtype=np.int64
-                )
-                for key in COORD_ATTRS:
-                    if coord_attrs.get(key) is not None:
-                        coords.attrs[key] = coord_attrs[key]
-                h5.create_dataset("brown_ratio", data=patches["brown_ratio"].to_numpy(np.float32))
-                h5.create_dataset("tumour", data=patches["tumour"].to_numpy(bool))
-                h5.attrs.update(slide_id=slide_id, params_key=params_key, summary=json.dumps(summary))
-                h5.attrs["complete"] = True
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(target) as tmp, h5py.File(tmp, "w") as h5:
+            coords = h5.create_dataset(
+                "coords", data=patches[["x", "y"]].to_numpy(np.int64).reshape(-1, 2), dtype=np.int64
+            )
+            for key in COORD_ATTRS:
+                if coord_attrs.get(key) is not None:
+                    coords.attrs[key] = coord_attrs[key]
+            h5.create_dataset("brown_ratio", data=patches["brown_ratio"].to_numpy(np.float32))
+            h5.create_dataset("tumour", data=patches["tumour"].to_numpy(bool))
+            h5.attrs.update(slide_id=slide_id, params_key=params_key, summary=json.dumps(summary))
+            h5.attrs["complete"] = True
         return target
 
     def read_patches(self, slide_id: str, params_key: str | None = None) -> tuple[pd.DataFrame, dict] | None:
@@ -119,18 +111,10 @@ def write_images(path: Path, images: np.ndarray, coords: np.ndarray, params_key:
     """One slide's decoded patches (``images`` uint8 [N, 3, S, S], ``coords`` [N, 2]) written atomically."""
     import h5py
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as h5:
-            h5.create_dataset("coords", data=np.asarray(coords, np.int64).reshape(-1, 2))
-            h5.create_dataset("images", data=images, dtype=np.uint8)
-            h5.attrs.update(params_key=params_key, complete=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.create_dataset("coords", data=np.asarray(coords, np.int64).reshape(-1, 2))
+        h5.create_dataset("images", data=images, dtype=np.uint8)
+        h5.attrs.update(params_key=params_key, complete=True)
 
 
 def read_images(path: Path, params_key: str | None = None) -> np.ndarray | None:

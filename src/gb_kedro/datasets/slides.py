@@ -73,6 +73,15 @@ def _is_ome(path: Path) -> bool:
         return False
 
 
+def read_tile(filehandle, page, index: int) -> np.ndarray:
+    """Tile ``index`` of a tiled TIFF page (tifffile), decoded: RGB uint8 ``[tile_height, tile_width, 3]``."""
+    decode = page.decode  # built first: building it may move the file position
+    filehandle.seek(page.dataoffsets[index])
+    data = filehandle.read(page.databytecounts[index])
+    tile, _, _ = decode(data, index, jpegtables=page.jpegtables)
+    return tile[0, :, :, :3]
+
+
 _OME_UNITS_UM = {"µm": 1.0, "um": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4, "m": 1e6}
 
 
@@ -148,15 +157,9 @@ class OmeTiffSlide:
         tw, th = page.tilewidth, page.tilelength
         across = (page.imagewidth + tw - 1) // tw
         block = np.zeros((yb - ya, xb - xa, 3), np.uint8)
-        fh = self._tif.filehandle
-        decode = page.decode  # built first: building it may move the file position
         for ty in range(ya // th, (yb - 1) // th + 1):
             for tx in range(xa // tw, (xb - 1) // tw + 1):
-                k = ty * across + tx
-                fh.seek(page.dataoffsets[k])
-                data = fh.read(page.databytecounts[k])
-                tile, _, _ = decode(data, k, jpegtables=page.jpegtables)
-                tile = tile[0, :, :, :3]
+                tile = read_tile(self._tif.filehandle, page, ty * across + tx)
                 sy, sx = ty * th, tx * tw
                 ys, xs = max(ya, sy), max(xa, sx)
                 ye, xe = min(yb, sy + th), min(xb, sx + tw)

@@ -25,13 +25,17 @@ import numpy as np
 import pandas as pd
 from kedro.io import AbstractDataset
 
-from gb_kedro.datasets.star_counts import STAR_COLUMNS, read_star_counts, write_star_counts
+from gb_kedro.datasets.star_counts import STAR_COLUMNS, write_star_counts
 from gb_kedro.errors import InputDataError
 
-TCGA_FORMATS = ("auto", "star_folder", "htseq_folder", "matrix")
 STAR_SUFFIX = ".tsv"
-HTSEQ_SUFFIXES = (".htseq.counts", ".htseq.counts.gz", ".FPKM.txt", ".FPKM.txt.gz", ".FPKM-UQ.txt", ".FPKM-UQ.txt.gz")
-_IGNORED_NAMES = ("MANIFEST.txt", "annotations.txt")
+# HTSeq file kinds of a GDC legacy download, by the value they hold (``data_engineering.tcga.htseq_values``).
+HTSEQ_KINDS = {
+    "counts": (".htseq.counts", ".htseq.counts.gz"),
+    "fpkm": (".FPKM.txt", ".FPKM.txt.gz"),
+    "fpkm_uq": (".FPKM-UQ.txt", ".FPKM-UQ.txt.gz"),
+}
+HTSEQ_SUFFIXES = tuple(suffix for kind in HTSEQ_KINDS.values() for suffix in kind)
 
 
 def read_htseq(path: str | Path) -> pd.DataFrame:
@@ -190,4 +194,4 @@ class TcgaDownloadDataset(AbstractDataset[dict, TcgaDownload]):
         return {"path": str(self._path)}
 
 
-__all__ = ["TCGA_FORMATS", "TcgaDownload", "TcgaDownloadDataset", "read_htseq", "read_star_counts"]
+__all__ = ["HTSEQ_KINDS", "TcgaDownload", "TcgaDownloadDataset", "read_htseq"]

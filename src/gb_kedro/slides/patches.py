@@ -54,12 +54,12 @@ def read_patches(
     index = index.reset_index(drop=True)
     # per-slide stores only with the disk cache: the checkpoint of a long decoding, removed once assembled
     store = Path(str(cache_path) + ".slides") if cache == "disk" and cache_path is not None else None
-    jobs = []
+    columns = [c for c in ("x", "y", "level", "size", "read_size") if c in index]
+    jobs, positions = [], {}
     for slide_id, rows in index.groupby("slide_id", sort=False):
-        columns = [c for c in ("x", "y", "level", "size", "read_size") if c in rows]
         jobs.append((slide_id, str(paths[slide_id]), rows[columns], output_size, batch_size, store))
+        positions[slide_id] = rows.index.to_numpy()
     out = np.empty((len(index), 3, output_size, output_size), np.uint8)
-    positions = {slide_id: rows.index.to_numpy() for slide_id, rows in index.groupby("slide_id", sort=False)}
     workers = max(1, num_workers)
     for slide_id, images in map_slides(decode_slide, jobs, executor, workers, desc="Decoding patches"):
         out[positions[slide_id]] = images if store is None else read_images(store / f"{slide_id}.h5")

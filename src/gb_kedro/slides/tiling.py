@@ -25,7 +25,7 @@ import pandas as pd
 
 from gb_kedro.config import Config, choice
 from gb_kedro.datasets.patch_store import PatchStore, slide_file_key
-from gb_kedro.datasets.slides import open_slide
+from gb_kedro.datasets.slides import open_slide, read_tile
 from gb_kedro.errors import InputDataError
 from gb_kedro.slides.color import brown_mask, patch_brown_ratios, tissue_mask
 from gb_kedro.slides.fanout import map_slides
@@ -211,13 +211,7 @@ class TileReader:
         return None
 
     def read(self, row: int, col: int) -> np.ndarray:
-        k = row * self._across + col
-        fh = self._tif.filehandle
-        decode = self._page.decode  # built first: building it may move the file position
-        fh.seek(self._page.dataoffsets[k])
-        data = fh.read(self._page.databytecounts[k])
-        tile, _, _ = decode(data, k, jpegtables=self._page.jpegtables)
-        return tile[0, :, :, :3]
+        return read_tile(self._tif.filehandle, self._page, row * self._across + col)
 
     def close(self) -> None:
         self._tif.close()

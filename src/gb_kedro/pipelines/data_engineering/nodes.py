@@ -84,15 +84,7 @@ def read_cohort(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cohort expression matrix + sample sheet -> validated samples x genes matrix and sample table."""
     cfg = CohortReadConfig.from_dict(options)
-    parsed = expression.parse_expression_matrix(
-        matrix,
-        orientation=cfg.orientation,
-        gene_column=cfg.gene_column,
-        annotation_columns=cfg.annotation_columns,
-        value_scale=cfg.value_scale,
-        genes=genes,
-        history=history,
-    )
+    parsed = expression.parse_expression_matrix(matrix, genes=genes, history=history, **cfg.matrix_options)
     samples = expression.validate_cohort_samples(parsed, sample_sheet)
     least = MinimumsConfig.from_dict(minimums)
     expression.require_minimum(len(samples), least.cohort_samples, "cohort RNA samples", parsed, "cohort_samples")
