@@ -62,7 +62,7 @@ def test_missing_key_is_named_with_its_file():
 
 
 def test_enumerated_values_list_the_allowed_ones():
-    with pytest.raises(InputDataError, match=r"'split\.mode' is 'mice'; allowed: patch, mouse, lineage"):
+    with pytest.raises(InputDataError, match=r"'split\.mode' is 'mice'; allowed: all, patch, mouse, lineage"):
         SplitConfig.from_dict(base_options("split", mode="mice"))
     with pytest.raises(InputDataError, match=r"allowed: cohort_mean, zero"):
         ReportingConfig.from_dict(base_options("reporting", gene_baseline="median"))

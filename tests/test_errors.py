@@ -12,7 +12,7 @@ def test_a_stage_run_with_another_split_stops_with_the_mismatch(tiny_project, ke
     monkeypatch.chdir(tiny_project)
     with pytest.raises(
         InputDataError,
-        match=r"patch_index: multimodal: it was made with split\.mode=patch, this run asks for split\.mode=mouse: run data_engineering first",
+        match=r"patch_index: multimodal: it was made with split\.mode=all, this run asks for split\.mode=mouse: run data_engineering first",
     ):
         kedro_run(tiny_project, "multimodal", {"split": {"mode": "mouse"}})
 
@@ -28,9 +28,7 @@ def test_evaluation_refuses_a_model_trained_for_another_split_or_index(tiny_proj
     index = pd.read_parquet(tiny_project / "data/03_primary/patch_index.parquet")
     split = base_options("split")
     model.meta["split"] = {**model.meta["split"], "mode": "mouse"}
-    with pytest.raises(
-        InputDataError, match=r"it was made with split\.mode=mouse, this run asks for split\.mode=patch"
-    ):
+    with pytest.raises(InputDataError, match=r"it was made with split\.mode=mouse, this run asks for split\.mode=all"):
         nodes.evaluate_multimodal(model, index, None, None, None, split, {}, {})
     model.meta["split"] = split
     with pytest.raises(InputDataError, match="trained on another patch index"):
@@ -42,7 +40,7 @@ def test_invalid_enumerated_parameter_is_one_line_listing_the_allowed_values(tin
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert lines == [
-        "Error: bad input: conf/base/parameters.yml: parameter 'split.mode' is 'mice'; allowed: patch, mouse, lineage"
+        "Error: bad input: conf/base/parameters.yml: parameter 'split.mode' is 'mice'; allowed: all, patch, mouse, lineage"
     ], result.stderr
 
 
@@ -80,7 +78,7 @@ def test_the_split_mismatch_from_the_command_line_is_one_line_and_fails(tiny_pro
     result = kedro_cli(tiny_project, "--pipelines", "multimodal", "--params", "split.mode=mouse")
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "it was made with split.mode=patch, this run asks for split.mode=mouse" in lines[0], (
+    assert len(lines) == 1 and "it was made with split.mode=all, this run asks for split.mode=mouse" in lines[0], (
         result.stderr
     )
     assert lines[0].startswith("Error: bad input: ")

@@ -86,3 +86,33 @@ def test_hard_negatives_never_positive_and_favour_hard_ones():
     assert (picks == 3).float().mean() > 0.9
     with pytest.raises(ValueError, match="no negative"):
         sample_hard_negatives(torch.zeros(2, 2), torch.ones(2, 2, dtype=torch.bool))
+
+
+def test_gradient_reversal_flips_the_gradient_and_keeps_the_value():
+    from gb_kedro.losses import reverse_gradient
+
+    x = torch.tensor([1.0, -2.0], requires_grad=True)
+    y = reverse_gradient(x, 0.5)
+    assert torch.equal(y, x)
+    (y * torch.tensor([3.0, 4.0])).sum().backward()
+    assert torch.equal(x.grad, torch.tensor([-1.5, -2.0]))
+
+
+def test_mouse_adversary_tells_apart_only_the_mice_of_the_patch_lineage():
+    """Mice of other lineages are not candidates (that would be lineage identity, which the encoder must keep)."""
+    import torch.nn.functional as F
+
+    from gb_kedro.losses import within_label_group_loss
+
+    labels = torch.tensor([0, 0, 1, 1, 2])
+    mice = torch.tensor([0, 1, 2, 3, 4])  # lineage 0: mice 0, 1; lineage 1: mice 2, 3; lineage 2: mouse 4 alone
+    logits = torch.randn(5, 5)
+    loss = within_label_group_loss(logits, mice, labels)
+    own = [[0, 1], [0, 1], [2, 3], [2, 3]]  # the item of lineage 2 has nothing to tell apart: left out
+    expect = torch.stack(
+        [F.cross_entropy(logits[i, own[i]][None], torch.tensor([own[i].index(int(mice[i]))])) for i in range(4)]
+    )
+    torch.testing.assert_close(loss, expect.mean())
+    logits[:, 4] = 100.0  # another lineage's mouse scoring high changes nothing
+    logits[4] = 0.0
+    torch.testing.assert_close(within_label_group_loss(logits, mice, labels), loss, atol=1e-5, rtol=1e-5)

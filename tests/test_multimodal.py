@@ -73,13 +73,12 @@ def test_step_losses_and_training_signal():
 
 
 def test_table1_markdown_layout():
-    row = {
-        "configuration": "x",
-        "split": "mouse",
+    row = {  # retrieval_metrics of one held-out set
         "patient_accuracy": 0.5,
         "lineage_accuracy": 0.25,
         "n_patches": 10,
         "n_slides": 2,
+        "n_lineages": 3,
         "n_candidates": 4,
         "lineage_balanced_accuracy": 0.3,
         "lineage_top5_accuracy": 0.9,
@@ -89,7 +88,14 @@ def test_table1_markdown_layout():
     }
     for k in ("patient_accuracy", "lineage_accuracy"):
         row[k + "_ci_low"], row[k + "_ci_high"] = 0.1, 0.9
-    table = evaluation.table1([row, {**row, "configuration": "y"}])
-    assert list(table.columns[:4]) == ["configuration", "split", "patient_accuracy", "lineage_accuracy"]
+    sets = {"mouse": row, "patch": {**row, "lineage_accuracy": 0.75}}
+    table = evaluation.table1(
+        [{"configuration": "x", "split": "all", "sets": sets}, {"configuration": "y", "split": "all", "sets": sets}]
+    )
+    assert list(table.columns[:5]) == ["configuration", "split", "held_out", "patient_accuracy", "lineage_accuracy"]
+    assert len(table) == 4
     text = evaluation.table1_markdown(table)
-    assert "| x | 0.500 (0.100-0.900) | 0.250 (0.100-0.900) |" in text and "Split: **mouse**" in text
+    # one column per held-out set, in Table 1's order (patches of seen slides first), whatever the input order
+    assert "| Configuration | Held-out patches | Unseen mice |" in text
+    assert "| x | 0.750 (0.100-0.900) | 0.250 (0.100-0.900) |" in text and "split `all`" in text
+    assert "| unseen mice of seen lineages | 10 | 2 | 3 | 4 | 0.25 | 0.5 |" in text

@@ -48,6 +48,38 @@ def test_embeddings_average_the_normalised_windows():
 def test_patch_dataset_takes_the_centre_window_without_augmentation():
     images = np.arange(2 * 3 * 8 * 8, dtype=np.uint8).reshape(2, 3, 8, 8)
     data = wsi.PatchTensorDataset(images, np.array([0, 1]), augment=None, crop=4)
-    x, label = data[1]
+    x, label, _mouse, _target = data[1]
     assert label == 1 and x.shape == (3, 4, 4)
     torch.testing.assert_close(x, torch.from_numpy(images[1, :, 2:6, 2:6].copy()).float() / 255.0)
+
+
+def test_anti_shortcut_terms_enter_the_loss_as_configured():
+    """Cross-mouse positives change the triplet term; the morphometry target and the mouse adversary add
+    their weighted terms (and train their heads); the dataset hands out mouse and target per item."""
+    from gb_kedro.losses import reverse_gradient, within_label_group_loss
+
+    model = _model()
+    model.aux_head = torch.nn.Linear(model.config.dim, 4)
+    model.mouse_head = torch.nn.Linear(model.config.dim, 6)
+    x, labels = torch.rand(6, 3, 32, 32), torch.tensor([0, 0, 1, 1, 2, 2])
+    mice, targets = torch.tensor([0, 1, 2, 3, 4, 5]), torch.randn(6, 4)
+    plain = wsi.TripletStep(0.3, 0, 0.0, 16.0)(model, (x, labels, mice, targets), "cpu")
+    cross = wsi.TripletStep(0.3, 0, 0.0, 16.0, cross_mouse=True)(model, (x, labels, mice, targets), "cpu")
+    cls = model(x)["cls"].float()
+    z = F.normalize(cls, dim=-1)
+    torch.testing.assert_close(cross["triplet"], batch_hard_triplet(z, labels, 0.3, groups=mice))
+    both = wsi.TripletStep(0.3, 0, 0.0, 16.0, morphometry_weight=2.0, mouse_adversary=0.5)
+    out = both(model, (x, labels, mice, targets), "cpu")
+    morph = F.mse_loss(model.aux_head(cls), targets)
+    adv = within_label_group_loss(model.mouse_head(reverse_gradient(cls)), mice, labels)
+    torch.testing.assert_close(out["loss"], plain["loss"] + 2.0 * morph + 0.5 * adv)
+    out["loss"].backward()
+    assert model.aux_head.weight.grad.abs().sum() > 0 and model.mouse_head.weight.grad.abs().sum() > 0
+    data = wsi.PatchTensorDataset(
+        (np.random.default_rng(0).random((2, 3, 32, 32)) * 255).astype(np.uint8),
+        [0, 1],
+        mice=[7, 8],
+        targets=np.ones((2, 4)),
+    )
+    image, label, mouse, target = data[1]
+    assert (label, mouse) == (1, 8) and target.shape == (4,) and image.shape == (3, 32, 32)

@@ -96,7 +96,9 @@ def choice(value: str, allowed: tuple[str, ...], key: str, source: str) -> str:
 
 
 # --- shared ----------------------------------------------------------------------------------------
-SPLIT_MODES = ("patch", "mouse", "lineage")
+SPLIT_MODES = ("all", "patch", "mouse", "lineage")
+# The held-out sets of a split (the ``held_out`` column of the patch index), in Table 1's order.
+HELD_OUT_SETS = ("patch", "mouse", "lineage")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +111,8 @@ class SplitConfig(Config):
     test_fraction: float
     test_mice_per_lineage: int
     n_test_lineages: int | None
+    min_test_lineages: int
+    min_train_lineages: int
     seed: int
 
     def __post_init__(self):
@@ -392,6 +396,19 @@ class AugmentConfig(_WSI):
     flips: bool
     hed_sigma: float
     hed_bias: float
+    stain_mix: float
+
+
+@dataclasses.dataclass(frozen=True)
+class MorphometryConfig(_WSI):
+    """``params:morphometry``: per-patch nuclear morphometry (the baseline row and the distillation target)."""
+
+    KEY: ClassVar[str] = "morphometry"
+    min_area: int
+    neighbour_radius: float
+    tumour_od_difference: float
+    smooth_px: float
+    n_workers: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -400,6 +417,9 @@ class TripletConfig(_WSI):
     warmup_epochs: int
     ce_weight: float
     proxy_scale: float
+    cross_mouse: bool
+    morphometry_weight: float
+    mouse_adversary: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -489,6 +509,16 @@ class ColourRow(_MM):
     name: str
     label: str
     histogram_bins: int
+    ridge_log10_alphas: list
+
+
+@dataclasses.dataclass(frozen=True)
+class MorphometryRow(_MM):
+    """The pixel-morphometry row of Table 1 (``params:morphometry_baseline.table1_row``)."""
+
+    KEY: ClassVar[str] = "morphometry_baseline.table1_row"
+    name: str
+    label: str
     ridge_log10_alphas: list
 
 

@@ -62,6 +62,7 @@ def retrieval_metrics(
     metrics = {
         "n_patches": int(len(true_lineage)),
         "n_slides": int(len(np.unique(slide_id))),
+        "n_lineages": int(len(np.unique(true_lineage))),
         "n_candidates": int(len(candidate_lineage)),
         "lineage_accuracy": float(lineage_hit.mean()),
         "patient_accuracy": float(patient_hit.mean()),
@@ -87,69 +88,140 @@ def retrieval_metrics(
 
 
 def colour_baseline_retrieval(
-    train_colour: np.ndarray,
+    train_features: np.ndarray,
     train_rna: np.ndarray,
-    test_colour: np.ndarray,
+    test_features: np.ndarray,
     candidate_rna: np.ndarray,
-    top: int,
     alphas: np.ndarray,
 ):
-    """The non-deep row of Table 1: per-patch colour statistics -> RNA vector by a ridge map fit on the
-    training pairs (alpha by cross-validation); a held-out patch retrieves the candidate RNA samples by
-    cosine between its predicted RNA vector and theirs (both centred on the candidates' mean).
+    """A non-deep row of Table 1: per-patch image features (colour statistics, morphometry) -> RNA vector by
+    a ridge map fit on the training pairs (alpha by cross-validation); a held-out patch is compared with the
+    candidate RNA samples by cosine between its predicted RNA vector and theirs (both centred on the
+    candidates' mean).
 
-    Returns (ranked [N, top], fitted model)."""
+    Returns (similarities [N, n candidates], fitted model)."""
     centre = candidate_rna.mean(axis=0)
     model = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas))
-    model.fit(train_colour, train_rna - centre)
-    predicted = model.predict(test_colour)
-    _, ranked = retrieval(predicted, candidate_rna - centre, top=min(top, len(candidate_rna)))
-    return ranked, model
+    model.fit(train_features, train_rna - centre)
+    predicted = model.predict(test_features)
+    sim, _ = retrieval(predicted, candidate_rna - centre, top=1)
+    return sim, model
+
+
+# The held-out sets Table 1 reports (``held_out`` of the patch index) and, for unseen lineages, a second
+# figure with only the unseen lineages' RNA samples as candidates.
+SET_LABELS = {
+    "patch": "held-out patches of seen slides (the paper's protocol)",
+    "mouse": "unseen mice of seen lineages",
+    "lineage": "unseen lineages, all cohort RNA samples as candidates (eq. 9)",
+    "lineage_only": "unseen lineages, only their RNA samples as candidates",
+}
+SET_SHORT = {
+    "patch": "Held-out patches",
+    "mouse": "Unseen mice",
+    "lineage": "Unseen lineages (all candidates)",
+    "lineage_only": "Unseen lineages (unseen candidates)",
+}
+
+
+def score_held_out_sets(
+    sim: np.ndarray,
+    held_out,
+    true_lineage,
+    slide_id,
+    candidate_lineage,
+    patient_of: dict,
+    top: int,
+    n_boot: int,
+    seed: int,
+) -> dict[str, dict]:
+    """:func:`retrieval_metrics` of each held-out set from one similarity matrix ``sim`` [N held-out patches,
+    N candidate RNA samples] (higher = more similar); for unseen lineages also ``lineage_only``: the same
+    patches against only the unseen lineages' samples. Keys in :data:`SET_LABELS` order."""
+    held_out, true_lineage, slide_id = (np.asarray(a) for a in (held_out, true_lineage, slide_id))
+    candidate_lineage = np.asarray(candidate_lineage)
+    out: dict[str, dict] = {}
+    for name in ("patch", "mouse", "lineage"):
+        rows = held_out == name
+        if not rows.any():
+            continue
+        choices = [("", np.ones(len(candidate_lineage), bool))]
+        if name == "lineage":
+            choices.append(("_only", np.isin(candidate_lineage, np.unique(true_lineage[rows]))))
+        for suffix, cand in choices:
+            part = sim[np.ix_(rows, cand)]
+            ranked = np.argsort(-part, axis=1, kind="stable")[:, : min(top, int(cand.sum()))]
+            out[name + suffix] = retrieval_metrics(
+                ranked, true_lineage[rows], slide_id[rows], candidate_lineage[cand], patient_of, n_boot, seed
+            )
+    return out
+
+
+def flat_set_metrics(sets: dict[str, dict]) -> dict:
+    """``{"<set>/<metric>": value}`` of :func:`score_held_out_sets`' result (MLflow metric names)."""
+    return {f"{name}/{k}": v for name, metrics in sets.items() for k, v in metrics.items()}
 
 
 def table1(rows: list[dict]) -> pd.DataFrame:
-    """Table 1's layout: one row per configuration; patient and lineage accuracy with 95 % intervals,
-    then the extra columns (balanced, top-5, chance, errors within the patient)."""
-    frame = pd.DataFrame(rows)
-    first = ["configuration", "split", "patient_accuracy", "lineage_accuracy"]
+    """Table 1 in long form: one row per (configuration, held-out set); patient and lineage accuracy with
+    95 % intervals, then the extra columns (balanced, top-k, chance, errors within the patient, sizes)."""
+    records = [
+        {
+            **{k: v for k, v in row.items() if k != "sets"},
+            "held_out": name,
+            "held_out_set": SET_LABELS[name],
+            **metrics,
+        }
+        for row in rows
+        for name, metrics in row["sets"].items()
+    ]
+    frame = pd.DataFrame(records)
+    first = ["configuration", "split", "held_out", "patient_accuracy", "lineage_accuracy"]
     return frame[first + [c for c in frame.columns if c not in first]]
 
 
-def table1_markdown(table: pd.DataFrame) -> str:
-    """Markdown of Table 1: accuracy (95 % CI) cells."""
-    cell = format_ci
-    top_col = next((c for c in table.columns if c.startswith("lineage_top")), None)
-    header = [
-        "Configuration",
-        "Patient accuracy (95% CI)",
-        "Lineage accuracy (95% CI)",
-        "Lineage balanced",
-        top_col.replace("lineage_", "Lineage ").replace("_accuracy", "") if top_col else "",
-        "Errors within patient",
-    ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, row in table.iterrows():
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    str(row["configuration"]),
-                    cell(row, "patient_accuracy"),
-                    cell(row, "lineage_accuracy"),
-                    f"{row['lineage_balanced_accuracy']:.3f}",
-                    f"{row[top_col]:.3f}" if top_col else "",
-                    "" if pd.isna(row["errors_within_patient"]) else f"{row['errors_within_patient']:.3f}",
-                ]
-            )
-            + " |"
-        )
-    first = table.iloc[0]
-    lines.append("")
-    lines.append(
-        f"Split: **{first['split']}** ({int(first['n_patches'])} held-out patches from {int(first['n_slides'])} slides, "
-        f"{int(first['n_candidates'])} candidate RNA samples). Chance: patient {first['patient_chance']:.3f}, "
-        f"lineage {first['lineage_chance']:.3f}. Intervals: 95 % bootstrap over slides."
+def table1_wide(table: pd.DataFrame, metric: str = "lineage_accuracy") -> pd.DataFrame:
+    """One row per configuration, one column per held-out set: ``metric`` (95 % CI) cells."""
+    sets = [s for s in SET_LABELS if s in set(table["held_out"])]
+    configs = list(dict.fromkeys(table["configuration"]))
+    wide = pd.DataFrame({"Configuration": configs})
+    for name in sets:
+        part = table[table["held_out"] == name].set_index("configuration")
+        wide[SET_SHORT[name]] = [format_ci(part.loc[c], metric) if c in part.index else "" for c in configs]
+    return wide
+
+
+def table1_sizes(table: pd.DataFrame) -> pd.DataFrame:
+    """Per held-out set: patches, slides, lineages behind each figure, candidates and chance levels."""
+    first = table.drop_duplicates("held_out").set_index("held_out")
+    first = first.loc[[s for s in SET_LABELS if s in first.index]]
+    return pd.DataFrame(
+        {
+            "Held-out set": [SET_LABELS[s] for s in first.index],
+            "Patches": first["n_patches"].astype(int).to_numpy(),
+            "Slides": first["n_slides"].astype(int).to_numpy(),
+            "Lineages": first["n_lineages"].astype(int).to_numpy(),
+            "Candidates": first["n_candidates"].astype(int).to_numpy(),
+            "Lineage chance": first["lineage_chance"].round(3).to_numpy(),
+            "Patient chance": first["patient_chance"].round(3).to_numpy(),
+        }
     )
+
+
+def _markdown(frame: pd.DataFrame) -> list[str]:
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(map(str, r)) + " |" for r in frame.itertuples(index=False)]
+    return lines
+
+
+def table1_markdown(table: pd.DataFrame) -> str:
+    """Markdown of Table 1: lineage accuracy (95 % CI) per held-out set, then patient accuracy, then what is
+    behind each figure (patches, slides, lineages, candidates, chance)."""
+    split = table["split"].iloc[0]
+    lines = [f"Lineage accuracy (95 % CI; split `{split}`):", "", *_markdown(table1_wide(table))]
+    lines += ["", "Patient accuracy (95 % CI):", "", *_markdown(table1_wide(table, "patient_accuracy"))]
+    lines += ["", "Behind each figure:", "", *_markdown(table1_sizes(table))]
+    lines += ["", "Intervals: 95 % bootstrap over slides."]
     return "\n".join(lines) + "\n"
 
 

@@ -83,7 +83,9 @@ def multi_positive_info_nce(z: torch.Tensor, labels: torch.Tensor, temperature: 
     return per_anchor[valid].mean()
 
 
-def batch_hard_triplet(embeddings: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
+def batch_hard_triplet(
+    embeddings: torch.Tensor, labels: torch.Tensor, margin: float, groups: torch.Tensor | None = None
+) -> torch.Tensor:
     """Triplet loss (paper eq. 6) with batch-hard online mining.
 
     For each anchor: its hardest positive (the farthest same-label sample) and hardest negative (the
@@ -92,12 +94,17 @@ def batch_hard_triplet(embeddings: torch.Tensor, labels: torch.Tensor, margin: f
 
     Args:
         embeddings: [N, D]; labels: [N].
+        groups: [N] (e.g. the mouse of each patch): a positive must come from another group than its
+            anchor -- the same lineage on another slide, so slide identity cannot make a positive close.
     """
     x, labels = gather(embeddings).float(), gather(labels)
     dist_ = torch.cdist(x, x)
     same = labels[:, None] == labels[None, :]
     eye = torch.eye(len(labels), dtype=torch.bool, device=x.device)
     pos = same & ~eye
+    if groups is not None:
+        groups = gather(groups)
+        pos = pos & (groups[:, None] != groups[None, :])
     neg = ~same
     valid = pos.any(1) & neg.any(1)
     if not valid.any():
@@ -157,3 +164,37 @@ def sample_hard_negatives(
     weights = torch.softmax(logits, dim=1)
     weights = torch.nan_to_num(weights, nan=0.0).masked_fill(positives, 0.0)
     return torch.multinomial(weights, 1, generator=generator).squeeze(1)
+
+
+class _ReverseGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return -ctx.scale * grad, None
+
+
+def reverse_gradient(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """Identity forward, gradient multiplied by ``-scale`` backward (Ganin & Lempitsky's gradient reversal):
+    a head trained on top learns to predict its target while the features below learn to hide it."""
+    return _ReverseGradient.apply(x, scale)
+
+
+def within_label_group_loss(logits: torch.Tensor, groups: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of ``groups`` (e.g. the mouse of each patch) restricted to the groups of each item's own
+    label (its lineage's mice): what tells mice of one lineage apart is slide identity, never lineage.
+
+    Args:
+        logits: [N, G] over all groups; groups: [N] in 0..G-1; labels: [N] (the group's lineage is the item's).
+    """
+    n_groups = logits.shape[1]
+    same = torch.zeros(int(labels.max()) + 1, n_groups, dtype=torch.bool, device=logits.device)
+    same[labels, groups] = True  # groups seen with each label in this batch
+    masked = logits.masked_fill(~same[labels], float("-inf"))
+    several = same[labels].sum(1) > 1  # a lineage with one mouse in the batch has nothing to tell apart
+    if not several.any():
+        return logits.sum() * 0.0
+    return torch.nn.functional.cross_entropy(masked[several], groups[several])

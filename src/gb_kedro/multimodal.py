@@ -23,15 +23,23 @@ from matplotlib.figure import Figure
 from torch.utils.data import Dataset
 
 from gb_kedro.baselines import colour_histogram_features
-from gb_kedro.config import ColourRow, MultimodalConfig, SplitConfig, Table1Row, WSIEncodingConfig
+from gb_kedro.config import ColourRow, MorphometryRow, MultimodalConfig, SplitConfig, Table1Row, WSIEncodingConfig
 from gb_kedro.errors import InputDataError
-from gb_kedro.evaluation import colour_baseline_retrieval, confusion_figure, retrieval, retrieval_metrics
+from gb_kedro.evaluation import (
+    SET_LABELS,
+    colour_baseline_retrieval,
+    confusion_figure,
+    flat_set_metrics,
+    retrieval,
+    score_held_out_sets,
+)
 from gb_kedro.losses import cross_modal_info_nce, sample_hard_negatives
 from gb_kedro.models.multimodal import MultimodalModel
 from gb_kedro.models.rna_mae import RNAMaskedAutoencoder
 from gb_kedro.models.vit import VisionTransformer
 from gb_kedro.provenance import made_with
-from gb_kedro.slides.augment import Augment
+from gb_kedro.slides.augment import Augment, StainMix, stain_statistics
+from gb_kedro.slides.morphometry import FEATURES as MORPHOMETRY_FEATURES
 from gb_kedro.slides.patches import decoded_patches, training_view, window_batches
 from gb_kedro.slides.sampling import PKSampler
 from gb_kedro.tracking import (
@@ -71,15 +79,19 @@ class PairDataset(Dataset):
         rna_of_label: list[np.ndarray],
         augment: Augment | None = None,
         crop: int | None = None,
+        stain: StainMix | None = None,
+        slides: np.ndarray | None = None,
     ):
         self.images, self.labels, self.augment, self.crop = images, np.asarray(labels), augment, crop
         self.rna_of_label = [torch.as_tensor(np.atleast_2d(r), dtype=torch.float32) for r in rna_of_label]
+        self.stain, self.slides = stain, slides
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, i: int):
-        x = training_view(self.images[i], self.crop, self.augment)
+        stain = (lambda x: self.stain(x, int(self.slides[i]))) if self.stain is not None else None
+        x = training_view(self.images[i], self.crop, self.augment, stain)
         label = int(self.labels[i])
         options = self.rna_of_label[label]
         rna = options[int(torch.randint(len(options), (1,)))] if len(options) > 1 else options[0]
@@ -300,14 +312,27 @@ def fit_pairs(
     recon_weight: float,
     name: str,
     run=None,
+    slides: np.ndarray | None = None,
 ) -> dict:
     """Train ``model`` on (patch, RNA of its label) pairs with :class:`MultimodalStep` (checkpointed per
-    ``name``; per-epoch metrics to ``run``). Returns :func:`gb_kedro.training.fit`'s result."""
+    ``name``; per-epoch metrics to ``run``). ``slides``: slide code of each patch (stain mixing across
+    slides when ``wsi_encoding.augment.stain_mix`` > 0). Returns :func:`gb_kedro.training.fit`'s result."""
     _, crop = wsi.data.geometry
     val = np.random.default_rng(cfg.seed).random(len(labels)) < cfg.val_fraction
     loss = {**cfg.loss.to_dict(), "recon_weight": float(recon_weight)}
     augment = Augment(wsi.augment.flips, wsi.augment.hed_sigma, wsi.augment.hed_bias)
-    train_set = PairDataset(images[~val], labels[~val], rna_of_label, augment, crop=crop)
+    stain = None
+    if wsi.augment.stain_mix and slides is not None:
+        stain = StainMix(stain_statistics(images, slides, int(slides.max()) + 1), wsi.augment.stain_mix)
+    train_set = PairDataset(
+        images[~val],
+        labels[~val],
+        rna_of_label,
+        augment,
+        crop=crop,
+        stain=stain,
+        slides=None if slides is None else slides[~val],
+    )
     val_set = (
         PairDataset(images[val], labels[val], rna_of_label, crop=crop)
         if val.sum() > 1 and len(set(labels[val])) > 1
@@ -398,7 +423,8 @@ def train_row(
                     train_rows
                 ]
             )
-            result = fit_pairs(model, images, labels, rna_of_label, cfg, wsi, row.recon_weight, name, run)
+            slides = pd.factorize(patch_index.reset_index(drop=True).loc[train_rows, "slide_id"])[0]
+            result = fit_pairs(model, images, labels, rna_of_label, cfg, wsi, row.recon_weight, name, run, slides)
             history, trained_now = result["history"], result["epochs_run"] > 0
             logger.info(
                 "multimodal.%s: %d epochs, best epoch %d, device %s",
@@ -434,7 +460,9 @@ def train_row(
 
 
 def _predictions(test: pd.DataFrame, samples: pd.DataFrame, sim: np.ndarray, ranked: np.ndarray) -> pd.DataFrame:
-    predictions = test[["slide_id", "x", "y", "lineage_id", "patient_id", "mouse_id"]].reset_index(drop=True)
+    predictions = test[["slide_id", "x", "y", "lineage_id", "patient_id", "mouse_id", "held_out"]].reset_index(
+        drop=True
+    )
     for k in range(ranked.shape[1]):
         predictions[f"sample_{k + 1}"] = samples["sample_id"].to_numpy()[ranked[:, k]]
         predictions[f"similarity_{k + 1}"] = np.take_along_axis(sim, ranked[:, k : k + 1], axis=1)[:, 0]
@@ -442,18 +470,34 @@ def _predictions(test: pd.DataFrame, samples: pd.DataFrame, sim: np.ndarray, ran
     return predictions
 
 
-def _score(
-    ranked: np.ndarray, test: pd.DataFrame, samples: pd.DataFrame, index: pd.DataFrame, cfg: MultimodalConfig
-) -> dict:
-    """Table 1 metrics of a retrieval of the held-out patches ``test`` among the RNA ``samples`` (intervals by slide)."""
-    return retrieval_metrics(
-        ranked,
+def score_sets(
+    sim: np.ndarray, test: pd.DataFrame, samples: pd.DataFrame, index: pd.DataFrame, cfg: MultimodalConfig
+) -> dict[str, dict]:
+    """Table 1 metrics of each held-out set from the similarity of every held-out patch to every cohort RNA
+    sample (intervals by slide; unseen lineages also among their own samples only)."""
+    return score_held_out_sets(
+        sim,
+        test["held_out"].to_numpy(),
         test["lineage_id"].to_numpy(),
         test["slide_id"].to_numpy(),
         samples["lineage_id"].to_numpy(),
         patient_of(samples, index),
+        cfg.evaluation.top_k,
         cfg.evaluation.n_boot,
         cfg.seed,
+    )
+
+
+def _log_sets(name: str, split: SplitConfig, sets: dict[str, dict]) -> None:
+    logger.info(
+        "multimodal.%s (%s split) lineage accuracy: %s",
+        name,
+        split.mode,
+        "; ".join(
+            f"{s} {m['lineage_accuracy']:.3f} [{m['lineage_accuracy_ci_low']:.3f}, {m['lineage_accuracy_ci_high']:.3f}]"
+            f" (chance {m['lineage_chance']:.3f})"
+            for s, m in sets.items()
+        ),
     )
 
 
@@ -478,41 +522,40 @@ def evaluate_row(
     )
     rna_z = embed_rna(model, rna, cfg.evaluation.rna_batch_size, device=device)
     sim, ranked = retrieval(image_z, rna_z, top=min(cfg.evaluation.top_k, len(samples)))
-    metrics = _score(ranked, test, samples, index, cfg)
-    metrics.update(
-        {
-            "configuration": meta.get("label", meta["row"]),
-            "row": meta["row"],
-            "split": split.mode,
-            "rna_grouping": meta.get("rna_grouping"),
-        }
-    )
+    sets = score_sets(sim, test, samples, index, cfg)
+    metrics = {
+        "configuration": meta.get("label", meta["row"]),
+        "row": meta["row"],
+        "split": split.mode,
+        "rna_grouping": meta.get("rna_grouping"),
+        "sets": sets,
+    }
     predictions = _predictions(test, samples, sim, ranked)
-    figure = confusion_figure(
-        predictions["lineage_id"],
-        predictions["predicted_lineage"],
-        f"{metrics['configuration']} ({metrics['split']} split): lineage {metrics['lineage_accuracy']:.2f}, "
-        f"patient {metrics['patient_accuracy']:.2f} (chance {metrics['lineage_chance']:.2f} / {metrics['patient_chance']:.2f})",
-        xlabel="lineage of the retrieved RNA sample",
-    )
+    figure = _confusion(predictions, metrics)
     log_evaluation(
         f"multimodal.{meta['row']}",
         meta.get("mlflow_run_id"),
-        metrics,
+        flat_set_metrics(sets),
         figure,
         f"retrieval_confusion_{meta['row']}.png",
     )
-    logger.info(
-        "multimodal.%s (%s split): lineage %.3f [%.3f, %.3f], patient %.3f, chance %.3f",
-        meta["row"],
-        metrics["split"],
-        metrics["lineage_accuracy"],
-        metrics["lineage_accuracy_ci_low"],
-        metrics["lineage_accuracy_ci_high"],
-        metrics["patient_accuracy"],
-        metrics["lineage_chance"],
-    )
+    _log_sets(meta["row"], split, sets)
     return metrics, figure, predictions
+
+
+def _confusion(predictions: pd.DataFrame, metrics: dict) -> Figure:
+    """Confusion of the hardest held-out set of seen lineages (unseen mice when there are, else all)."""
+    sets = metrics["sets"]
+    name = "mouse" if "mouse" in sets else next(iter(sets))
+    rows = predictions["held_out"] == name
+    m = sets[name]
+    return confusion_figure(
+        predictions.loc[rows, "lineage_id"],
+        predictions.loc[rows, "predicted_lineage"],
+        f"{metrics['configuration']} ({SET_LABELS[name]}): lineage {m['lineage_accuracy']:.2f}, "
+        f"patient {m['patient_accuracy']:.2f} (chance {m['lineage_chance']:.2f} / {m['patient_chance']:.2f})",
+        xlabel="lineage of the retrieved RNA sample",
+    )
 
 
 def colour_row(
@@ -525,44 +568,62 @@ def colour_row(
     wsi: WSIEncodingConfig,
     row: ColourRow,
 ) -> dict:
-    """The non-deep Table 1 row: colour histogram + stain statistics -> RNA vector by ridge regression fit
+    """The colour row of Table 1: colour histogram + stain statistics -> RNA vector by ridge regression fit
     on the training pairs, then the same retrieval as eq. 9 (cosine to every cohort RNA sample)."""
+    images = decoded_patches(patch_index.reset_index(drop=True), slide_manifest, wsi.data, wsi.checkpoint_dir)
+    colour = colour_histogram_features(np.moveaxis(np.asarray(images), 1, -1), row.histogram_bins)
+    features = f"RGB histograms ({row.histogram_bins} bins) + channel mean/std"
+    return feature_row(colour, features, patch_index, cohort_features, cohort_samples, split, cfg, row)
+
+
+def morphometry_row(
+    morphometry_features: pd.DataFrame,
+    patch_index: pd.DataFrame,
+    cohort_features: pd.DataFrame,
+    cohort_samples: pd.DataFrame,
+    split: SplitConfig,
+    cfg: MultimodalConfig,
+    row: MorphometryRow,
+) -> dict:
+    """The pixel-morphometry row of Table 1: per-patch nuclear features -> RNA vector by ridge regression fit on
+    the training pairs, then the same retrieval as eq. 9."""
+    values = morphometry_features[list(MORPHOMETRY_FEATURES)].to_numpy(np.float64)
+    features = f"{len(MORPHOMETRY_FEATURES)} nuclear / tumour morphometry features (slides/morphometry.py)"
+    return feature_row(values, features, patch_index, cohort_features, cohort_samples, split, cfg, row)
+
+
+def feature_row(
+    values: np.ndarray,
+    features: str,
+    patch_index: pd.DataFrame,
+    cohort_features: pd.DataFrame,
+    cohort_samples: pd.DataFrame,
+    split: SplitConfig,
+    cfg: MultimodalConfig,
+    row: ColourRow | MorphometryRow,
+) -> dict:
+    """A non-deep Table 1 row: per-patch features ``values`` (rows as ``patch_index``) -> RNA vector by
+    ridge regression fit on the training pairs only, then eq. 9's retrieval on every held-out set."""
     samples, rna, index, test_rows, test = held_out_pairs(
         patch_index, cohort_features, cohort_samples, list(cohort_features.columns)
     )
     train_rows = ((index["split"] == "train") & index["lineage_id"].isin(samples["lineage_id"])).to_numpy()
-    images = decoded_patches(patch_index.reset_index(drop=True), slide_manifest, wsi.data, wsi.checkpoint_dir)
-    colour = colour_histogram_features(np.moveaxis(np.asarray(images), 1, -1), row.histogram_bins)
     row_of_lineage = {lab: i for i, lab in enumerate(samples["lineage_id"])}  # one sample per lineage: the first
     train_rna = rna[[row_of_lineage[lab] for lab in index.loc[train_rows, "lineage_id"]]]
     alphas = np.logspace(*row.ridge_log10_alphas)
-    params = {
-        "row": row.name,
-        "label": row.label,
-        "features": f"RGB histograms ({row.histogram_bins} bins) + channel mean/std",
-        "map": "StandardScaler + RidgeCV",
-    }
+    params = {"row": row.name, "label": row.label, "features": features, "map": "StandardScaler + RidgeCV"}
     with nested_run(f"multimodal.{row.name}", params) as run:
-        ranked, fitted = colour_baseline_retrieval(
-            colour[train_rows], train_rna, colour[test_rows], rna, min(cfg.evaluation.top_k, len(samples)), alphas
-        )
-        metrics = _score(ranked, test, samples, index, cfg)
-        metrics.update(
-            {
-                "configuration": row.label,
-                "row": row.name,
-                "split": split.mode,
-                "rna_grouping": None,
-                "ridge_alpha": float(fitted[-1].alpha_),
-            }
-        )
-        log_metrics(run, {f"eval/{k}": v for k, v in metrics.items()})
+        sim, fitted = colour_baseline_retrieval(values[train_rows], train_rna, values[test_rows], rna, alphas)
+        sets = score_sets(sim, test, samples, index, cfg)
+        metrics = {
+            "configuration": row.label,
+            "row": row.name,
+            "split": split.mode,
+            "rna_grouping": None,
+            "ridge_alpha": float(fitted[-1].alpha_),
+            "sets": sets,
+        }
+        log_metrics(run, {f"eval/{k}": v for k, v in flat_set_metrics(sets).items()})
         log_sklearn_model(run, fitted)
-    logger.info(
-        "multimodal.%s (%s split): lineage %.3f, patient %.3f",
-        row.name,
-        split.mode,
-        metrics["lineage_accuracy"],
-        metrics["patient_accuracy"],
-    )
+    _log_sets(row.name, split, sets)
     return metrics

@@ -42,7 +42,8 @@ def require(recorded: dict, key: str, expected: dict, what: str, stage: str, rem
 
 def index_fingerprint(patch_index: pd.DataFrame) -> str:
     """Content fingerprint of a patch index (which patches, and which of them are held out)."""
-    return fingerprint(patch_index[["slide_id", "x", "y", "split"]].astype(str).to_numpy().tolist())
+    cols = ["slide_id", "x", "y", "split", *(["held_out"] if "held_out" in patch_index else [])]
+    return fingerprint(patch_index[cols].astype(str).to_numpy().tolist())
 
 
 def require_split(frame: pd.DataFrame, split: dict, what: str, stage: str) -> None:

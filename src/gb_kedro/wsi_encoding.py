@@ -16,16 +16,20 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import Dataset
 
 from gb_kedro.baselines import colour_histogram_features
-from gb_kedro.config import SplitConfig, WSIEncodingConfig
-from gb_kedro.evaluation import confusion_figure, nearest_neighbour_eval
-from gb_kedro.losses import batch_hard_triplet
+from gb_kedro.config import MorphometryConfig, SplitConfig, WSIEncodingConfig
+from gb_kedro.datasets.atomic import atomic_path
+from gb_kedro.evaluation import SET_LABELS, confusion_figure, nearest_neighbour_eval
+from gb_kedro.losses import batch_hard_triplet, reverse_gradient, within_label_group_loss
 from gb_kedro.models.vit import VisionTransformer, vit
 from gb_kedro.provenance import made_with
-from gb_kedro.slides.augment import Augment
+from gb_kedro.slides.augment import Augment, StainMix, stain_statistics
+from gb_kedro.slides.fanout import map_slides
+from gb_kedro.slides.morphometry import FEATURES, chunk_features, feature_frame, fill_missing
 from gb_kedro.slides.patches import decoded_patches, training_view, window_batches
 from gb_kedro.slides.sampling import PKSampler
 from gb_kedro.tracking import git_commit, log_evaluation, log_metrics, log_torch_model, nested_run
@@ -35,19 +39,39 @@ logger = logging.getLogger(__name__)
 
 
 class PatchTensorDataset(Dataset):
-    """Decoded patches + integer labels, augmented on the fly: items ``(image [3, S, S] float, label)``.
+    """Decoded patches + integer labels, augmented on the fly: items ``(image [3, S, S] float, label, mouse,
+    target)`` (``mouse`` -1 and ``target`` empty when not given).
 
     ``crop``: a random ``crop`` x ``crop`` window of each patch (full-resolution morphology at a fraction of
-    the tokens); the centre window when ``augment`` is None (validation)."""
+    the tokens); the centre window when ``augment`` is None (validation). ``stain``: a
+    :class:`~gb_kedro.slides.augment.StainMix` and ``slides`` the slide code of each item. ``targets``:
+    per-item regression targets (standardised morphometry) for the auxiliary head."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, augment: Augment | None = None, crop: int | None = None):
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        augment: Augment | None = None,
+        crop: int | None = None,
+        mice: np.ndarray | None = None,
+        targets: np.ndarray | None = None,
+        stain: StainMix | None = None,
+        slides: np.ndarray | None = None,
+    ):
         self.images, self.labels, self.augment, self.crop = images, np.asarray(labels), augment, crop
+        self.mice = np.full(len(self.labels), -1) if mice is None else np.asarray(mice)
+        self.targets = (
+            torch.zeros(len(self.labels), 0) if targets is None else torch.as_tensor(targets, dtype=torch.float32)
+        )
+        self.stain, self.slides = stain, slides
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, i: int):
-        return training_view(self.images[i], self.crop, self.augment), int(self.labels[i])
+        stain = (lambda x: self.stain(x, int(self.slides[i]))) if self.stain is not None else None
+        x = training_view(self.images[i], self.crop, self.augment, stain)
+        return x, int(self.labels[i]), int(self.mice[i]), self.targets[i]
 
 
 class TripletStep:
@@ -56,27 +80,90 @@ class TripletStep:
     The cross-entropy is a cosine (proxy) classifier on the same L2-normalised embedding the triplet loss
     uses: logits = ``scale`` * cos(z, w_lineage), the proxies w being the rows of the ViT's ``head``. Classes
     must then be separated by angle, so the softmax also holds the normalised embeddings apart (a linear head
-    on the raw CLS does not: the triplet stage collapsed the normalised embeddings under it)."""
+    on the raw CLS does not: the triplet stage collapsed the normalised embeddings under it).
 
-    def __init__(self, margin: float, warmup_epochs: int, ce_weight: float, scale: float):
+    Anti-shortcut options: ``cross_mouse`` (a triplet positive is never from the anchor's mouse),
+    ``morphometry_weight`` (the model's ``aux_head`` regresses each patch's standardised morphometry from the
+    CLS, every epoch: a target that describes nuclei, not slides) and ``mouse_adversary`` (the model's
+    ``mouse_head`` predicts, through a gradient reversal, which of its lineage's mice a patch comes from: the
+    encoder is pushed to drop what tells two mice of one lineage apart, i.e. slide identity)."""
+
+    def __init__(
+        self,
+        margin: float,
+        warmup_epochs: int,
+        ce_weight: float,
+        scale: float,
+        cross_mouse: bool = False,
+        morphometry_weight: float = 0.0,
+        mouse_adversary: float = 0.0,
+    ):
         self.margin, self.warmup_epochs, self.ce_weight, self.scale = margin, warmup_epochs, ce_weight, scale
+        self.cross_mouse, self.morphometry_weight = cross_mouse, morphometry_weight
+        self.mouse_adversary = mouse_adversary
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __call__(self, model, batch, device) -> dict[str, torch.Tensor]:
-        x, labels = (t.to(device) for t in batch)
-        z = F.normalize(model(x)["cls"].float(), dim=-1)
-        triplet = batch_hard_triplet(z, labels, self.margin)
+        x, labels, *extra = (t.to(device) for t in batch)  # (image, label[, mouse, morphometry target])
+        mice, targets = extra if extra else (None, x.new_zeros(len(labels), 0))
+        cls = model(x)["cls"].float()
+        z = F.normalize(cls, dim=-1)
+        triplet = batch_hard_triplet(
+            z, labels, self.margin, groups=mice if self.cross_mouse and mice is not None else None
+        )
         if model.config.num_classes > 0:
             proxies = F.normalize(model.head.weight.float(), dim=-1)
             ce = F.cross_entropy(self.scale * z @ proxies.T, labels)
         else:
             ce = torch.zeros((), device=device)
         loss = ce if self.epoch < self.warmup_epochs else triplet + self.ce_weight * ce
-        spread = torch.cdist(z, z).mean()
-        return {"loss": loss, "triplet": triplet.detach(), "ce": ce.detach(), "spread": spread.detach()}
+        metrics = {"triplet": triplet.detach(), "ce": ce.detach(), "spread": torch.cdist(z, z).mean().detach()}
+        if self.mouse_adversary and mice is not None:
+            # the encoder learns to hide which of its lineage's mice a patch comes from (gradient reversal)
+            adv = within_label_group_loss(model.mouse_head(reverse_gradient(cls)), mice, labels)
+            loss = loss + self.mouse_adversary * adv
+            metrics["mouse_adversary"] = adv.detach()
+        if self.morphometry_weight and targets.shape[1]:
+            morph = F.mse_loss(model.aux_head(cls), targets.float())
+            loss = loss + self.morphometry_weight * morph
+            metrics["morphometry"] = morph.detach()
+        return {"loss": loss, **metrics}
+
+
+def measure_morphometry(
+    patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, cfg: WSIEncodingConfig, morph: MorphometryConfig
+) -> pd.DataFrame:
+    """:data:`~gb_kedro.slides.morphometry.FEATURES` of every tumour patch (cached in ``checkpoint_dir`` by
+    the patches' content key and the parameters), beside the index columns."""
+    index = patch_index.reset_index(drop=True)
+    images = decoded_patches(index, slide_manifest, cfg.data, cfg.checkpoint_dir)
+    key = fingerprint(index[["slide_id", "x", "y"]].to_numpy().astype(str).tolist(), images.shape, morph.to_dict())
+    cache = Path(cfg.checkpoint_dir) / f"morphometry_{key}.npy"
+    if cache.exists():
+        values = np.load(cache)
+    else:
+        options = (morph.min_area, morph.neighbour_radius, morph.tumour_od_difference, morph.smooth_px)
+        # workers read a disk cache themselves (memory map); patches travel only without one
+        source = str(images.filename) if isinstance(images, np.memmap) else None
+        step = max(1, -(-len(index) // (8 * max(morph.n_workers, 1))))
+        jobs = [
+            (source or np.asarray(images[a : a + step]), a, min(a + step, len(index)), options)
+            for a in range(0, len(index), step)
+        ]
+        raw = np.empty((len(index), len(FEATURES)))
+        for start, part in map_slides(chunk_features, jobs, "local", morph.n_workers, desc="morphometry"):
+            raw[start : start + len(part)] = part
+        values = fill_missing(raw).astype(np.float32)
+        with atomic_path(cache) as tmp:
+            np.save(tmp, values)
+    return feature_frame(index, values)
+
+
+def _codes(values) -> np.ndarray:
+    return pd.factorize(np.asarray(values))[0]
 
 
 @torch.no_grad()
@@ -97,17 +184,35 @@ def embed(
 
 
 def train_encoder(
-    patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, cfg: WSIEncodingConfig
+    patch_index: pd.DataFrame,
+    slide_manifest: pd.DataFrame,
+    cfg: WSIEncodingConfig,
+    morphometry_features: pd.DataFrame | None = None,
 ) -> tuple[VisionTransformer, pd.DataFrame]:
     """Train the ViT on the ``train`` patches of the evaluation split (held-out patches never seen), in a
-    nested MLflow run ``wsi_encoding``. Returns the model (``meta``: lineages, MLflow run) and the history."""
+    nested MLflow run ``wsi_encoding``. ``morphometry_features`` (rows as ``patch_index``): the auxiliary
+    target when ``loss.morphometry_weight`` > 0. Returns the model (``meta``: lineages, MLflow run) and the
+    history."""
     train_rows = (patch_index["split"] == "train").to_numpy()
     lineages = sorted(patch_index.loc[train_rows, "lineage_id"].unique())
     labels = patch_index.loc[train_rows, "lineage_id"].map({lab: i for i, lab in enumerate(lineages)}).to_numpy()
+    mice = _codes(patch_index.loc[train_rows, "mouse_id"])
+    slides = _codes(patch_index.loc[train_rows, "slide_id"])
     # Every patch of the index is decoded (the cache key the embedding and evaluation nodes use, so with
     # `cache: disk` the slides are decoded once per run); the training rows are kept.
     images = np.asarray(
         decoded_patches(patch_index.reset_index(drop=True), slide_manifest, cfg.data, cfg.checkpoint_dir)[train_rows]
+    )
+    targets = None
+    if cfg.loss.morphometry_weight:
+        if morphometry_features is None:
+            raise ValueError("wsi_encoding.loss.morphometry_weight > 0 needs the morphometry features")
+        values = morphometry_features[list(FEATURES)].to_numpy(np.float32)[train_rows]
+        targets = StandardScaler().fit_transform(values).astype(np.float32)
+    stain = (
+        StainMix(stain_statistics(images, slides, int(slides.max()) + 1), cfg.augment.stain_mix)
+        if cfg.augment.stain_mix
+        else None
     )
     val = np.random.default_rng(cfg.seed).random(len(labels)) < cfg.val_fraction
     torch.manual_seed(cfg.seed)
@@ -118,10 +223,36 @@ def train_encoder(
         num_classes=len(lineages),
         grad_checkpointing=cfg.model.grad_checkpointing,
     )
-    step = TripletStep(cfg.loss.margin, cfg.loss.warmup_epochs, cfg.loss.ce_weight, cfg.loss.proxy_scale)
+    if targets is not None:  # trained with the encoder, dropped before the model is saved
+        model.aux_head = torch.nn.Linear(model.config.dim, targets.shape[1])
+    if cfg.loss.mouse_adversary:
+        model.mouse_head = torch.nn.Linear(model.config.dim, int(mice.max()) + 1)
+    loss = cfg.loss
+    step = TripletStep(
+        loss.margin,
+        loss.warmup_epochs,
+        loss.ce_weight,
+        loss.proxy_scale,
+        loss.cross_mouse,
+        loss.morphometry_weight,
+        loss.mouse_adversary,
+    )
     augment = Augment(cfg.augment.flips, cfg.augment.hed_sigma, cfg.augment.hed_bias)
-    train_set = PatchTensorDataset(images[~val], labels[~val], augment, crop=crop)
-    val_set = PatchTensorDataset(images[val], labels[val], crop=crop) if val.any() else None
+
+    def subset(rows, aug, stain_mix):
+        return PatchTensorDataset(
+            images[rows],
+            labels[rows],
+            aug,
+            crop=crop,
+            mice=mice[rows],
+            targets=None if targets is None else targets[rows],
+            stain=stain_mix,
+            slides=slides[rows],
+        )
+
+    train_set = subset(~val, augment, stain)
+    val_set = subset(val, None, None) if val.any() else None
     config = TrainConfig.of(cfg.train, cfg.seed, cfg.device)
     params = {
         **{k: v for k, v in cfg.to_dict().items() if k != "checkpoint_dir"},
@@ -148,11 +279,20 @@ def train_encoder(
                 cfg.sampler.to_dict(),
                 labels[~val],
                 images.shape,
+                mice[~val].tolist(),
+                None if targets is None else float(targets.sum()),
             ),
             batch_sampler=lambda epoch: PKSampler(
-                labels[~val], cfg.sampler.p, cfg.sampler.k, seed=cfg.seed * 1000 + epoch
+                labels[~val],
+                cfg.sampler.p,
+                cfg.sampler.k,
+                seed=cfg.seed * 1000 + epoch,
+                groups=mice[~val] if cfg.loss.cross_mouse else None,
             ),
         )
+        for head in ("aux_head", "mouse_head"):
+            if hasattr(model, head):
+                delattr(model, head)
         model.cpu().eval().describe(lineages=lineages, mlflow_run_id=run.info.run_id if run is not None else None)
         if result["epochs_run"]:  # a resumed, finished training is the model already registered
             description = (
@@ -178,7 +318,8 @@ def embed_patches(
     z = embed(
         model, images, cfg.data.inference_batch_size, device=resolve_device(cfg.device), crop=cfg.data.geometry[1]
     )
-    frame = patch_index[["slide_id", "x", "y", "lineage_id", "patient_id", "mouse_id", "split"]].reset_index(drop=True)
+    cols = ["slide_id", "x", "y", "lineage_id", "patient_id", "mouse_id", "split", "held_out"]
+    frame = patch_index[[c for c in cols if c in patch_index]].reset_index(drop=True)
     return pd.concat([frame, pd.DataFrame(z, columns=[f"e{i}" for i in range(z.shape[1])])], axis=1)
 
 
@@ -189,36 +330,63 @@ def evaluate_embeddings(
     model: VisionTransformer,
     split: SplitConfig,
     cfg: WSIEncodingConfig,
+    morphometry_features: pd.DataFrame,
 ):
-    """Image-only lineage retrieval: 1-NN of held-out patches against training patches, beside the
-    colour-histogram baseline (1-NN on standardised colour features) and chance; a confusion plot."""
+    """Image-only lineage retrieval: 1-NN of the held-out patches of seen lineages (held-out patches of seen
+    slides; unseen mice) against the training patches, beside the colour-histogram and pixel-morphometry
+    baselines (1-NN on standardised features) and chance; a confusion plot (unseen mice when there are).
+    Unseen lineages cannot be retrieved image-only (no training patch of theirs): not scored here."""
     cols = [c for c in embeddings.columns if c.startswith("e")]
+    held = (
+        embeddings["held_out"].to_numpy()
+        if "held_out" in embeddings
+        else np.where(embeddings["split"] == "test", split.mode, "")
+    )
     train = (embeddings["split"] == "train").to_numpy()
-    test = ~train
     patient_of = dict(zip(embeddings["lineage_id"], embeddings["patient_id"], strict=False))
     y = embeddings["lineage_id"].to_numpy()
-    model_eval = nearest_neighbour_eval(
-        embeddings.loc[train, cols].to_numpy(), y[train], embeddings.loc[test, cols].to_numpy(), y[test], patient_of
-    )
     images = decoded_patches(patch_index.reset_index(drop=True), slide_manifest, cfg.data, cfg.checkpoint_dir)
     colour = colour_histogram_features(np.moveaxis(images, 1, -1), cfg.colour_bins)
-    colour = StandardScaler().fit(colour[train]).transform(colour)
-    colour_eval = nearest_neighbour_eval(colour[train], y[train], colour[test], y[test], patient_of)
-    metrics = {"split_mode": split.mode}
-    for name, ev in (("model", model_eval), ("colour_baseline", colour_eval)):
-        metrics.update({f"{name}_{k}": v for k, v in ev.items() if k != "predicted"})
+    features = {
+        "model": embeddings[cols].to_numpy(),
+        "colour_baseline": StandardScaler().fit(colour[train]).transform(colour),
+        "morphometry_baseline": StandardScaler()
+        .fit(morphometry_features.loc[train, list(FEATURES)])
+        .transform(morphometry_features[list(FEATURES)]),
+    }
+    metrics: dict = {"split_mode": split.mode}
+    shown = None
+    for name in ("patch", "mouse"):
+        test = held == name
+        if not test.any():
+            continue
+        for what, x in features.items():
+            ev = nearest_neighbour_eval(x[train], y[train], x[test], y[test], patient_of)
+            metrics.update({f"{name}/{what}_{k}": v for k, v in ev.items() if k != "predicted"})
+            if what == "model":
+                shown = (name, test, ev)
+    if shown is None:  # split.mode lineage: nothing to retrieve image-only
+        logger.warning("wsi_encoding: no held-out patch of a seen lineage; image-only retrieval not scored")
+        figure = Figure(figsize=(4, 1.5))
+        figure.text(0.5, 0.5, "no held-out patch of a seen lineage (split.mode lineage)", ha="center", fontsize=8)
+        return metrics, figure
+    name, test, ev = shown
     figure = confusion_figure(
         y[test],
-        model_eval["predicted"],
-        f"WSI encoder, 1-NN lineage retrieval ({split.mode} split): {model_eval['accuracy']:.2f} "
-        f"(colour {colour_eval['accuracy']:.2f}, chance {model_eval['chance']:.2f})",
+        ev["predicted"],
+        f"WSI encoder, 1-NN lineage retrieval ({SET_LABELS[name]}): {ev['accuracy']:.2f} "
+        f"(colour {metrics[f'{name}/colour_baseline_accuracy']:.2f}, morphometry "
+        f"{metrics[f'{name}/morphometry_baseline_accuracy']:.2f}, chance {ev['chance']:.2f})",
     )
     log_evaluation("wsi_encoding", model.meta.get("mlflow_run_id"), metrics, figure, "wsi_confusion.png")
-    logger.info(
-        "wsi_encoding (%s split): 1-NN lineage accuracy %.3f, colour baseline %.3f, chance %.3f",
-        split.mode,
-        model_eval["accuracy"],
-        colour_eval["accuracy"],
-        model_eval["chance"],
-    )
+    for name in ("patch", "mouse"):
+        if f"{name}/model_accuracy" in metrics:
+            logger.info(
+                "wsi_encoding (%s): 1-NN lineage accuracy %.3f, colour %.3f, morphometry %.3f, chance %.3f",
+                SET_LABELS[name],
+                metrics[f"{name}/model_accuracy"],
+                metrics[f"{name}/colour_baseline_accuracy"],
+                metrics[f"{name}/morphometry_baseline_accuracy"],
+                metrics[f"{name}/model_chance"],
+            )
     return metrics, figure

@@ -30,3 +30,54 @@ def test_augmentations_keep_shape_range_and_are_stain_safe():
     torch.testing.assert_close(hed_jitter(x.clamp(0.05, 1), 0.0, 0.0), x.clamp(0.05, 1), atol=1e-4, rtol=1e-4)
     rotated = flip_rotate(x)
     assert sorted(rotated.flatten().tolist()) == sorted(x.flatten().tolist())  # pixels moved, not changed
+
+
+def test_cross_mouse_batches_spread_each_lineage_over_its_mice():
+    labels = np.repeat(np.arange(4), 12)
+    mice = np.concatenate([np.repeat([10 * lab, 10 * lab + 1, 10 * lab + 2], 4) for lab in range(4)])
+    for batch in PKSampler(labels, p=3, k=4, seed=0, groups=mice):
+        for lab in np.unique(labels[batch]):
+            picked = mice[[i for i in batch if labels[i] == lab]]
+            assert len(set(picked)) == 3  # 4 patches of a lineage: all 3 of its mice, none twice before all once
+
+
+def test_stain_transfer_gives_the_other_slides_stain_and_keeps_the_layout():
+    from gb_kedro.slides.augment import HED_FROM_RGB, StainMix, stain_statistics, stain_transfer
+
+    rng = np.random.default_rng(0)
+    layout = rng.random((1, 32, 32)) > 0.7  # nuclei
+    light = np.where(layout, 120, 220).repeat(3, 0)[None].astype(np.uint8)
+    light[:, 2] = np.where(layout[0], 160, 230)
+    dark = (light * 0.7).astype(np.uint8)
+    images = np.concatenate([light, dark])
+    stats = stain_statistics(images, np.array([0, 1]), 2)
+    assert stats.shape == (2, 2, 3) and not np.allclose(stats[0, 0], stats[1, 0])
+    x = torch.from_numpy(light[0]).float() / 255
+    y = stain_transfer(x, stats[0], stats[1])
+    od = -torch.log10(y.clamp(min=1 / 255)).permute(1, 2, 0).reshape(-1, 3) @ HED_FROM_RGB
+    np.testing.assert_allclose(od.mean(0).numpy(), stats[1, 0], atol=0.02)  # the other slide's stain ...
+    assert torch.equal((y.mean(0) < y.mean(0).mean()), torch.from_numpy(layout[0]))  # ... on the same nuclei
+    torch.manual_seed(0)
+    assert torch.equal(StainMix(stats, 0.0)(x, 0), x)  # p = 0: untouched
+
+
+def test_triplet_positives_from_other_mice_only():
+    """With groups, an anchor's positive is never from its own mouse (slide identity cannot pull it close)."""
+    from gb_kedro.losses import batch_hard_triplet
+
+    # anchor 0: same-mouse positive 1 far away (distance 3), other-mouse positive 2 close (1), negative 3 at 2
+    e = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 1.0], [0.0, -2.0]])
+    labels, mice = torch.tensor([0, 0, 0, 1]), torch.tensor([7, 7, 8, 9])
+    plain = batch_hard_triplet(e, labels, margin=0.5)
+    cross = batch_hard_triplet(e, labels, margin=0.5, groups=mice)
+    # anchors with a valid positive: plain 0, 1, 2; cross-mouse 0 (-> 2), 1 (-> 2), 2 (-> 0 or 1, the farther)
+    d = torch.cdist(e, e)
+    expect = torch.stack(
+        [
+            torch.relu(d[0, 2] - d[0, 3] + 0.5),
+            torch.relu(d[1, 2] - d[1, 3] + 0.5),
+            torch.relu(torch.max(d[2, 0], d[2, 1]) - d[2, 3] + 0.5),
+        ]
+    ).mean()
+    torch.testing.assert_close(cross, expect)
+    assert not torch.isclose(plain, cross)

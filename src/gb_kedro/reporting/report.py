@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from gb_kedro.config import MultimodalConfig, ReportingConfig, RNAEncodingConfig, SplitConfig, WSIEncodingConfig
-from gb_kedro.evaluation import format_ci
+from gb_kedro.evaluation import SET_LABELS, table1_sizes, table1_wide
 from gb_kedro.genes import strip_version
 from gb_kedro.tracking import git_commit
 
@@ -87,24 +87,25 @@ def _note(text: str) -> str:
 
 
 def _table1_section(table1: pd.DataFrame, wsi_metrics: dict, confusion_png: bytes) -> str:
-    t1 = pd.DataFrame(
-        {
-            "configuration": table1["configuration"],
-            "split": table1["split"],
-            "patient accuracy (95% CI)": [format_ci(r, "patient_accuracy") for _, r in table1.iterrows()],
-            "lineage accuracy (95% CI)": [format_ci(r, "lineage_accuracy") for _, r in table1.iterrows()],
-            "lineage balanced": table1["lineage_balanced_accuracy"],
-            "errors within patient": table1["errors_within_patient"],
-        }
+    wsi = "; ".join(
+        f"{SET_LABELS[name]}: {wsi_metrics[f'{name}/model_accuracy']:.3f} (colour 1-NN "
+        f"{wsi_metrics[f'{name}/colour_baseline_accuracy']:.3f}, morphometry 1-NN "
+        f"{wsi_metrics.get(f'{name}/morphometry_baseline_accuracy', float('nan')):.3f})"
+        for name in ("patch", "mouse")
+        if f"{name}/model_accuracy" in wsi_metrics
     )
-    first = table1.iloc[0]
     return (
-        table_html(t1)
+        "<h3>Lineage accuracy (95 % CI)</h3>"
+        + table_html(table1_wide(table1))
+        + "<h3>Patient accuracy (95 % CI)</h3>"
+        + table_html(table1_wide(table1, "patient_accuracy"))
+        + "<h3>Behind each figure</h3>"
+        + table_html(table1_sizes(table1))
         + _note(
-            f"Split mode: {first['split']}; {int(first['n_patches'])} held-out patches from {int(first['n_slides'])} slides; "
-            f"{int(first['n_candidates'])} candidate RNA samples; chance: lineage {first['lineage_chance']:.3f}, patient {first['patient_chance']:.3f}. "
-            "Intervals: 95 % bootstrap over slides. Image-only (WSI encoder 1-NN) lineage accuracy: "
-            f"{wsi_metrics.get('model_accuracy', float('nan')):.3f} (colour 1-NN {wsi_metrics.get('colour_baseline_accuracy', float('nan')):.3f})."
+            f"Split mode: {table1['split'].iloc[0]}. One training; every row evaluated on each held-out set. "
+            "Held-out patches of seen slides share their slide's stain and neighbours with training patches: only "
+            "the unseen-mouse and unseen-lineage columns measure morphology. Intervals: 95 % bootstrap over slides. "
+            f"Image-only (WSI encoder 1-NN against training patches) lineage accuracy: {wsi}."
         )
         + _img(confusion_png, "retrieval confusion")
     )

@@ -115,9 +115,12 @@ def decoded_patches(
     )
 
 
-def training_view(image: np.ndarray, crop: int | None = None, augment: Augment | None = None) -> torch.Tensor:
+def training_view(
+    image: np.ndarray, crop: int | None = None, augment: Augment | None = None, stain=None
+) -> torch.Tensor:
     """A uint8 patch [3, S, S] as float [0, 1] (a copy: rows of a disk cache are read-only), cut to a
-    ``crop`` x ``crop`` window (random with ``augment``, the centre one without) and augmented."""
+    ``crop`` x ``crop`` window (random with ``augment``, the centre one without), given another slide's
+    stain by ``stain`` (a callable on the window) and augmented."""
     x = torch.from_numpy(np.array(image)).float().div_(255.0)
     if crop and crop < x.shape[-1]:
         span = x.shape[-1] - crop
@@ -127,6 +130,8 @@ def training_view(image: np.ndarray, crop: int | None = None, augment: Augment |
             else (span // 2, span // 2)
         )
         x = x[:, y0 : y0 + crop, x0 : x0 + crop]
+    if stain is not None:
+        x = stain(x)
     return augment(x) if augment is not None else x
 
 

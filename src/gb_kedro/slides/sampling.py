@@ -10,9 +10,11 @@ class PKSampler(Sampler[list[int]]):
     """Each batch: ``p`` distinct labels, ``k`` items of each (drawn with replacement when a label has
     fewer than ``k`` items). An epoch has ``len(labels) // (p * k)`` batches (at least one)."""
 
-    def __init__(self, labels, p: int, k: int, seed: int = 0):
+    def __init__(self, labels, p: int, k: int, seed: int = 0, groups=None):
         self.labels = np.asarray(labels)
         self.by_label = {lab: np.flatnonzero(self.labels == lab) for lab in np.unique(self.labels)}
+        # groups (e.g. mice): the k items of a label are spread over its groups, round-robin in random order
+        self.groups = None if groups is None else np.asarray(groups)
         if len(self.by_label) < 2:
             raise ValueError("PK sampling needs at least two labels")
         self.p = min(p, len(self.by_label))
@@ -30,5 +32,13 @@ class PKSampler(Sampler[list[int]]):
             batch = []
             for c in chosen:
                 items = self.by_label[keys[c]]
-                batch.extend(rng.choice(items, size=self.k, replace=len(items) < self.k).tolist())
+                if self.groups is None:
+                    batch.extend(rng.choice(items, size=self.k, replace=len(items) < self.k).tolist())
+                else:
+                    batch.extend(self._spread(items, rng))
             yield batch
+
+    def _spread(self, items: np.ndarray, rng: np.random.Generator) -> list[int]:
+        """``k`` items of one label drawn round-robin over its groups (random group order, random item)."""
+        by_group = [items[self.groups[items] == g] for g in rng.permutation(np.unique(self.groups[items]))]
+        return [int(rng.choice(by_group[i % len(by_group)])) for i in range(self.k)]

@@ -37,6 +37,8 @@ from gb_kedro.genes import CHROM_ORDER
 from gb_kedro.synthetic.graphs import module_sizes, planted_directed_graph
 
 MORPHOLOGY_AXES = ["nucleus_size", "elongation", "arrangement", "chromatin_texture", "cell_density", "invasion"]
+# The axes least readable inside one 256-px patch: no two lineages may differ on these alone.
+WEAK_AXES = ("cell_density", "invasion")
 # Weight of each axis level in a lineage's aggressiveness (invasion and density drive survival most).
 AXIS_AGGRESSIVENESS = {
     "invasion": 0.6,
@@ -267,13 +269,17 @@ def make_ppi(genes: pd.DataFrame, preset: Preset, rng: np.random.Generator) -> t
 def make_lineages(preset: Preset, rng: np.random.Generator, max_tries: int = 10_000) -> pd.DataFrame:
     """Patients, lineages and their morphology codes (levels -1/0/+1 per axis) and aggressiveness.
 
-    Codes are pairwise at Hamming distance >= 2; lineages of one patient share the levels of two axes;
+    Codes are pairwise at Hamming distance >= 2 and never differ only on :data:`WEAK_AXES`; lineages of one
+    patient share the levels of two axes;
     on every axis no level holds more than 70 % of the lineages (else that axis's drivers would
     barely vary across the cohort and carry little signal).
     """
     axes = MORPHOLOGY_AXES[: preset.n_axes]
     for _ in range(1000):
-        lineages = _draw_lineages(preset, rng, max_tries)
+        try:
+            lineages = _draw_lineages(preset, rng, max_tries)
+        except RuntimeError:  # a greedy draw can paint itself into a corner: draw again
+            continue
         majority = max(lineages[a].value_counts(normalize=True).iloc[0] for a in axes)
         if majority <= 0.7:
             return lineages
@@ -285,6 +291,8 @@ def _draw_lineages(preset: Preset, rng: np.random.Generator, max_tries: int) -> 
     per_patient = np.full(preset.n_patients, preset.n_lineages // preset.n_patients)
     per_patient[: preset.n_lineages % preset.n_patients] += 1
     codes: list[np.ndarray] = []
+    # two lineages never differ only on the weakest axes (least readable inside one patch)
+    strong = np.array([a not in WEAK_AXES for a in axes])
     rows = []
     for p, n_lin in enumerate(per_patient):
         shared_axes = rng.choice(len(axes), size=2, replace=False)
@@ -293,7 +301,7 @@ def _draw_lineages(preset: Preset, rng: np.random.Generator, max_tries: int) -> 
         for _ in range(max_tries):
             code = rng.integers(-1, 2, size=len(axes))
             code[shared_axes] = shared_levels
-            if all((code != c).sum() >= 2 for c in codes):
+            if all((code != c).sum() >= 2 and (code[strong] != c[strong]).any() for c in codes):
                 codes.append(code)
                 made += 1
                 rows.append(

@@ -6,7 +6,8 @@ import pandas as pd
 from gb_kedro.multimodal import TABLE1_ROWS as ROWS
 
 TORCH_ROWS = list(ROWS)
-ALL_ROWS = [*ROWS, "colour_baseline"]
+ALL_ROWS = [*ROWS, "colour_baseline", "morphometry_baseline"]
+SETS = ["patch", "mouse", "lineage", "lineage_only"]
 
 
 def _children(project, parent_name):
@@ -24,25 +25,27 @@ def _children(project, parent_name):
 def test_table1_rows_outputs_and_mlflow(tiny_project):
     data = tiny_project / "data"
     table = pd.read_csv(data / "08_reporting" / "table1.csv")
-    assert len(table) == len(ALL_ROWS) and list(table.columns[:4]) == [
+    # one training, every row scored on each held-out set (unseen lineages also among their own samples only)
+    assert len(table) == len(ALL_ROWS) * len(SETS) and list(table.columns[:5]) == [
         "configuration",
         "split",
+        "held_out",
         "patient_accuracy",
         "lineage_accuracy",
     ]
-    assert (table["split"] == "patch").all()
+    assert (table["split"] == "all").all() and sorted(set(table["held_out"])) == sorted(SETS)
     assert (
         (table["lineage_accuracy_ci_low"] <= table["lineage_accuracy"])
         & (table["lineage_accuracy"] <= table["lineage_accuracy_ci_high"])
     ).all()
+    only = table[table["held_out"] == "lineage_only"].iloc[0]
+    assert only["n_candidates"] == only["n_lineages"] < table[table["held_out"] == "lineage"].iloc[0]["n_candidates"]
     markdown = (data / "08_reporting" / "table1.md").read_text()
-    assert (
-        sum(line.startswith("| ") for line in markdown.splitlines()) == len(ALL_ROWS) + 1
-        and "Split: **patch**" in markdown
-    )
+    assert "Unseen mice" in markdown and "Pixel-morphometry baseline" in markdown and "split `all`" in markdown
     for row in TORCH_ROWS:
         metrics = json.loads((data / "08_reporting" / f"retrieval_metrics_{row}.json").read_text())
-        assert metrics["row"] == row and 0 <= metrics["lineage_accuracy"] <= 1
+        assert metrics["row"] == row and sorted(metrics["sets"]) == sorted(SETS)
+        assert 0 <= metrics["sets"]["mouse"]["lineage_accuracy"] <= 1
         assert (data / "08_reporting" / f"retrieval_confusion_{row}.png").is_file()
         assert (data / "06_models" / f"multimodal_{row}.pt").is_file()
     predictions = pd.read_parquet(data / "07_model_output" / "retrieval_predictions_ppi_no_recon.parquet")
@@ -61,7 +64,7 @@ def test_table1_rows_outputs_and_mlflow(tiny_project):
     for row in ALL_ROWS:
         run = children[children["tags.mlflow.runName"] == f"multimodal.{row}"]
         assert len(run) == 1, row
-        assert run["metrics.eval/lineage_accuracy"].notna().all(), row
+        assert run["metrics.eval/mouse/lineage_accuracy"].notna().all(), row
         assert set(run["run_id"]) <= set(models["source_run_id"]), row  # a logged model per row
 
 

@@ -11,9 +11,15 @@ def test_outputs_metrics_and_mlflow_run(tiny_project):
     emb = pd.read_parquet(data / "07_model_output" / "wsi_embeddings.parquet")
     assert len(emb) == len(index) and {"split", "lineage_id"} <= set(emb.columns)
     metrics = json.loads((data / "08_reporting" / "wsi_metrics.json").read_text())
-    assert metrics["split_mode"] == "patch" and metrics["model_n_test"] == int((index["split"] == "test").sum())
-    assert metrics["model_chance"] == 1 / index.loc[index["split"] == "train", "lineage_id"].nunique()
-    assert 0 <= metrics["model_accuracy"] <= 1 and 0 <= metrics["colour_baseline_accuracy"] <= 1
+    mice = index["held_out"] == "mouse"
+    assert metrics["split_mode"] == "all" and metrics["mouse/model_n_test"] == int(mice.sum())
+    assert metrics["patch/model_n_test"] == int((index["held_out"] == "patch").sum())
+    assert "lineage/model_accuracy" not in metrics  # unseen lineages have no training patch to be retrieved
+    assert metrics["mouse/model_chance"] == 1 / index.loc[index["split"] == "train", "lineage_id"].nunique()
+    for name in ("model", "colour_baseline", "morphometry_baseline"):
+        assert 0 <= metrics[f"mouse/{name}_accuracy"] <= 1
+    features = pd.read_parquet(data / "04_feature" / "morphometry_features.parquet")
+    assert len(features) == len(index) and features["nuclei_count"].notna().all()
     assert (data / "08_reporting" / "wsi_confusion.png").is_file()
     history = pd.read_csv(data / "08_reporting" / "wsi_training_history.tsv", sep="\t")
     # The lineage softmax of the warm-up learns, and the triplet stage that follows does not collapse
@@ -31,7 +37,7 @@ def test_outputs_metrics_and_mlflow_run(tiny_project):
         # Other tests of this session run other pipelines in-process: keep the children of the default run.
         default = runs.loc[runs["tags.mlflow.runName"].str.startswith("__default__ |"), "run_id"]
         run = runs[(runs["tags.mlflow.runName"] == "wsi_encoding") & runs["tags.mlflow.parentRunId"].isin(default)]
-        assert len(run) == 1 and run["metrics.eval/model_accuracy"].notna().all()
+        assert len(run) == 1 and run["metrics.eval/mouse/model_accuracy"].notna().all()
         models = mlflow.search_logged_models(experiment_ids=list(runs["experiment_id"].unique()))
         assert set(run["run_id"]) <= set(models["source_run_id"])
     finally:

@@ -246,11 +246,13 @@ def build_patch_index(
     stamp(index, split=cfg.to_dict())
     stamp(lineage_split, split=cfg.to_dict())
     require_training_patches(index, lineage_split, slides["lineage_id"].unique(), source_of(manifest, "slide manifest"))
+    held = index.loc[index["split"] == "test"].groupby("held_out")
     logger.info(
-        "Patch index: %d tumour patches, split '%s': %d test",
+        "Patch index: %d tumour patches, split '%s': %d training; held out: %s",
         len(index),
         cfg.mode,
-        int((index["split"] == "test").sum()),
+        int((index["split"] == "train").sum()),
+        ", ".join(f"{name} {len(g)} patches / {g['slide_id'].nunique()} slides" for name, g in held) or "none",
     )
     return index, lineage_split
 

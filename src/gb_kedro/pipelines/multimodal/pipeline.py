@@ -79,14 +79,33 @@ def create_pipeline(**kwargs) -> Pipeline:
             )
         ]
     )
+    morphometry = Pipeline(
+        [
+            Node(
+                nodes.morphometry_baseline,
+                [
+                    "morphometry_features",
+                    "patch_index",
+                    "cohort_features",
+                    "cohort_samples",
+                    "params:split",
+                    "params:multimodal",
+                    "params:morphometry_baseline.table1_row",
+                ],
+                "morphometry_baseline.retrieval_metrics",
+                name="morphometry_baseline",
+                namespace="morphometry_baseline",
+            )
+        ]
+    )
     table = Pipeline(
         [
             Node(
                 nodes.assemble_table1,
-                [f"{row}.retrieval_metrics" for row in (*TABLE1_ROWS, "colour_baseline")],
+                [f"{row}.retrieval_metrics" for row in (*TABLE1_ROWS, "colour_baseline", "morphometry_baseline")],
                 ["table1", "table1_markdown"],
                 name="assemble_table1",
             )
         ]
     )
-    return Pipeline([*rows, colour, table], tags="multimodal")
+    return Pipeline([*rows, colour, morphometry, table], tags="multimodal")

@@ -6,14 +6,29 @@ import pandas as pd
 
 from gb_kedro import provenance
 from gb_kedro import wsi_encoding as wsi
-from gb_kedro.config import SplitConfig, WSIEncodingConfig
+from gb_kedro.config import MorphometryConfig, SplitConfig, WSIEncodingConfig
 
 
-def train_wsi_encoder(patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, split: dict, options: dict):
+def measure_morphometry(patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, options: dict, morphometry: dict):
+    """Pixel morphometry (nuclear size, shape, texture, spacing, density; tumour extent) of every tumour patch."""
+    return wsi.measure_morphometry(
+        patch_index, slide_manifest, WSIEncodingConfig.from_dict(options), MorphometryConfig.from_dict(morphometry)
+    )
+
+
+def train_wsi_encoder(
+    patch_index: pd.DataFrame,
+    slide_manifest: pd.DataFrame,
+    morphometry_features: pd.DataFrame,
+    split: dict,
+    options: dict,
+):
     """The ViT trained on the training patches of the evaluation split; its per-epoch history."""
     split_cfg = SplitConfig.from_dict(split)
     provenance.require_split(patch_index, split_cfg.to_dict(), "patch_index", "wsi_encoding")
-    model, history = wsi.train_encoder(patch_index, slide_manifest, WSIEncodingConfig.from_dict(options))
+    model, history = wsi.train_encoder(
+        patch_index, slide_manifest, WSIEncodingConfig.from_dict(options), morphometry_features
+    )
     return model.describe(split=split_cfg.to_dict(), patch_index=provenance.index_fingerprint(patch_index)), history
 
 
@@ -23,9 +38,15 @@ def embed_wsi_patches(model, patch_index: pd.DataFrame, slide_manifest: pd.DataF
 
 
 def evaluate_wsi_embeddings(
-    embeddings: pd.DataFrame, patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, model, split: dict, options: dict
+    embeddings: pd.DataFrame,
+    patch_index: pd.DataFrame,
+    slide_manifest: pd.DataFrame,
+    model,
+    morphometry_features: pd.DataFrame,
+    split: dict,
+    options: dict,
 ):
-    """Image-only 1-NN lineage retrieval beside the colour-histogram baseline; a confusion plot."""
+    """Image-only 1-NN lineage retrieval per held-out set beside the colour and morphometry baselines; a confusion plot."""
     return wsi.evaluate_embeddings(
         embeddings,
         patch_index,
@@ -33,4 +54,5 @@ def evaluate_wsi_embeddings(
         model,
         SplitConfig.from_dict(split),
         WSIEncodingConfig.from_dict(options),
+        morphometry_features,
     )

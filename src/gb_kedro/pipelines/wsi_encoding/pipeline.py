@@ -9,8 +9,14 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
+                nodes.measure_morphometry,
+                ["patch_index", "slide_manifest", "params:wsi_encoding", "params:morphometry"],
+                "morphometry_features",
+                name="measure_morphometry",
+            ),
+            Node(
                 nodes.train_wsi_encoder,
-                ["patch_index", "slide_manifest", "params:split", "params:wsi_encoding"],
+                ["patch_index", "slide_manifest", "morphometry_features", "params:split", "params:wsi_encoding"],
                 ["wsi_encoder", "wsi_training_history"],
                 name="train_wsi_encoder",
             ),
@@ -27,6 +33,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "patch_index",
                     "slide_manifest",
                     "wsi_encoder",
+                    "morphometry_features",
                     "params:split",
                     "params:wsi_encoding",
                 ],
