@@ -87,7 +87,7 @@ def retrieval_metrics(
     return metrics
 
 
-def colour_baseline_retrieval(
+def feature_baseline_retrieval(
     train_features: np.ndarray,
     train_rna: np.ndarray,
     test_features: np.ndarray,

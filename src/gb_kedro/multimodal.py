@@ -27,8 +27,8 @@ from gb_kedro.config import ColourRow, MorphometryRow, MultimodalConfig, SplitCo
 from gb_kedro.errors import InputDataError
 from gb_kedro.evaluation import (
     SET_LABELS,
-    colour_baseline_retrieval,
     confusion_figure,
+    feature_baseline_retrieval,
     flat_set_metrics,
     retrieval,
     score_held_out_sets,
@@ -38,7 +38,7 @@ from gb_kedro.models.multimodal import MultimodalModel
 from gb_kedro.models.rna_mae import RNAMaskedAutoencoder
 from gb_kedro.models.vit import VisionTransformer
 from gb_kedro.provenance import made_with
-from gb_kedro.slides.augment import Augment, StainMix, stain_statistics
+from gb_kedro.slides.augment import Augment, StainMix
 from gb_kedro.slides.morphometry import FEATURES as MORPHOMETRY_FEATURES
 from gb_kedro.slides.patches import decoded_patches, training_view, window_batches
 from gb_kedro.slides.sampling import PKSampler
@@ -90,7 +90,7 @@ class PairDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int):
-        stain = (lambda x: self.stain(x, int(self.slides[i]))) if self.stain is not None else None
+        stain = self.stain.on(int(self.slides[i])) if self.stain is not None else None
         x = training_view(self.images[i], self.crop, self.augment, stain)
         label = int(self.labels[i])
         options = self.rna_of_label[label]
@@ -321,9 +321,7 @@ def fit_pairs(
     val = np.random.default_rng(cfg.seed).random(len(labels)) < cfg.val_fraction
     loss = {**cfg.loss.to_dict(), "recon_weight": float(recon_weight)}
     augment = Augment(wsi.augment.flips, wsi.augment.hed_sigma, wsi.augment.hed_bias)
-    stain = None
-    if wsi.augment.stain_mix and slides is not None:
-        stain = StainMix(stain_statistics(images, slides, int(slides.max()) + 1), wsi.augment.stain_mix)
+    stain = StainMix.fit(images, slides, wsi.augment.stain_mix)
     train_set = PairDataset(
         images[~val],
         labels[~val],
@@ -613,7 +611,7 @@ def feature_row(
     alphas = np.logspace(*row.ridge_log10_alphas)
     params = {"row": row.name, "label": row.label, "features": features, "map": "StandardScaler + RidgeCV"}
     with nested_run(f"multimodal.{row.name}", params) as run:
-        sim, fitted = colour_baseline_retrieval(values[train_rows], train_rna, values[test_rows], rna, alphas)
+        sim, fitted = feature_baseline_retrieval(values[train_rows], train_rna, values[test_rows], rna, alphas)
         sets = score_sets(sim, test, samples, index, cfg)
         metrics = {
             "configuration": row.label,

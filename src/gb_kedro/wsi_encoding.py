@@ -27,7 +27,7 @@ from gb_kedro.evaluation import SET_LABELS, confusion_figure, nearest_neighbour_
 from gb_kedro.losses import batch_hard_triplet, reverse_gradient, within_label_group_loss
 from gb_kedro.models.vit import VisionTransformer, vit
 from gb_kedro.provenance import made_with
-from gb_kedro.slides.augment import Augment, StainMix, stain_statistics
+from gb_kedro.slides.augment import Augment, StainMix
 from gb_kedro.slides.fanout import map_slides
 from gb_kedro.slides.morphometry import FEATURES, chunk_features, feature_frame, fill_missing
 from gb_kedro.slides.patches import decoded_patches, training_view, window_batches
@@ -69,7 +69,7 @@ class PatchTensorDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int):
-        stain = (lambda x: self.stain(x, int(self.slides[i]))) if self.stain is not None else None
+        stain = self.stain.on(int(self.slides[i])) if self.stain is not None else None
         x = training_view(self.images[i], self.crop, self.augment, stain)
         return x, int(self.labels[i]), int(self.mice[i]), self.targets[i]
 
@@ -209,11 +209,7 @@ def train_encoder(
             raise ValueError("wsi_encoding.loss.morphometry_weight > 0 needs the morphometry features")
         values = morphometry_features[list(FEATURES)].to_numpy(np.float32)[train_rows]
         targets = StandardScaler().fit_transform(values).astype(np.float32)
-    stain = (
-        StainMix(stain_statistics(images, slides, int(slides.max()) + 1), cfg.augment.stain_mix)
-        if cfg.augment.stain_mix
-        else None
-    )
+    stain = StainMix.fit(images, slides, cfg.augment.stain_mix)
     val = np.random.default_rng(cfg.seed).random(len(labels)) < cfg.val_fraction
     torch.manual_seed(cfg.seed)
     read_px, crop = cfg.data.geometry

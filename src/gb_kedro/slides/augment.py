@@ -86,6 +86,17 @@ class StainMix:
     def __init__(self, statistics: np.ndarray, p: float):
         self.statistics, self.p = statistics, p
 
+    @classmethod
+    def fit(cls, images: np.ndarray, slides: np.ndarray | None, p: float) -> StainMix | None:
+        """Stain mixing over the slides of ``images`` (``slides``: slide code per image); None when off."""
+        if not p or slides is None:
+            return None
+        return cls(stain_statistics(images, slides, int(slides.max()) + 1), p)
+
+    def on(self, slide: int):
+        """This mix applied as coming from ``slide``: the ``stain`` callable of :func:`training_view`."""
+        return lambda x: self(x, slide)
+
     def __call__(self, x: torch.Tensor, slide: int) -> torch.Tensor:
         if self.p <= 0 or float(torch.rand(1)) >= self.p:
             return x

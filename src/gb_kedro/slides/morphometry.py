@@ -116,24 +116,13 @@ def patch_features(
 
 
 def morphometry(
-    patches: np.ndarray,
-    min_area: int,
-    neighbour_radius: float,
-    tumour_od_difference: float,
-    smooth_px: float,
-    progress=None,
+    patches: np.ndarray, min_area: int, neighbour_radius: float, tumour_od_difference: float, smooth_px: float
 ) -> np.ndarray:
-    """:data:`FEATURES` of uint8 patches ``[N, 3, S, S]`` (or ``[N, S, S, 3]``) -> ``[N, F]`` float32; NaN
-    (no nucleus, one nucleus) filled with the column's median over the patches (0 where all are NaN)."""
-    patches = np.asarray(patches)
-    channels_first = patches.ndim == 4 and patches.shape[1] == 3 and patches.shape[-1] != 3
-    out = np.empty((len(patches), len(FEATURES)))
-    for i in range(len(patches)):
-        rgb = np.moveaxis(patches[i], 0, -1) if channels_first else patches[i]
-        out[i] = patch_features(rgb, min_area, neighbour_radius, tumour_od_difference, smooth_px)
-        if progress is not None:
-            progress(1)
-    return fill_missing(out).astype(np.float32)
+    """:data:`FEATURES` of uint8 patches ``[N, 3, S, S]`` in this process -> ``[N, F]`` float32; NaN (no
+    nucleus, one nucleus) filled with the column's median over the patches (0 where all are NaN)."""
+    options = (min_area, neighbour_radius, tumour_od_difference, smooth_px)
+    _, raw = chunk_features((np.asarray(patches), 0, len(patches), options))
+    return fill_missing(raw).astype(np.float32)
 
 
 def chunk_features(job: tuple) -> tuple[int, np.ndarray]:

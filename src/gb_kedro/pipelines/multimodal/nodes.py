@@ -85,13 +85,14 @@ def colour_baseline(
     row: dict,
 ) -> dict:
     """The non-deep Table 1 row: colour statistics -> RNA by ridge, then the same retrieval."""
-    provenance.require_split(patch_index, SplitConfig.from_dict(split).to_dict(), "patch_index", "multimodal")
+    split_cfg = SplitConfig.from_dict(split)
+    provenance.require_split(patch_index, split_cfg.to_dict(), "patch_index", "multimodal")
     return mm.colour_row(
         patch_index,
         slide_manifest,
         cohort_features,
         cohort_samples,
-        SplitConfig.from_dict(split),
+        split_cfg,
         MultimodalConfig.from_dict(options),
         WSIEncodingConfig.from_dict(wsi_options),
         ColourRow.from_dict(row),
@@ -108,13 +109,14 @@ def morphometry_baseline(
     row: dict,
 ) -> dict:
     """The pixel-morphometry Table 1 row: nuclear features -> RNA by ridge, then the same retrieval."""
-    provenance.require_split(patch_index, SplitConfig.from_dict(split).to_dict(), "patch_index", "multimodal")
+    split_cfg = SplitConfig.from_dict(split)
+    provenance.require_split(patch_index, split_cfg.to_dict(), "patch_index", "multimodal")
     return mm.morphometry_row(
         morphometry_features,
         patch_index,
         cohort_features,
         cohort_samples,
-        SplitConfig.from_dict(split),
+        split_cfg,
         MultimodalConfig.from_dict(options),
         MorphometryRow.from_dict(row),
     )
