@@ -8,7 +8,7 @@ Each mouse gets one slide. A :class:`Scene` holds everything needed to render an
   a smooth local-density field.
 - **Cells**: mouse nuclei (small, round, haematoxylin-blue) in the brain, and human tumour cells in the
   tumour region, whose morphology is the lineage's code (:data:`gb_kedro.synthetic.cohort.MORPHOLOGY_AXES`,
-  levels -1/0/+1): nucleus size, elongation, arrangement (scattered / clustered / regular), chromatin texture
+  levels -1/0/+1): nucleus size, elongation, arrangement (clustered / scattered / regular), chromatin texture
   (polarised / granular / vesicular: the same stain amounts, arranged differently), cell density, invasion (compact / irregular / diffuse tumour), plus per-cell
   noise. Nuclear area coverage is kept roughly constant across sizes, and brown fraction, DAB intensity and
   hue come from one distribution for all lineages, so no global colour statistic identifies a lineage.
@@ -45,7 +45,11 @@ DENSITY_NOISE = 0.25  # log-sd of the local-density field (same law for every li
 # Host (mouse) nuclei inside the tumour, relative to their density in the brain: what invasion looks like
 # inside one patch (compact tumours push the brain aside, diffuse ones grow through it).
 HOST_INFILTRATION = (0.0, 0.45, 1.0)
-ARRANGEMENTS = ("scattered", "clustered", "regular")
+ARRANGEMENTS = (
+    "clustered",
+    "scattered",
+    "regular",
+)  # ordered by regularity (Clark-Evans < 1, = 1, > 1): a gene dose moves one way
 TEXTURES = ("polarised", "granular", "vesicular")
 INVASION = ("compact", "irregular", "diffuse")
 
