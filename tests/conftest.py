@@ -105,8 +105,12 @@ def tiny_project(tmp_path_factory) -> Path:
     cwd = os.getcwd()
     os.chdir(path)
     try:
-        # One permutation-null retraining instead of three keeps the suite fast.
-        run_kedro(path, "__default__", {"synthetic_cohort": {"preset": "tiny"}, "reporting": {"n_permutations": 1}})
+        # One permutation-null retraining and one seed retraining (two seeds) keep the suite fast.
+        run_kedro(
+            path,
+            "__default__",
+            {"synthetic_cohort": {"preset": "tiny"}, "reporting": {"n_permutations": 1, "n_seeds": 2}},
+        )
     finally:
         os.chdir(cwd)
     return path

@@ -541,6 +541,43 @@ class SurvivalConfig(_Reporting):
     kmeans_n_init: int
 
 
+# Image representations of a lineage for the morphology-link table (``+`` = standardised blocks concatenated).
+LINK_REPRESENTATIONS = ("wsi", "morphometry", "wsi+morphometry")
+CV_UNITS = ("lineage", "patient")
+
+
+@dataclasses.dataclass(frozen=True)
+class MorphologyLinkConfig(_Reporting):
+    representations: list
+    rank_by: str
+    cv_unit: str
+    n_components: int | None
+    alphas: list
+    n_permutations: int
+    min_lineages: int
+
+    def __post_init__(self):
+        for kind in self.representations:
+            choice(kind, LINK_REPRESENTATIONS, "reporting.morphology_link.representations", self.SOURCE)
+        choice(self.rank_by, tuple(self.representations), "reporting.morphology_link.rank_by", self.SOURCE)
+        choice(self.cv_unit, CV_UNITS, "reporting.morphology_link.cv_unit", self.SOURCE)
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneScoringConfig(_Reporting):
+    wide_top: int
+    n_permutations: int
+
+
+@dataclasses.dataclass(frozen=True)
+class AxisProbeConfig(_Reporting):
+    inverse_penalty: float
+    cv_unit: str
+
+    def __post_init__(self):
+        choice(self.cv_unit, CV_UNITS, "reporting.axis_probe.cv_unit", self.SOURCE)
+
+
 @dataclasses.dataclass(frozen=True)
 class ReportingConfig(_Reporting):
     KEY: ClassVar[str] = "reporting"
@@ -550,7 +587,11 @@ class ReportingConfig(_Reporting):
     gradcam_batch_size: int
     table_size: int
     n_permutations: int
+    n_seeds: int
     seed: int
+    morphology_link: MorphologyLinkConfig
+    scoring: GeneScoringConfig
+    axis_probe: AxisProbeConfig
     enrichment: EnrichmentConfig
     survival: SurvivalConfig
     report_qc_slides: int

@@ -17,12 +17,10 @@ import pandas as pd
 
 from gb_kedro.config import MultimodalConfig, ReportingConfig, WSIEncodingConfig
 from gb_kedro.errors import InputDataError
-from gb_kedro.evaluation import retrieval
 from gb_kedro.genes import strip_version
 from gb_kedro.models.multimodal import MultimodalModel
-from gb_kedro.multimodal import embed_images, embed_rna, held_out_pairs, train_row, training_pairs
-from gb_kedro.reporting.gradcam import attribute, gene_baseline, occurrence_table, top_k_genes
-from gb_kedro.slides.patches import decoded_patches
+from gb_kedro.multimodal import train_row, training_pairs
+from gb_kedro.reporting.seeds import held_out_counts, top_genes
 
 logger = logging.getLogger(__name__)
 
@@ -74,21 +72,15 @@ def null_precision(
     wsi: WSIEncodingConfig,
 ) -> float:
     """Precision@n of the planted drivers in the Table 2 of a model trained on shuffled pairs: its held-out
-    patches retrieve an RNA sample (eq. 9), Grad-CAM with that sample, top-k genes, occurrence."""
+    patches retrieve an RNA sample (eq. 9), Grad-CAM with that sample, top-k genes, occurrence
+    (:func:`gb_kedro.reporting.seeds.held_out_counts`)."""
     genes = model.meta["genes"]
     if not model.meta.get("trained", False) or truth_drivers.empty:
         return float("nan")
     universe = [strip_version(g) for g in genes]
-    _, rna_all, index, test_rows, _ = held_out_pairs(patch_index, cohort_features, cohort_samples, genes)
-    images = np.asarray(decoded_patches(index, slide_manifest, wsi.data, wsi.checkpoint_dir)[test_rows])
-    image_z = embed_images(model, images, wsi.data.geometry[1], mm.evaluation.image_batch_size)
-    _, ranked = retrieval(image_z, embed_rna(model, rna_all, mm.evaluation.rna_batch_size), top=1)
-    _, gene_scores = attribute(
-        model, images, rna_all[ranked[:, 0]], gene_baseline(cohort_features, genes, cfg), cfg, wsi
-    )
-    genes_table = pd.DataFrame({"gene_id": universe, "gene_id_versioned": genes, "symbol": universe})
-    table = occurrence_table(top_k_genes(gene_scores, cfg.top_k_per_patch), genes_table, n=cfg.table_size)
-    precision = precision_recall(table["gene_id_unversioned"], planted_drivers(truth_drivers, universe))[0]
+    counts = held_out_counts(model, patch_index, slide_manifest, cohort_features, cohort_samples, cfg, mm, wsi)
+    top = [universe[i] for i in top_genes(counts, cfg.table_size)]
+    precision = precision_recall(top, planted_drivers(truth_drivers, universe))[0]
     logger.info("permutation null (%s): precision@%d %.3f", model.meta.get("row"), cfg.table_size, precision)
     return precision
 

@@ -22,17 +22,45 @@ def test_reporting_outputs(tiny_project):
         assert 0.0 <= validation[key] <= 1.0, key
     assert validation["n_permutations"] == len(validation["permutation_null_values"]) >= 1
     enrichment = pd.read_csv(rep / "enrichment.tsv", sep="\t")
-    assert {"gene_set", "overlap", "p_value", "q_value", "significant"} <= set(enrichment.columns)
+    assert {"ranking", "gene_set", "overlap", "p_value", "q_value", "significant"} <= set(enrichment.columns)
+    assert set(enrichment["ranking"]) == {"gradcam", "morphology_link"}
+    link = pd.read_csv(rep / "morphology_link.csv")
+    assert list(link.columns[:8]) == ["rank", "gene_id", "symbol", "r2", "spearman_r", "p_value", "q_value", "group"]
+    assert link["r2"].is_monotonic_decreasing and link["q_value"].between(0, 1).all()
+    assert {"r2_wsi", "r2_morphometry", "r2_wsi+morphometry"} <= set(link.columns)
+    assert (rep / "morphology_link.md").read_text().count("\n|") >= 15
+    scoring = pd.read_csv(rep / "gene_scoring.tsv", sep="\t").set_index("ranking")
+    assert {"link_wsi", "link_morphometry", "gradcam_seed_0", "gradcam_seeds", "variance", "random"} <= set(
+        scoring.index
+    )
+    assert scoring["auroc_drivers_vs_decoys"].between(0, 1).all() and scoring["permutation_p"].between(0, 1).all()
+    assert (scoring["n_drivers"] > 0).all() and {"precision_at_15", "decoys_top_15", "decoys_top_50"} <= set(
+        scoring.columns
+    )
+    axes = pd.read_csv(rep / "axis_recovery.tsv", sep="\t")
+    assert axes["axis"].nunique() == 6 and set(axes["ranking"]) == set(scoring.index)
+    stability = json.loads((rep / "seed_stability.json").read_text())
+    assert (
+        stability["n_seeds"] == 2
+        and 0 <= stability["jaccard_mean"] <= 1
+        and list(stability["jaccard_pairs"]) == ["0-1"]
+    )
+    seeds = pd.read_csv(rep / "table2_seeds.tsv", sep="\t")
+    assert (seeds["occurrence"] == seeds["occurrence_seed_0"] + seeds["occurrence_seed_1"]).all()
+    probe = pd.read_csv(rep / "axis_probe.tsv", sep="\t").set_index("representation")
+    assert {"ppi", "chromosome", "pca", "chance (majority level)"} == set(probe.index) and probe["mean"].between(
+        0, 1
+    ).all()
     assert enrichment["gene_set"].str.startswith("PLANTED_MODULE_").all()
     tests = pd.read_csv(rep / "survival_tests.tsv", sep="\t")
     assert tests["analysis"].str.startswith("mouse survival").any()
     assert (tests["p_value"].between(0, 1) | (tests["groups"] < 2)).all()  # one group: no test (NaN)
     mice = pd.read_csv(rep / "mouse_outcomes.tsv", sep="\t")
     assert {"survival_days", "rna_cluster", "image_cluster", "majority_lineage"} <= set(mice.columns)
-    for png in ("gradcam.png", "survival_km.png", "training_curves.png"):
+    for png in ("gradcam.png", "survival_km.png", "training_curves.png", "morphology_link.png", "seed_stability.png"):
         assert (rep / png).stat().st_size > 1000, png
     html = (rep / "report.html").read_text()
-    assert html.startswith("<!DOCTYPE html>") and html.count("data:image/png;base64,") >= 6
+    assert html.startswith("<!DOCTYPE html>") and html.count("data:image/png;base64,") >= 8
     # the header says which run made it; Table 2 marks the planted genes; every section has a caption
     assert (
         "MLflow run" in html
@@ -44,6 +72,10 @@ def test_reporting_outputs(tiny_project):
         "Table 1",
         "Table 2",
         "Planted drivers",
+        "Table 2 across seeds",
+        "Morphology-link genes",
+        "Every gene ranking against the planted truth",
+        "morphology axes read from the embeddings",
         "enrichment",
         "survival",
         "Fig. 5",
@@ -68,11 +100,19 @@ def test_models_registered_and_figures_logged(tiny_project):
         parent = runs[runs["tags.mlflow.runName"] == "__default__ | preset tiny | split all"]
         assert len(parent) == 1 and parent["metrics.table1/ppi_no_recon/mouse/lineage_accuracy"].between(0, 1).all()
         assert parent["metrics.genes/gradcam_precision"].notna().all()
+        assert parent["metrics.genes/link_wsi/auroc_drivers_vs_decoys"].between(0, 1).all()
+        assert parent["metrics.genes/gradcam_seeds/jaccard_mean"].between(0, 1).all()
         experiment = client.get_experiment_by_name("gb_kedro")
         assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"
         default = parent["run_id"].iloc[0]
         artifacts = {a.path for a in client.list_artifacts(default, "reporting")}
-        assert {"reporting/gradcam.png", "reporting/survival_km.png", "reporting/training_curves.png"} <= artifacts
+        assert {
+            "reporting/gradcam.png",
+            "reporting/survival_km.png",
+            "reporting/training_curves.png",
+            "reporting/morphology_link.png",
+            "reporting/seed_stability.png",
+        } <= artifacts
         assert any(a.path == "report.html" for a in client.list_artifacts(default))
     finally:
         mlflow.set_tracking_uri("")

@@ -1,0 +1,200 @@
+"""Seed stability of Grad-CAM's Table 2: the reporting row's multimodal model retrained with other seeds, each
+model's held-out patches retrieving an RNA sample (eq. 9) and attributed with it, occurrences summed over
+seeds, and the overlap (Jaccard) of the per-seed top ``table_size``."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from gb_kedro.config import MultimodalConfig, ReportingConfig, WSIEncodingConfig
+from gb_kedro.errors import InputDataError
+from gb_kedro.evaluation import retrieval
+from gb_kedro.genes import strip_version
+from gb_kedro.models.multimodal import MultimodalModel
+from gb_kedro.multimodal import embed_images, embed_rna, held_out_pairs, train_row
+from gb_kedro.reporting.gradcam import attribute, gene_baseline, top_k_genes
+from gb_kedro.slides.patches import decoded_patches
+
+logger = logging.getLogger(__name__)
+
+# Namespaced seed pipelines in the reporting pipeline (``seed_1`` ...); the first ``reporting.n_seeds - 1`` train.
+SEED_SLOTS = 4
+
+
+def held_out_counts(
+    model: MultimodalModel,
+    patch_index: pd.DataFrame,
+    slide_manifest: pd.DataFrame,
+    cohort_features: pd.DataFrame,
+    cohort_samples: pd.DataFrame,
+    cfg: ReportingConfig,
+    mm: MultimodalConfig,
+    wsi: WSIEncodingConfig,
+) -> np.ndarray:
+    """Per model gene, in how many held-out patches' Grad-CAM top-k it is: each held-out patch retrieves an
+    RNA sample (eq. 9) and is attributed with it (what Table 2 counts)."""
+    genes = model.meta["genes"]
+    _, rna_all, index, test_rows, _ = held_out_pairs(patch_index, cohort_features, cohort_samples, genes)
+    images = np.asarray(decoded_patches(index, slide_manifest, wsi.data, wsi.checkpoint_dir)[test_rows])
+    image_z = embed_images(model, images, wsi.data.geometry[1], mm.evaluation.image_batch_size)
+    _, ranked = retrieval(image_z, embed_rna(model, rna_all, mm.evaluation.rna_batch_size), top=1)
+    _, gene_scores = attribute(
+        model, images, rna_all[ranked[:, 0]], gene_baseline(cohort_features, genes, cfg), cfg, wsi
+    )
+    return np.bincount(top_k_genes(gene_scores, cfg.top_k_per_patch).ravel(), minlength=len(genes))
+
+
+def train_seed(
+    wsi_encoder,
+    rna_encoder,
+    patch_index: pd.DataFrame,
+    slide_manifest: pd.DataFrame,
+    cohort_features: pd.DataFrame,
+    cohort_samples: pd.DataFrame,
+    cfg: ReportingConfig,
+    mm: MultimodalConfig,
+    wsi: WSIEncodingConfig,
+    row,
+    slot: int,
+) -> np.ndarray:
+    """Seed ``slot`` (1 ..): the reporting row retrained with seed ``multimodal.seed + slot`` and its
+    held-out occurrence counts; an empty array (nothing trained) for a slot beyond ``reporting.n_seeds - 1``."""
+    if cfg.n_seeds > SEED_SLOTS + 1 or cfg.n_seeds < 1:
+        raise InputDataError(
+            cfg.SOURCE, f"reporting.n_seeds is {cfg.n_seeds}; the pipeline holds 1 to {SEED_SLOTS + 1} seeds"
+        )
+    if slot >= cfg.n_seeds:
+        logger.info("reporting: seed %d not trained (reporting.n_seeds = %d)", slot, cfg.n_seeds)
+        return np.zeros(0, dtype=int)
+    model, _ = train_row(
+        wsi_encoder,
+        rna_encoder,
+        patch_index,
+        slide_manifest,
+        cohort_features,
+        cohort_samples,
+        dataclasses.replace(mm, seed=mm.seed + slot),
+        wsi,
+        row,
+        name=f"{row.name}_seed_{slot}",
+        register=False,
+    )
+    return held_out_counts(model, patch_index, slide_manifest, cohort_features, cohort_samples, cfg, mm, wsi)
+
+
+def model_genes(genes: list[str], gene_groups: pd.DataFrame) -> pd.DataFrame:
+    """The model genes in model order: ``gene_id`` (unversioned), ``gene_id_versioned``, ``symbol``
+    (versions and symbols from the gene-group table; a gene missing there keeps its ID)."""
+    unversioned = pd.Index([strip_version(g) for g in genes])
+    table = gene_groups.assign(gene=gene_groups["gene_id"].astype(str).map(strip_version)).set_index("gene")
+    return pd.DataFrame(
+        {
+            "gene_id": unversioned,
+            "gene_id_versioned": table["gene_id_versioned"]
+            .reindex(unversioned)
+            .fillna(pd.Series(genes, index=unversioned))
+            .to_numpy(),
+            "symbol": table["symbol"].reindex(unversioned).fillna(pd.Series(unversioned, index=unversioned)).to_numpy(),
+        }
+    )
+
+
+def counts_of(occurrence: pd.DataFrame, genes: pd.DataFrame) -> np.ndarray:
+    """A Table 2 occurrence table back to per-gene counts in model order (genes never in a top-k: 0)."""
+    counts = occurrence.set_index("gene_id_unversioned")["occurrence"]
+    return counts.reindex(genes["gene_id"]).fillna(0).astype(int).to_numpy()
+
+
+def top_genes(counts: np.ndarray, n: int) -> list[int]:
+    """The ``n`` genes of highest count (count > 0; ties by model order)."""
+    ranked = np.lexsort((np.arange(len(counts)), -np.asarray(counts)))
+    return [int(i) for i in ranked if counts[i] > 0][:n]
+
+
+def jaccard(a, b) -> float:
+    a, b = set(a), set(b)
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def stability(counts: list[np.ndarray], genes: pd.DataFrame, n: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Occurrence summed over seeds (every gene: rank, gene_id, symbol, occurrence, per-seed occurrence), the
+    per-seed top ``n`` side by side, and the pairwise Jaccard overlaps of those top-n sets.
+
+    ``genes``: model genes in model order (``gene_id`` unversioned, ``gene_id_versioned``, ``symbol``)."""
+    counts = [np.asarray(c) for c in counts]
+    total = np.sum(counts, axis=0)
+    ranked = np.lexsort((np.arange(len(total)), -total))
+    summed = pd.DataFrame(
+        {
+            "rank": np.arange(1, len(total) + 1),
+            "gene_id": genes["gene_id_versioned"].to_numpy()[ranked],
+            "symbol": genes["symbol"].to_numpy()[ranked],
+            "occurrence": total[ranked],
+            **{f"occurrence_seed_{k}": c[ranked] for k, c in enumerate(counts)},
+            "gene_id_unversioned": genes["gene_id"].to_numpy()[ranked],
+        }
+    )
+    tops = [top_genes(c, n) for c in counts]
+    per_seed = pd.DataFrame(
+        {f"seed_{k}": pd.Series(genes["symbol"].to_numpy()[t]) for k, t in enumerate(tops)},
+        index=pd.RangeIndex(n),
+    ).reindex(pd.RangeIndex(n))
+    per_seed.insert(0, "rank", np.arange(1, n + 1))
+    pairs = {f"{a}-{b}": jaccard(tops[a], tops[b]) for a, b in itertools.combinations(range(len(tops)), 2)}
+    values = np.array(list(pairs.values()))
+    metrics = {
+        "n_seeds": len(counts),
+        "top_n": n,
+        "jaccard_pairs": pairs,
+        "jaccard_mean": float(values.mean()) if len(values) else float("nan"),
+        "jaccard_min": float(values.min()) if len(values) else float("nan"),
+        "in_every_seed_top": int(len(set.intersection(*map(set, tops)))) if tops else 0,
+    }
+    return summed, per_seed, metrics
+
+
+def stability_figure(summed: pd.DataFrame, metrics: dict, n: int, marks: pd.Series | None = None) -> Figure:
+    """Per-seed occurrence of the summed top ``n`` genes (one column per seed) and the Jaccard matrix."""
+    seeds = [c for c in summed.columns if c.startswith("occurrence_seed_")]
+    top = summed.head(n)
+    fig = Figure(figsize=(8, 3.8), dpi=110)
+    ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    values = top[seeds].to_numpy(float)
+    ax1.imshow(values, aspect="auto", cmap="viridis")
+    labels = top["symbol"].astype(str)
+    if marks is not None:
+        labels = labels + top["gene_id_unversioned"].map(marks).fillna("").map(lambda m: f" ({m})" if m else "")
+    ax1.set_yticks(range(len(top)), labels, fontsize=6)
+    ax1.set_xticks(range(len(seeds)), [s.rsplit("_", 1)[1] for s in seeds])
+    ax1.set_xlabel("seed")
+    ax1.set_title(f"occurrence of the summed top {n}", fontsize=8)
+    k = len(seeds)
+    matrix = np.eye(k)
+    for pair, value in metrics["jaccard_pairs"].items():
+        a, b = map(int, pair.split("-"))
+        matrix[a, b] = matrix[b, a] = value
+    image = ax2.imshow(matrix, vmin=0, vmax=1, cmap="magma")
+    for a in range(k):
+        for b in range(k):
+            ax2.text(
+                b,
+                a,
+                f"{matrix[a, b]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="w" if matrix[a, b] < 0.6 else "k",
+            )
+    ax2.set_xticks(range(k))
+    ax2.set_yticks(range(k))
+    ax2.set_title(f"Jaccard of per-seed top {n} (mean {metrics['jaccard_mean']:.2f})", fontsize=8)
+    fig.colorbar(image, ax=ax2, fraction=0.046)
+    fig.suptitle("Grad-CAM Table 2 across retrainings (seeds)", fontsize=9)
+    fig.tight_layout()
+    return fig
