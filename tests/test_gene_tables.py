@@ -64,6 +64,8 @@ def test_permutation_p_and_bh_q_separate_a_linear_gene_from_noise_genes():
     assert len(scores["null"]) == 20 * 10
     assert scores["p_value"][0] == pytest.approx(1 / 201) and scores["q_value"][0] < 0.05
     assert (scores["q_value"][1:] > 0.05).all() and (scores["q_value"] >= scores["p_value"] - 1e-12).all()
+    unpermuted = morphology_link.link_scores(x, y, np.arange(30), link_cfg(n_permutations=0), seed=0)
+    assert np.isnan(unpermuted["p_value"]).all() and unpermuted["r2"][0] > 0.8  # no null: R^2 alone
 
 
 def test_link_table_ranks_the_model_genes_with_ids_symbols_and_groups():

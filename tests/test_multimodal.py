@@ -70,6 +70,13 @@ def test_step_losses_and_training_signal():
         first = first if first is not None else {k: float(v.detach()) for k, v in out.items()}
     assert {"itc", "itm", "recon", "recon_masked", "itm_accuracy"} <= set(out)
     assert float(out["itc"]) < first["itc"] and float(out["loss"]) < first["loss"]
+    # a batch of one lineage (a validation batch's tail) has no negative pair: only its positives are matched
+    model.eval()
+    with torch.no_grad():
+        alone = step(model, (images[:2], rna[:2], labels[:2]), "cpu")
+        mixed = step(model, (images[1:4], rna[1:4], labels[1:4]), "cpu")  # rows 1 (label 0), 2 and 3 (label 1)
+    assert torch.isfinite(alone["loss"]) and float(alone["itm_accuracy"]) in (0.0, 0.5, 1.0)
+    assert torch.isfinite(mixed["loss"])
 
 
 def test_table1_markdown_layout():

@@ -141,17 +141,28 @@ class MultimodalStep:
         itc = cross_modal_info_nce(out["z_img"], out["z_rna"], labels, labels, self.temperature)
         positives = labels[:, None] == labels[None, :]
         sim = out["z_img"].float() @ out["z_rna"].float().T / self.temperature
-        neg_rna = sample_hard_negatives(sim, positives)
-        neg_img = sample_hard_negatives(sim.T, positives.T)
-        fused_neg = torch.cat(
-            [
-                model.forward_fusion(out["rna_tokens"][neg_rna], out["image_tokens"]),  # image i + a negative RNA
-                model.forward_fusion(out["rna_tokens"], out["image_tokens"][neg_img]),  # RNA i + a negative image
-            ]
-        )
-        logits = torch.cat([out["itm_logits"], model.forward_head(fused_neg)]).float()
+        # Rows with a negative in the batch (all of them in P x K training batches; a validation batch's tail can
+        # hold one lineage only, whose rows then get no negative pair).
+        keep = ~positives.all(dim=1)
+        logits = out["itm_logits"]
+        if keep.any():
+            neg_rna = sample_hard_negatives(sim[keep], positives[keep])
+            neg_img = sample_hard_negatives(sim.T[keep], positives.T[keep])
+            fused_neg = torch.cat(
+                [
+                    model.forward_fusion(
+                        out["rna_tokens"][neg_rna], out["image_tokens"][keep]
+                    ),  # image i + a negative RNA
+                    model.forward_fusion(
+                        out["rna_tokens"][keep], out["image_tokens"][neg_img]
+                    ),  # RNA i + a negative image
+                ]
+            )
+            logits = torch.cat([logits, model.forward_head(fused_neg)])
+        logits = logits.float()
+        n_neg = 2 * int(keep.sum())
         targets = torch.cat(
-            [torch.ones(n, dtype=torch.long, device=device), torch.zeros(2 * n, dtype=torch.long, device=device)]
+            [torch.ones(n, dtype=torch.long, device=device), torch.zeros(n_neg, dtype=torch.long, device=device)]
         )
         itm = F.cross_entropy(logits, targets)
         recon_losses = model.rna_encoder.forward_loss(rna, out["recon"], mask_idx)  # the RNA encoder's eq. 2 errors

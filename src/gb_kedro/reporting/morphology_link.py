@@ -103,7 +103,8 @@ def link_scores(x: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg: Morpholog
     r2 = r2_scores(y, pred)
     rng = np.random.default_rng(seed)
     null = np.concatenate(
-        [
+        [np.zeros(0)]
+        + [
             r2_scores(y, out_of_group_predictions(x[rng.permutation(len(x))], y, groups, cfg.alphas, cfg.n_components))
             for _ in range(cfg.n_permutations)
         ]
