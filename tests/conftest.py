@@ -10,7 +10,7 @@ import pytest
 from gb_kedro.datasets.table import read_table
 from gb_kedro.genes import prepare_annotation
 from gb_kedro.synthetic.cohort import Preset, generate
-from tests.helpers import base_options, copy_project
+from tests.helpers import TINY_RUN_PARAMS, base_options, copy_project
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GB_KEDRO_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
@@ -105,19 +105,7 @@ def tiny_project(tmp_path_factory) -> Path:
     cwd = os.getcwd()
     os.chdir(path)
     try:
-        # One permutation-null retraining and one seed retraining (two seeds) keep the suite fast. No stain mixing:
-        # on tiny's ~10 patches per slide and 2 training mice per lineage, full mixing leaves the WSI encoder too
-        # little to learn and its embedding shrinks (spread 0.56 -> 0.02 over 40 epochs, measured); without it the
-        # triplet stage's no-collapse check below is about the training, not about a starved encoder.
-        run_kedro(
-            path,
-            "__default__",
-            {
-                "synthetic_cohort": {"preset": "tiny"},
-                "reporting": {"n_permutations": 1, "n_seeds": 2},
-                "wsi_encoding": {"augment": {"stain_mix": 0.0}},
-            },
-        )
+        run_kedro(path, "__default__", TINY_RUN_PARAMS)
     finally:
         os.chdir(cwd)
     return path

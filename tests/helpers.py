@@ -12,6 +12,17 @@ from gb_kedro import config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
+# The runtime parameters of the ``tiny_project`` fixture's default run (a test that reruns a pipeline there passes
+# them too, or its fingerprints differ). One permutation-null retraining and one seed retraining (two seeds) keep
+# the suite fast. No stain mixing: on tiny's ~10 patches per slide and 2 training mice per lineage, full mixing
+# leaves the WSI encoder too little to learn and its embedding shrinks (spread 0.56 -> 0.02 over 40 epochs,
+# measured); without it the no-collapse check of the triplet stage is about the training, not a starved encoder.
+TINY_RUN_PARAMS = {
+    "synthetic_cohort": {"preset": "tiny"},
+    "reporting": {"n_permutations": 1, "n_seeds": 2},
+    "wsi_encoding": {"augment": {"stain_mix": 0.0}},
+}
+
 
 def base_parameters() -> dict:
     """Every parameter tree of ``conf/base`` (the one home of the defaults), merged."""

@@ -173,4 +173,4 @@ def test_axis_probe_reads_an_encoded_axis_and_not_a_random_one():
     emb = pd.DataFrame(np.column_stack([readable + rng.normal(0, 0.1, n), rng.normal(size=(n, 3))]), index=lineages)
     table = axis_probe.axis_probe({"enc": emb}, truth, CFG.axis_probe).set_index("representation")
     assert table.loc["enc", "size"] > 0.8 and table.loc["enc", "texture"] < 0.7
-    assert table.loc["chance (majority level)", "size"] < 0.6 and table["n_lineages"].eq(n).all()
+    assert table.loc["chance (commonest level)", "size"] < 0.6 and table["n_lineages"].eq(n).all()

@@ -48,7 +48,7 @@ def test_reporting_outputs(tiny_project):
     seeds = pd.read_csv(rep / "table2_seeds.tsv", sep="\t")
     assert (seeds["occurrence"] == seeds["occurrence_seed_0"] + seeds["occurrence_seed_1"]).all()
     probe = pd.read_csv(rep / "axis_probe.tsv", sep="\t").set_index("representation")
-    assert {"ppi", "chromosome", "pca", "chance (majority level)"} == set(probe.index) and probe["mean"].between(
+    assert {"ppi", "chromosome", "pca", "chance (commonest level)"} == set(probe.index) and probe["mean"].between(
         0, 1
     ).all()
     assert enrichment["gene_set"].str.startswith("PLANTED_MODULE_").all()

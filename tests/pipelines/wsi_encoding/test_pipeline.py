@@ -3,6 +3,8 @@ import json
 import mlflow
 import pandas as pd
 
+from tests.helpers import TINY_RUN_PARAMS
+
 
 def test_outputs_metrics_and_mlflow_run(tiny_project):
     data = tiny_project / "data"
@@ -58,7 +60,7 @@ def test_a_resumed_finished_training_registers_no_new_model_version(tiny_project
 
     before = versions()
     assert before >= 1
-    kedro_run(tiny_project, "wsi_encoding", {"synthetic_cohort": {"preset": "tiny"}})  # resumes the finished checkpoint
+    kedro_run(tiny_project, "wsi_encoding", TINY_RUN_PARAMS)  # resumes the finished checkpoint
     assert versions() == before
     client_model = None
     mlflow.set_tracking_uri(f"sqlite:///{tiny_project / 'mlflow.db'}")
