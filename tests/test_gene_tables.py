@@ -140,6 +140,12 @@ def test_scoring_of_a_ranking_against_drivers_and_decoys():
     assert row["auroc_drivers_vs_decoys"] == 0.75  # G1 beats G3, G4; G2 beats G4 only
     assert row["precision_at_2"] == 0.5 and row["decoys_top_2"] == 1 and row["decoys_top_4"] == 1
     assert row["drivers_top_4"] == 2 and row["n_drivers"] == 2 and 0 < row["permutation_p"] <= 1
+    table, by_axis = gene_scoring.score_rankings({"mine": scores}, truth, 2, cfg, seed=0)
+    random = table.set_index("ranking").loc["random"]  # the expected value of a random order, not one draw
+    assert (
+        random["auroc_drivers_vs_decoys"] == 0.5 and random["precision_at_2"] == 2 / 5 and random["decoys_top_2"] == 0.8
+    )
+    assert set(by_axis["ranking"]) == {"mine", "random"} and table.loc[0, "auroc_drivers_vs_decoys"] == 0.75
     axes = pd.DataFrame(gene_scoring.axis_recovery(scores, roles, 2, cfg)).set_index("axis")
     assert axes.loc["size", "in_top_2"] == 1 and axes.loc["texture", "in_top_2"] == 0
     assert axes.loc["size", "auroc_vs_decoys"] == 1.0 and axes.loc["texture", "auroc_vs_decoys"] == 0.5
