@@ -55,6 +55,24 @@ def strip_version(gene_id: str) -> str:
     return core + ("_PAR_Y" if par else "")
 
 
+def gene_labels(genes: list[str], gene_groups: pd.DataFrame) -> pd.DataFrame:
+    """``genes`` (versioned or not) in their order: ``gene_id`` (unversioned), ``gene_id_versioned``, ``symbol``,
+    ``group`` from the gene-group table (a gene missing there keeps its ID as version and symbol, no group)."""
+    unversioned = pd.Index([strip_version(g) for g in genes])
+    table = gene_groups.assign(gene=gene_groups["gene_id"].astype(str).map(strip_version)).set_index("gene")
+    return pd.DataFrame(
+        {
+            "gene_id": unversioned,
+            "gene_id_versioned": table["gene_id_versioned"]
+            .reindex(unversioned)
+            .fillna(pd.Series(list(genes), index=unversioned))
+            .to_numpy(),
+            "symbol": table["symbol"].reindex(unversioned).fillna(pd.Series(unversioned, index=unversioned)).to_numpy(),
+            "group": table["group"].reindex(unversioned).to_numpy(),
+        }
+    )
+
+
 def looks_like_ensembl(values, min_fraction: float = 0.5) -> bool:
     """True when at least ``min_fraction`` of ``values`` are Ensembl gene IDs."""
     values = [str(v) for v in values]

@@ -87,15 +87,14 @@ def axis_recovery(scores: pd.Series, roles: pd.DataFrame, top: int, cfg: GeneSco
     rows = []
     for axis in sorted(a for a in role["axis"].unique() if a):
         mine = ((role["axis"] == axis) & (role["role"] == "driver")).to_numpy()
+        found = ((ranked["axis"] == axis) & (ranked["role"] == "driver")).to_numpy()
         keep = mine | decoy
         rows.append(
             {
                 "axis": axis,
                 "n_drivers": int(mine.sum()),
-                f"in_top_{top}": int(((ranked["axis"] == axis) & (ranked["role"] == "driver")).to_numpy()[:top].sum()),
-                f"in_top_{cfg.wide_top}": int(
-                    ((ranked["axis"] == axis) & (ranked["role"] == "driver")).to_numpy()[: cfg.wide_top].sum()
-                ),
+                f"in_top_{top}": int(found[:top].sum()),
+                f"in_top_{cfg.wide_top}": int(found[: cfg.wide_top].sum()),
                 "auroc_vs_decoys": auroc(scores.to_numpy()[keep], mine[keep]),
             }
         )

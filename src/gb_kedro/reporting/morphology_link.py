@@ -27,7 +27,7 @@ from statsmodels.stats.multitest import multipletests
 
 from gb_kedro.config import MorphologyLinkConfig
 from gb_kedro.errors import InputDataError
-from gb_kedro.genes import strip_version
+from gb_kedro.genes import gene_labels
 
 INDEX_COLUMNS = ("slide_id", "x", "y", "lineage_id", "patient_id", "mouse_id", "split", "held_out")
 
@@ -157,17 +157,10 @@ def link_table(
     patient = cohort_samples.drop_duplicates("lineage_id").set_index("lineage_id")["patient_id"]
     groups = np.asarray(lineages) if cfg.cv_unit == "lineage" else patient.loc[lineages].to_numpy()
     y = targets.loc[lineages].to_numpy(float)
-    genes = list(targets.columns)
-    meta = gene_groups.assign(gene=gene_groups["gene_id"].astype(str).map(strip_version)).set_index("gene")
-    unversioned = [strip_version(g) for g in genes]
-    table = pd.DataFrame(
-        {
-            "gene_id": meta["gene_id_versioned"].reindex(unversioned).fillna(pd.Series(unversioned, index=unversioned)),
-            "symbol": meta["symbol"].reindex(unversioned),
-            "group": meta["group"].reindex(unversioned),
-            "gene_id_unversioned": unversioned,
-        }
-    ).reset_index(drop=True)
+    labels = gene_labels(list(targets.columns), gene_groups)
+    table = labels[["gene_id_versioned", "symbol", "group", "gene_id"]].set_axis(
+        ["gene_id", "symbol", "group", "gene_id_unversioned"], axis=1
+    )
     summary = {
         "n_lineages": len(lineages),
         "n_folds": len(folds(groups)),

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from gb_kedro.config import MultimodalConfig, ReportingConfig, RNAEncodingConfig, SplitConfig, WSIEncodingConfig
 from gb_kedro.evaluation import SET_LABELS, table1_sizes, table1_wide
 from gb_kedro.genes import strip_version
+from gb_kedro.reporting.gene_scoring import gene_roles
 from gb_kedro.tracking import git_commit
 
 
@@ -261,8 +262,7 @@ def mark_planted(table2: pd.DataFrame, truth_drivers: pd.DataFrame) -> pd.DataFr
     """Table 2 with a ``planted`` column (driver / decoy / empty) when the embedded cohort's truth is there."""
     if truth_drivers is None or truth_drivers.empty:
         return table2
-    genes = truth_drivers.assign(gene=truth_drivers["gene_id"].astype(str).map(strip_version)).drop_duplicates("gene")
-    role = genes.set_index("gene")["role"]
+    role = gene_roles(truth_drivers)["role"]
     return table2.assign(planted=table2["gene_id"].astype(str).map(strip_version).map(role).fillna(""))
 
 

@@ -15,7 +15,6 @@ from matplotlib.figure import Figure
 from gb_kedro.config import MultimodalConfig, ReportingConfig, WSIEncodingConfig
 from gb_kedro.errors import InputDataError
 from gb_kedro.evaluation import retrieval
-from gb_kedro.genes import strip_version
 from gb_kedro.models.multimodal import MultimodalModel
 from gb_kedro.multimodal import embed_images, embed_rna, held_out_pairs, train_row
 from gb_kedro.reporting.gradcam import attribute, gene_baseline, top_k_genes
@@ -88,23 +87,6 @@ def train_seed(
     return held_out_counts(model, patch_index, slide_manifest, cohort_features, cohort_samples, cfg, mm, wsi)
 
 
-def model_genes(genes: list[str], gene_groups: pd.DataFrame) -> pd.DataFrame:
-    """The model genes in model order: ``gene_id`` (unversioned), ``gene_id_versioned``, ``symbol``
-    (versions and symbols from the gene-group table; a gene missing there keeps its ID)."""
-    unversioned = pd.Index([strip_version(g) for g in genes])
-    table = gene_groups.assign(gene=gene_groups["gene_id"].astype(str).map(strip_version)).set_index("gene")
-    return pd.DataFrame(
-        {
-            "gene_id": unversioned,
-            "gene_id_versioned": table["gene_id_versioned"]
-            .reindex(unversioned)
-            .fillna(pd.Series(genes, index=unversioned))
-            .to_numpy(),
-            "symbol": table["symbol"].reindex(unversioned).fillna(pd.Series(unversioned, index=unversioned)).to_numpy(),
-        }
-    )
-
-
 def counts_of(occurrence: pd.DataFrame, genes: pd.DataFrame) -> np.ndarray:
     """A Table 2 occurrence table back to per-gene counts in model order (genes never in a top-k: 0)."""
     counts = occurrence.set_index("gene_id_unversioned")["occurrence"]
@@ -144,7 +126,7 @@ def stability(counts: list[np.ndarray], genes: pd.DataFrame, n: int) -> tuple[pd
     per_seed = pd.DataFrame(
         {f"seed_{k}": pd.Series(genes["symbol"].to_numpy()[t]) for k, t in enumerate(tops)},
         index=pd.RangeIndex(n),
-    ).reindex(pd.RangeIndex(n))
+    )
     per_seed.insert(0, "rank", np.arange(1, n + 1))
     pairs = {f"{a}-{b}": jaccard(tops[a], tops[b]) for a, b in itertools.combinations(range(len(tops)), 2)}
     values = np.array(list(pairs.values()))

@@ -15,6 +15,7 @@ from gb_kedro.config import (
     Table1Row,
     WSIEncodingConfig,
 )
+from gb_kedro.genes import gene_labels
 from gb_kedro.reporting import (
     axis_probe,
     enrichment,
@@ -155,14 +156,11 @@ def enrich_top_genes(
 ) -> pd.DataFrame:
     """Hypergeometric enrichment of the top genes of Table 2 (Grad-CAM) and of the morphology-link table."""
     cfg = ReportingConfig.from_dict(options).enrichment
-    frames = [
-        enrichment.enrich(genes, gene_table, cfg).pipe(lambda t, name=name: t.insert(0, "ranking", name) or t)
-        for name, genes in (
-            ("gradcam", occurrence["gene_id_unversioned"]),
-            ("morphology_link", link["gene_id_unversioned"]),
-        )
-    ]
-    return pd.concat(frames, ignore_index=True)
+    rankings = {"gradcam": occurrence["gene_id_unversioned"], "morphology_link": link["gene_id_unversioned"]}
+    table = pd.concat(
+        {name: enrichment.enrich(genes, gene_table, cfg) for name, genes in rankings.items()}, names=["ranking"]
+    )
+    return table.reset_index(level="ranking").reset_index(drop=True)
 
 
 def seed_trainer(slot: int):
@@ -203,7 +201,7 @@ def seed_stability(
 ):
     """Table 2 summed over seeds (the Table 1 model = seed 0, then the retrainings), per-seed top n, Jaccard."""
     cfg = ReportingConfig.from_dict(options)
-    genes = seeds.model_genes(model.meta["genes"], gene_groups)
+    genes = gene_labels(model.meta["genes"], gene_groups)
     all_counts = [seeds.counts_of(occurrence, genes), *[c for c in counts[: cfg.n_seeds - 1] if len(c)]]
     summed, per_seed, metrics = seeds.stability(all_counts, genes, cfg.table_size)
     marks = gene_scoring.gene_roles(truth_drivers)["role"] if not truth_drivers.empty else None
