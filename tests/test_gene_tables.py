@@ -56,6 +56,26 @@ def test_r2_of_a_linear_gene_is_about_one_and_of_a_noise_gene_about_zero(n_compo
     assert rho[0] > 0.95 and rho[1] < 0.3
 
 
+def test_combined_representation_gives_each_block_the_same_weight():
+    """Concatenating a wide block (60 noise columns) with a narrow one (2 columns that carry the gene) weights
+    the blocks equally after standardisation (one block alone: weights 1); the narrow block's signal then
+    survives the ridge penalty, which it does not when every column counts the same."""
+    rng = np.random.default_rng(0)
+    wide = pd.DataFrame(rng.normal(size=(30, 60)))
+    narrow = pd.DataFrame(rng.normal(size=(30, 2)), columns=["m0", "m1"])
+    frame, weights = morphology_link.representation("wsi+morphometry", wide, narrow)
+    assert frame.shape == (30, 62) and np.allclose((weights**2)[:60].sum(), (weights**2)[60:].sum())
+    assert np.isclose((weights**2).sum(), 62)
+    assert np.allclose(morphology_link.representation("morphometry", wide, narrow)[1], 1.0)
+    y = (narrow["m0"] - narrow["m1"]).to_numpy()[:, None] + 0.3 * rng.normal(size=(30, 1))
+    x, alphas = frame.to_numpy(), CFG.morphology_link.alphas
+    weighted = morphology_link.r2_scores(
+        y, morphology_link.out_of_group_predictions(x, y, np.arange(30), alphas, None, weights)
+    )
+    flat = morphology_link.r2_scores(y, morphology_link.out_of_group_predictions(x, y, np.arange(30), alphas, None))
+    assert weighted[0] > flat[0] + 0.05 and weighted[0] > 0.5
+
+
 def test_permutation_p_and_bh_q_separate_a_linear_gene_from_noise_genes():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(30, 4))

@@ -44,13 +44,16 @@ def lineage_means(per_patch: pd.DataFrame, lineages: list[str], source: str) -> 
     return means.loc[lineages].fillna(means.mean())
 
 
-def representation(kind: str, wsi: pd.DataFrame, morphometry: pd.DataFrame) -> pd.DataFrame:
-    """``wsi``, ``morphometry`` or ``wsi+morphometry`` (each block standardised, then concatenated)."""
+def representation(kind: str, wsi: pd.DataFrame, morphometry: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """``wsi``, ``morphometry`` or ``wsi+morphometry`` (blocks concatenated) and a weight per column applied
+    after the per-fold standardisation: sqrt(all columns / (blocks x the block's columns)), so that each block
+    carries the same total variance (96 embedding dimensions would otherwise drown 20 morphometry features) and
+    the total stays one per column (a single block: all weights 1)."""
     blocks = {"wsi": wsi, "morphometry": morphometry}
     parts = [blocks[k] for k in kind.split("+")]
-    if len(parts) == 1:
-        return parts[0]
-    return pd.concat([(p - p.mean()) / p.std(ddof=0).replace(0, 1) / np.sqrt(p.shape[1]) for p in parts], axis=1)
+    width = sum(p.shape[1] for p in parts)
+    weights = np.concatenate([np.full(p.shape[1], np.sqrt(width / (len(parts) * p.shape[1]))) for p in parts])
+    return pd.concat(parts, axis=1), weights
 
 
 def folds(groups: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -65,15 +68,22 @@ def zscore(values: np.ndarray) -> np.ndarray:
 
 
 def out_of_group_predictions(
-    x: np.ndarray, y: np.ndarray, groups: np.ndarray, alphas: list[float], n_components: int | None
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    alphas: list[float],
+    n_components: int | None,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Each row of ``y`` [lineages, genes] predicted from ``x`` [lineages, dims] by a ridge fit on the other
-    groups only: features standardised (and reduced to ``n_components`` principal components) and targets
-    centred on the training rows; the penalty per gene by leave-one-out on the training rows."""
+    groups only: features standardised on the training rows and scaled by ``weights`` (one per column; none =
+    all 1), optionally reduced to ``n_components`` principal components; targets centred on the training rows;
+    the penalty per gene by leave-one-out on the training rows."""
     pred = np.zeros_like(y, dtype=float)
+    scale = np.ones(x.shape[1]) if weights is None else np.asarray(weights, float)
     for train, test in folds(groups):
         mu, sd = x[train].mean(0), x[train].std(0)
-        sd = np.where(sd > 0, sd, 1.0)
+        sd = np.where(sd > 0, sd, 1.0) / scale
         x_train, x_test = (x[train] - mu) / sd, (x[test] - mu) / sd
         if n_components:
             pca = PCA(n_components=min(n_components, len(train) - 1, x.shape[1])).fit(x_train)
@@ -96,16 +106,27 @@ def spearman_scores(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
     return (ry * rp).mean(0)
 
 
-def link_scores(x: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg: MorphologyLinkConfig, seed: int) -> dict:
-    """R^2, Spearman r, pooled-permutation p and BH q per gene (``y`` z-scored here), plus the null values."""
+def link_scores(
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    cfg: MorphologyLinkConfig,
+    seed: int,
+    weights: np.ndarray | None = None,
+) -> dict:
+    """R^2, Spearman r, pooled-permutation p and BH q per gene (``y`` z-scored here), plus the null values.
+    ``weights``: per column of ``x``, as :func:`out_of_group_predictions`."""
     y = zscore(y)
-    pred = out_of_group_predictions(x, y, groups, cfg.alphas, cfg.n_components)
+    pred = out_of_group_predictions(x, y, groups, cfg.alphas, cfg.n_components, weights)
     r2 = r2_scores(y, pred)
     rng = np.random.default_rng(seed)
     null = np.concatenate(
         [np.zeros(0)]
         + [
-            r2_scores(y, out_of_group_predictions(x[rng.permutation(len(x))], y, groups, cfg.alphas, cfg.n_components))
+            r2_scores(
+                y,
+                out_of_group_predictions(x[rng.permutation(len(x))], y, groups, cfg.alphas, cfg.n_components, weights),
+            )
             for _ in range(cfg.n_permutations)
         ]
     )
@@ -168,8 +189,9 @@ def link_table(
         "representations": {},
     }
     for k, kind in enumerate(cfg.representations):
-        x = representation(kind, blocks["wsi"], blocks["morphometry"]).to_numpy(float)
-        scores = link_scores(x, y, groups, cfg, seed + k)
+        frame, weights = representation(kind, blocks["wsi"], blocks["morphometry"])
+        x = frame.to_numpy(float)
+        scores = link_scores(x, y, groups, cfg, seed + k, weights)
         for name in ("r2", "spearman_r", "p_value", "q_value"):
             table[f"{name}_{kind}"] = scores[name]
         summary["representations"][kind] = {
