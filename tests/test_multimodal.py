@@ -106,3 +106,39 @@ def test_table1_markdown_layout():
     assert "| Configuration | Held-out patches | Unseen mice |" in text
     assert "| x | 0.750 (0.100-0.900) | 0.250 (0.100-0.900) |" in text and "split `all`" in text
     assert "| unseen mice of seen lineages | 10 | 2 | 3 | 4 | 0.25 | 0.5 |" in text
+
+
+def test_trainable_rows_fine_tune_the_pretrained_encoders_at_encoder_lr_scale():
+    """Pretrained, trainable rows give both encoders ``encoder_lr_scale`` of the rate; frozen rows train no
+    encoder weight; the random-initialisation row has no pretrained encoder to spare."""
+    from gb_kedro.config import MultimodalConfig, Table1Row
+    from gb_kedro.models.rna_mae import rna_mae
+    from gb_kedro.models.vit import vit
+    from gb_kedro.training import _param_groups
+    from tests.helpers import base_options
+
+    cfg = MultimodalConfig.from_dict(base_options("multimodal", encoder_lr_scale=0.1))
+    encoders = (vit("tiny", img_size=32, dim=48, depth=1), rna_mae([0, 1, 2] * 4, "tiny", dim=32, depth=1))
+
+    def row(**kw):
+        return Table1Row(
+            **{
+                "name": "r",
+                "label": "r",
+                "pretrained": True,
+                "train": True,
+                "freeze_encoders": False,
+                "recon_weight": 0.0,
+                **kw,
+            }
+        )
+
+    lr = cfg.train.lr
+    tuned = mm.build_model(*encoders, cfg, row())
+    rates = {p: g["lr"] for g in _param_groups(tuned, 0.0, lr) for p in g["params"]}
+    assert all(rates[p] == pytest.approx(0.1 * lr) for p in tuned.wsi_encoder.parameters())
+    assert all(rates[p] == pytest.approx(0.1 * lr) for p in tuned.rna_encoder.parameters())
+    assert all(rates[p] == pytest.approx(lr) for p in tuned.itm_head.parameters())
+    frozen = mm.build_model(*encoders, cfg, row(freeze_encoders=True))
+    assert not any(p.requires_grad for p in frozen.wsi_encoder.parameters())
+    assert not hasattr(mm.build_model(*encoders, cfg, row(pretrained=False)), "lr_scale")

@@ -44,6 +44,57 @@ def test_contrastive_and_masked_group_reconstruction_fall(cohort_data):
     assert last["train/recon_masked"] < 0.9 * first["train/recon_masked"]
 
 
+def test_lr_scale_trains_a_prefix_of_the_model_at_a_share_of_the_rate():
+    """A model's ``lr_scale`` ({prefix: share}) puts those parameters in their own AdamW groups at that share
+    of the rate (weight decay kept apart as before); after one step, an encoder weight at 0.1 has moved about
+    a tenth as far as the head's (AdamW's first step is ~lr per weight)."""
+    from gb_kedro.training import _param_groups
+
+    model = torch.nn.Sequential()
+    model.add_module("encoder", torch.nn.Linear(4, 4))
+    model.add_module("head", torch.nn.Linear(4, 1))
+    model.lr_scale = {"encoder.": 0.1}
+    groups = _param_groups(model, weight_decay=0.05, lr=1e-2)
+    by_rate = {(g["lr"], g["weight_decay"]): len(g["params"]) for g in groups}
+    assert by_rate == {(1e-2, 0.05): 1, (1e-2, 0.0): 1, (1e-3, 0.05): 1, (1e-3, 0.0): 1}
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.AdamW(groups, lr=1e-2)
+    model(torch.randn(8, 4)).pow(2).mean().backward()
+    optimizer.step()
+    moved = {k: (v - before[k]).abs().mean().item() for k, v in model.state_dict().items()}
+    assert moved["encoder.bias"] == pytest.approx(1e-3, rel=0.05) and moved["head.bias"] == pytest.approx(
+        1e-2, rel=0.05
+    )
+    del model.lr_scale
+    assert {g["lr"] for g in _param_groups(model, 0.05, 1e-2)} == {1e-2}
+
+
+def test_keep_returns_the_best_or_the_last_epochs_weights():
+    """``keep: best`` gives back the lowest-validation-loss epoch's weights, ``keep: last`` the final ones.
+    Training pulls a weight towards +1 while validation wants -1: validation is best after the first epoch."""
+
+    def step(model, batch, device):
+        x, y = batch
+        return {"loss": ((model(x.to(device)).squeeze(-1) - y.to(device)) ** 2).mean()}
+
+    train = TensorDataset(torch.ones(16, 1), torch.ones(16))
+    val = TensorDataset(torch.ones(4, 1), -torch.ones(4))
+    kept = {}
+    for keep in ("best", "last"):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(1, 1, bias=False)
+        torch.nn.init.zeros_(model.weight)
+        seen = {}
+        config = train_config(epochs=4, batch_size=4, lr=0.05, warmup_epochs=0, patience=0, keep=keep)
+        result = fit(
+            model, train, val, step, config, on_epoch=lambda e, m, w=model, s=seen: s.setdefault(e, w.weight.item())
+        )
+        kept[keep] = model.weight.item()
+        assert result["best_epoch"] == 0
+    assert kept["best"] == pytest.approx(seen[0]) and kept["last"] == pytest.approx(seen[3])
+    assert kept["best"] < kept["last"]
+
+
 def test_killed_and_resumed_run_ends_with_the_same_weights(cohort_data, tmp_path):
     x, groups = cohort_data
     step = rna.make_step(temperature=0.2, recon_weight=1.0, contrastive_weight=1.0)

@@ -35,7 +35,7 @@ def test_warm_up_is_the_cosine_softmax_then_triplet_plus_weighted_softmax():
 def test_embeddings_average_the_normalised_windows():
     model = _model(num_classes=0).eval()
     images = (np.random.default_rng(0).random((5, 3, 64, 64)) * 255).astype(np.uint8)
-    z = wsi.embed(model, images, batch_size=2, crop=32)
+    z = wsi.embed(model, images, batch_size=2, views="none", crop=32)
     x = torch.from_numpy(images).float() / 255.0
     with torch.no_grad():
         parts = [F.normalize(model(w)["cls"], dim=-1) for w in windows(x, 32)]
@@ -43,6 +43,24 @@ def test_embeddings_average_the_normalised_windows():
     assert len(parts) == 4 and z.shape == (5, 96)
     np.testing.assert_allclose(z, expected, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
+
+
+def test_dihedral_views_make_embeddings_blind_to_orientation():
+    """With ``views: dihedral`` a patch and its flipped / rotated copies embed identically (the 8 views of
+    its 4 windows are the same set); with the windows alone they do not."""
+    from gb_kedro.slides.patches import dihedral
+
+    model = _model(num_classes=0).eval()
+    images = (np.random.default_rng(1).random((3, 3, 64, 64)) * 255).astype(np.uint8)
+    turned = np.ascontiguousarray(np.rot90(images, 1, axes=(-2, -1)))
+    flipped = np.ascontiguousarray(images[..., ::-1])
+    z = wsi.embed(model, images, batch_size=2, views="dihedral", crop=32)
+    for other in (turned, flipped):
+        np.testing.assert_allclose(wsi.embed(model, other, 2, "dihedral", crop=32), z, atol=1e-5)
+    plain = wsi.embed(model, images, 2, "none", crop=32)
+    assert np.abs(wsi.embed(model, turned, 2, "none", crop=32) - plain).max() > 1e-3
+    views = dihedral(torch.arange(4.0).reshape(1, 1, 2, 2))
+    assert len(views) == 8 and len({tuple(v.flatten().tolist()) for v in views}) == 8
 
 
 def test_patch_dataset_takes_the_centre_window_without_augmentation():

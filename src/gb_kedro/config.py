@@ -153,8 +153,12 @@ class TrainSettings(Config):
     min_lr_ratio: float
     grad_clip: float
     patience: int  # epochs without validation improvement before stopping (0 = never stop)
+    keep: str  # the weights the stage returns: best (lowest validation loss) | last (the final epoch's)
     num_workers: int
     distributed: DistributedSettings
+
+    def __post_init__(self):
+        choice(self.keep, ("best", "last"), "<stage>.train.keep", self.SOURCE)
 
 
 # --- data_engineering ------------------------------------------------------------------------------
@@ -378,9 +382,11 @@ class PatchDataConfig(_WSI):
     decode_batch_size: int
     inference_batch_size: int
     executor: str
+    test_views: str
 
     def __post_init__(self):
         choice(self.mode, ("crop", "downsample"), "wsi_encoding.data.mode", self.SOURCE)
+        choice(self.test_views, ("none", "dihedral"), "wsi_encoding.data.test_views", self.SOURCE)
         choice(self.executor, ("local", "dask"), "wsi_encoding.data.executor", self.SOURCE)
         choice(self.cache, ("disk", "ram"), "wsi_encoding.data.cache", self.SOURCE)
 
@@ -478,6 +484,7 @@ class MultimodalConfig(_MM):
     loss: MultimodalLossConfig
     sampler: SamplerConfig
     train: TrainSettings
+    encoder_lr_scale: float  # learning rate of the pretrained encoders relative to train.lr (the rest at 1)
     val_fraction: float
     evaluation: RetrievalConfig
     device: str
@@ -486,6 +493,10 @@ class MultimodalConfig(_MM):
 
     def __post_init__(self):
         device_name(self.device, f"{self.KEY}.device", self.SOURCE)
+        if not 0.0 <= self.encoder_lr_scale <= 1.0:
+            raise InputDataError(
+                self.SOURCE, f"multimodal.encoder_lr_scale must be in [0, 1], not {self.encoder_lr_scale}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

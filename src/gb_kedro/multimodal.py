@@ -23,7 +23,15 @@ from matplotlib.figure import Figure
 from torch.utils.data import Dataset
 
 from gb_kedro.baselines import colour_histogram_features
-from gb_kedro.config import ColourRow, MorphometryRow, MultimodalConfig, SplitConfig, Table1Row, WSIEncodingConfig
+from gb_kedro.config import (
+    ColourRow,
+    MorphometryRow,
+    MultimodalConfig,
+    PatchDataConfig,
+    SplitConfig,
+    Table1Row,
+    WSIEncodingConfig,
+)
 from gb_kedro.errors import InputDataError
 from gb_kedro.evaluation import (
     SET_LABELS,
@@ -181,13 +189,14 @@ class MultimodalStep:
 
 @torch.no_grad()
 def embed_images(
-    model: MultimodalModel, images: np.ndarray, crop: int | None, batch_size: int, device="cpu"
+    model: MultimodalModel, images: np.ndarray, data: PatchDataConfig, batch_size: int, device="cpu"
 ) -> np.ndarray:
-    """Projected image embeddings of uint8 patches [N, 3, S, S] -> [N, E], L2-normalised (the mean over
-    the ``crop`` windows of a patch, then normalised)."""
+    """Projected image embeddings of uint8 patches [N, 3, S, S] -> [N, E], L2-normalised (the mean over a
+    patch's views -- its model-sized windows, each in its 8 flips / rotations with ``test_views: dihedral``
+    -- then normalised)."""
     model.eval().to(device)
     out = []
-    for parts in window_batches(images, crop, batch_size, device):
+    for parts in window_batches(images, data.geometry[1], batch_size, data.test_views, device):
         z = torch.stack([model.encode_image(w)[0].float() for w in parts]).mean(0)
         out.append(F.normalize(z, dim=-1).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, model.config.embed_dim), np.float32)
@@ -200,7 +209,7 @@ def image_window_tokens(
     """WSI encoder tokens of uint8 patches [N, 3, S, S], one tensor [N, 1 + L, Dw] per ``crop`` window."""
     model.eval()
     per_window: list[list[torch.Tensor]] = []
-    for parts in window_batches(images, crop, batch_size):
+    for parts in window_batches(images, crop, batch_size, "none"):  # the windows themselves: their tokens are mapped
         for w, part in enumerate(parts):
             if len(per_window) <= w:
                 per_window.append([])
@@ -310,6 +319,8 @@ def build_model(
     if row.freeze_encoders:
         for p in [*model.rna_encoder.parameters(), *model.wsi_encoder.parameters()]:
             p.requires_grad_(False)
+    elif row.pretrained:  # fine-tuned gently: the projections, fusion and heads learn at the full rate
+        model.lr_scale = {"rna_encoder.": cfg.encoder_lr_scale, "wsi_encoder.": cfg.encoder_lr_scale}
     return model
 
 
@@ -372,6 +383,7 @@ def fit_pairs(
             config.to_dict(),
             loss,
             name,
+            getattr(model, "lr_scale", None),
             wsi.augment.to_dict(),
             cfg.sampler.to_dict(),
             labels[~val],
@@ -527,7 +539,7 @@ def evaluate_row(
     device = resolve_device(cfg.device)
     images = decoded_patches(patch_index.reset_index(drop=True), slide_manifest, wsi.data, wsi.checkpoint_dir)
     image_z = embed_images(
-        model, np.asarray(images[test_rows]), wsi.data.geometry[1], cfg.evaluation.image_batch_size, device=device
+        model, np.asarray(images[test_rows]), wsi.data, cfg.evaluation.image_batch_size, device=device
     )
     rna_z = embed_rna(model, rna, cfg.evaluation.rna_batch_size, device=device)
     sim, ranked = retrieval(image_z, rna_z, top=min(cfg.evaluation.top_k, len(samples)))

@@ -76,13 +76,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
+def _param_groups(model: torch.nn.Module, weight_decay: float, lr: float) -> list[dict]:
+    """AdamW groups: no weight decay on biases, norms, tokens and position embeddings; parameters under a
+    prefix of the model's ``lr_scale`` (``{"wsi_encoder.": 0.1}``: optional attribute) train at that share
+    of ``lr``."""
+    scales: dict[str, float] = getattr(model, "lr_scale", None) or {}
+    groups: dict[tuple[bool, float], list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim < 2 or name.endswith("token") or "pos_embed" in name else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        decay = not (p.ndim < 2 or name.endswith("token") or "pos_embed" in name)
+        scale = next((v for prefix, v in scales.items() if name.startswith(prefix)), 1.0)
+        groups.setdefault((decay, scale), []).append(p)
+    return [
+        {"params": params, "weight_decay": weight_decay if decay else 0.0, "lr": lr * scale}
+        for (decay, scale), params in sorted(groups.items(), key=lambda kv: (not kv[0][0], -kv[0][1]))
+    ]
 
 
 def _lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable[[int], float]:
@@ -160,7 +169,7 @@ def _fit(
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", rank % torch.cuda.device_count())
     model.to(device)
-    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr)
+    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay, config.lr), lr=config.lr)
     steps_per_epoch = (
         len(batch_sampler(0)) if batch_sampler is not None else max(1, math.ceil(len(train_set) / config.batch_size))
     )
@@ -194,7 +203,7 @@ def _fit(
         state["epoch"] = epoch + 1
         if state["epoch"] >= config.epochs:
             state["done"] = True
-        if state["done"] and state["best_state"] is not None:
+        if state["done"] and state["best_state"] is not None and config.keep == "best":
             model.load_state_dict(state["best_state"])
         if ckpt is not None and rank == 0:  # rank 0 alone writes checkpoints
             ckpt.parent.mkdir(parents=True, exist_ok=True)
@@ -219,7 +228,7 @@ def _fit(
         if on_epoch is not None and rank == 0:
             on_epoch(epoch, record)
     bar.close()
-    if state["best_state"] is not None:
+    if state["best_state"] is not None and config.keep == "best":
         model.load_state_dict(state["best_state"])
     return {
         "history": state["history"],

@@ -10,6 +10,7 @@ mean distance between a batch's embeddings (``spread``) is logged to show there 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -168,13 +169,19 @@ def _codes(values) -> np.ndarray:
 
 @torch.no_grad()
 def embed(
-    model: VisionTransformer, images: np.ndarray, batch_size: int, device="cpu", crop: int | None = None
+    model: VisionTransformer,
+    images: np.ndarray,
+    batch_size: int,
+    views: str,
+    device="cpu",
+    crop: int | None = None,
 ) -> np.ndarray:
-    """L2-normalised CLS embeddings of uint8 patches [N, 3, S, S] -> [N, D]. With ``crop``, the mean of the
-    normalised embeddings of the non-overlapping ``crop`` x ``crop`` windows of each patch (then normalised)."""
+    """L2-normalised CLS embeddings of uint8 patches [N, 3, S, S] -> [N, D]: the mean of the normalised
+    embeddings of each patch's views (then normalised): its non-overlapping ``crop`` x ``crop`` windows (the
+    patch itself without ``crop``), each also in its 8 flips / rotations with ``views: dihedral``."""
     model.eval().to(device)
     out = []
-    for parts in window_batches(images, crop, batch_size, device):
+    for parts in window_batches(images, crop, batch_size, views, device):
         if len(parts) > 1:
             z = torch.stack([F.normalize(model(w)["cls"].float(), dim=-1) for w in parts]).mean(0)
         else:
@@ -188,11 +195,13 @@ def train_encoder(
     slide_manifest: pd.DataFrame,
     cfg: WSIEncodingConfig,
     morphometry_features: pd.DataFrame | None = None,
+    on_epoch: Callable[[int, VisionTransformer], None] | None = None,
 ) -> tuple[VisionTransformer, pd.DataFrame]:
     """Train the ViT on the ``train`` patches of the evaluation split (held-out patches never seen), in a
     nested MLflow run ``wsi_encoding``. ``morphometry_features`` (rows as ``patch_index``): the auxiliary
-    target when ``loss.morphometry_weight`` > 0. Returns the model (``meta``: lineages, MLflow run) and the
-    history."""
+    target when ``loss.morphometry_weight`` > 0. ``on_epoch(epoch, model)``: called after each epoch (the
+    model as trained so far; the next epoch puts it back in training mode), e.g. to score it against
+    training length. Returns the model (``meta``: lineages, MLflow run) and the history."""
     train_rows = (patch_index["split"] == "train").to_numpy()
     lineages = sorted(patch_index.loc[train_rows, "lineage_id"].unique())
     labels = patch_index.loc[train_rows, "lineage_id"].map({lab: i for i, lab in enumerate(lineages)}).to_numpy()
@@ -263,9 +272,7 @@ def train_encoder(
             step,
             config,
             checkpoint_dir=Path(cfg.checkpoint_dir) / "wsi",
-            on_epoch=lambda epoch, metrics: log_metrics(
-                run, {k: v for k, v in metrics.items() if k != "epoch"}, step=epoch
-            ),
+            on_epoch=lambda epoch, metrics: _after_epoch(run, model, epoch, metrics, on_epoch),
             desc="wsi encoder",
             fingerprint=fingerprint(
                 model.config_dict(),
@@ -306,13 +313,24 @@ def train_encoder(
     return model, pd.DataFrame(result["history"])
 
 
+def _after_epoch(run, model, epoch: int, metrics: dict, hook) -> None:
+    log_metrics(run, {k: v for k, v in metrics.items() if k != "epoch"}, step=epoch)
+    if hook is not None:
+        hook(epoch, model)
+
+
 def embed_patches(
     model: VisionTransformer, patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, cfg: WSIEncodingConfig
 ) -> pd.DataFrame:
     """CLS embeddings (L2-normalised) of every tumour patch, train and held out, with the index columns."""
     images = decoded_patches(patch_index, slide_manifest, cfg.data, cfg.checkpoint_dir)
     z = embed(
-        model, images, cfg.data.inference_batch_size, device=resolve_device(cfg.device), crop=cfg.data.geometry[1]
+        model,
+        images,
+        cfg.data.inference_batch_size,
+        cfg.data.test_views,
+        device=resolve_device(cfg.device),
+        crop=cfg.data.geometry[1],
     )
     cols = ["slide_id", "x", "y", "lineage_id", "patient_id", "mouse_id", "split", "held_out"]
     frame = patch_index[[c for c in cols if c in patch_index]].reset_index(drop=True)

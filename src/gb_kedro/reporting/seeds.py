@@ -41,7 +41,7 @@ def held_out_counts(
     genes = model.meta["genes"]
     _, rna_all, index, test_rows, _ = held_out_pairs(patch_index, cohort_features, cohort_samples, genes)
     images = np.asarray(decoded_patches(index, slide_manifest, wsi.data, wsi.checkpoint_dir)[test_rows])
-    image_z = embed_images(model, images, wsi.data.geometry[1], mm.evaluation.image_batch_size)
+    image_z = embed_images(model, images, wsi.data, mm.evaluation.image_batch_size)
     _, ranked = retrieval(image_z, embed_rna(model, rna_all, mm.evaluation.rna_batch_size), top=1)
     _, gene_scores = attribute(
         model, images, rna_all[ranked[:, 0]], gene_baseline(cohort_features, genes, cfg), cfg, wsi

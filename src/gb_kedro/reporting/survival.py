@@ -162,7 +162,7 @@ def aggressiveness(
     labels = KMeans(k, n_init=cfg.survival.kmeans_n_init, random_state=cfg.seed).fit_predict(rna_z)
     index = patch_index.reset_index(drop=True)
     images = decoded_patches(index, slide_manifest, wsi.data, wsi.checkpoint_dir)
-    image_z = embed_images(model, images, wsi.data.geometry[1], mm.evaluation.image_batch_size)
+    image_z = embed_images(model, images, wsi.data, mm.evaluation.image_batch_size)
     _, ranked = retrieval(image_z, rna_z, top=1)
     index["retrieved_lineage"] = samples["lineage_id"].to_numpy()[ranked[:, 0]]
     centroids = np.stack([rna_z[labels == c].mean(0) for c in range(k)])

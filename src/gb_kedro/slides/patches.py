@@ -5,7 +5,8 @@
   the read size (``cache: disk``), shared by the training, embedding and evaluation nodes;
 * :func:`training_view`: one patch as a float tensor, cut to a (random or centre) window and augmented;
 * :func:`windows` / :func:`window_batches`: the non-overlapping model-sized windows of patches, batch by
-  batch (inference averages a patch's windows).
+  batch, optionally each in its 8 flips / 90-degree rotations (:func:`dihedral`; inference averages a
+  patch's views).
 """
 
 from __future__ import annotations
@@ -147,8 +148,17 @@ def windows(images: torch.Tensor, crop: int | None) -> list[torch.Tensor]:
     ]
 
 
-def window_batches(images: np.ndarray, crop: int | None, batch_size: int, device="cpu") -> Iterator[list[torch.Tensor]]:
-    """uint8 patches [N, 3, S, S] in batches: per batch, the list of its windows as float [0, 1] tensors on ``device``."""
+def dihedral(images: torch.Tensor) -> list[torch.Tensor]:
+    """The 8 flips / 90-degree rotations of square [N, 3, S, S] images, the images themselves first."""
+    return [torch.rot90(view, k, dims=(-2, -1)) for view in (images, images.flip(-1)) for k in range(4)]
+
+
+def window_batches(
+    images: np.ndarray, crop: int | None, batch_size: int, views: str, device="cpu"
+) -> Iterator[list[torch.Tensor]]:
+    """uint8 patches [N, 3, S, S] in batches: per batch, the list of its views as float [0, 1] tensors on
+    ``device``: its windows (``views: none``), or each window in its 8 flips / rotations (``dihedral``)."""
     for i in range(0, len(images), batch_size):
         x = torch.from_numpy(np.array(images[i : i + batch_size])).float().div_(255.0).to(device)  # a writable copy
-        yield windows(x, crop)
+        parts = windows(x, crop)
+        yield [view for part in parts for view in dihedral(part)] if views == "dihedral" else parts
