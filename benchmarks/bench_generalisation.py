@@ -164,7 +164,9 @@ def main() -> None:
             train_s = time.perf_counter() - start - scoring[0]
             emb = wsi.embed_patches(model, index, manifest, cfg)
             metrics, _ = wsi.evaluate_embeddings(emb, index, manifest, model, split, cfg, morph)
-            windows_only = one_nn(wsi.embed_patches(model, index, manifest, plain))
+            windows_only = one_nn(
+                emb if cfg.data.test_views == "none" else wsi.embed_patches(model, index, manifest, plain)
+            )
             if args.eval_every:
                 curve.append({"epoch": int(len(history)), **windows_only})
         last = history.tail(5)

@@ -5,9 +5,9 @@ Needs a finished default run (Table 1 written; ``data/07_model_output/retrieval_
     python benchmarks/paired_rows.py --rows ppi_no_recon chromosome_no_recon frozen_encoders \
         --out benchmarks/results/paired_rows.json
 
-The morphometry row is refitted exactly as its node does (same features, same ridge map fit on the training
-pairs, same candidates) to get its per-patch answers, which Table 1 keeps only as accuracies. Per held-out set
-of seen lineages (held-out patches, unseen mice) and per deep row: both accuracies, their difference, and a
+The morphometry row is refitted by its node's own function (``multimodal.feature_retrieval``: same features,
+same ridge map fit on the training pairs, same candidates) to get its per-patch answers, which Table 1 keeps
+only as accuracies. Per held-out set of seen lineages (held-out patches, unseen mice) and per deep row: both accuracies, their difference, and a
 bootstrap over slides that resamples the SAME slides for both rows (patches of one slide are not independent,
 and both rows answer on the same patches): the 95 % interval of the difference and the share of resamples in
 which the deep row is at least as accurate; plus the per-slide accuracies.
@@ -25,21 +25,18 @@ from _common import write_result  # benchmarks/ is on sys.path when a script of 
 
 
 def morphometry_answers(catalog, params) -> pd.DataFrame:
-    """The morphometry row's per-patch lineage answers on every held-out patch (as ``multimodal.feature_row``)."""
-    from gb_kedro.evaluation import feature_baseline_retrieval
-    from gb_kedro.multimodal import held_out_pairs
+    """The morphometry row's per-patch lineage answers on every held-out patch (its node's own fit and retrieval)."""
+    from gb_kedro.multimodal import feature_retrieval
     from gb_kedro.slides.morphometry import FEATURES
 
-    index, features = catalog.load("patch_index"), catalog.load("cohort_features")
-    samples, rna, rows, test_rows, test = held_out_pairs(
-        index, features, catalog.load("cohort_samples"), list(features.columns)
-    )
-    train = ((rows["split"] == "train") & rows["lineage_id"].isin(samples["lineage_id"])).to_numpy()
-    row_of = {lab: i for i, lab in enumerate(samples["lineage_id"])}
     values = catalog.load("morphometry_features")[list(FEATURES)].to_numpy(np.float64)
-    alphas = np.logspace(*params["morphometry_baseline"]["table1_row"]["ridge_log10_alphas"])
-    train_rna = rna[[row_of[lab] for lab in rows.loc[train, "lineage_id"]]]
-    sim, _ = feature_baseline_retrieval(values[train], train_rna, values[test_rows], rna, alphas)
+    sim, _, samples, _, test = feature_retrieval(
+        values,
+        catalog.load("patch_index"),
+        catalog.load("cohort_features"),
+        catalog.load("cohort_samples"),
+        params["morphometry_baseline"]["table1_row"]["ridge_log10_alphas"],
+    )
     out = test.reset_index(drop=True)[["slide_id", "x", "y", "lineage_id", "held_out"]].copy()
     out["correct"] = samples["lineage_id"].to_numpy()[sim.argmax(1)] == out["lineage_id"].to_numpy()
     return out

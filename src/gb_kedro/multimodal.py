@@ -613,6 +613,27 @@ def morphometry_row(
     return feature_row(values, features, patch_index, cohort_features, cohort_samples, split, cfg, row)
 
 
+def feature_retrieval(
+    values: np.ndarray,
+    patch_index: pd.DataFrame,
+    cohort_features: pd.DataFrame,
+    cohort_samples: pd.DataFrame,
+    ridge_log10_alphas: list[float],
+):
+    """Per-patch features ``values`` (rows as ``patch_index``) -> RNA vector by a ridge map fit on the training
+    pairs only, then eq. 9's cosine retrieval of every held-out patch among the cohort's RNA samples. Returns
+    (similarities [held-out patches, samples], fitted map, samples, paired index, held-out rows)."""
+    samples, rna, index, test_rows, test = held_out_pairs(
+        patch_index, cohort_features, cohort_samples, list(cohort_features.columns)
+    )
+    train_rows = ((index["split"] == "train") & index["lineage_id"].isin(samples["lineage_id"])).to_numpy()
+    row_of_lineage = {lab: i for i, lab in enumerate(samples["lineage_id"])}  # one sample per lineage: the first
+    train_rna = rna[[row_of_lineage[lab] for lab in index.loc[train_rows, "lineage_id"]]]
+    alphas = np.logspace(*ridge_log10_alphas)
+    sim, fitted = feature_baseline_retrieval(values[train_rows], train_rna, values[test_rows], rna, alphas)
+    return sim, fitted, samples, index, test
+
+
 def feature_row(
     values: np.ndarray,
     features: str,
@@ -625,16 +646,11 @@ def feature_row(
 ) -> dict:
     """A non-deep Table 1 row: per-patch features ``values`` (rows as ``patch_index``) -> RNA vector by
     ridge regression fit on the training pairs only, then eq. 9's retrieval on every held-out set."""
-    samples, rna, index, test_rows, test = held_out_pairs(
-        patch_index, cohort_features, cohort_samples, list(cohort_features.columns)
-    )
-    train_rows = ((index["split"] == "train") & index["lineage_id"].isin(samples["lineage_id"])).to_numpy()
-    row_of_lineage = {lab: i for i, lab in enumerate(samples["lineage_id"])}  # one sample per lineage: the first
-    train_rna = rna[[row_of_lineage[lab] for lab in index.loc[train_rows, "lineage_id"]]]
-    alphas = np.logspace(*row.ridge_log10_alphas)
     params = {"row": row.name, "label": row.label, "features": features, "map": "StandardScaler + RidgeCV"}
     with nested_run(f"multimodal.{row.name}", params) as run:
-        sim, fitted = feature_baseline_retrieval(values[train_rows], train_rna, values[test_rows], rna, alphas)
+        sim, fitted, samples, index, test = feature_retrieval(
+            values, patch_index, cohort_features, cohort_samples, row.ridge_log10_alphas
+        )
         sets = score_sets(sim, test, samples, index, cfg)
         metrics = {
             "configuration": row.label,
