@@ -7,16 +7,18 @@ Needs a project whose ``data_engineering`` and ``measure_morphometry`` have run 
     kedro run --nodes measure_morphometry --params synthetic_cohort.preset=paper
     python benchmarks/bench_generalisation.py --out benchmarks/results/bench_generalisation.json
 
-For each variant (the ``wsi_encoding`` parameters of ``conf/base`` with the four anti-shortcut options set as
-the variant says: cross-mouse positives, stain mixing, morphometry distillation, mouse adversary) the encoder is trained
+For each variant (the ``wsi_encoding`` and ``patches`` parameters of the run with the four anti-shortcut options
+set as the variant says: cross-mouse positives, stain mixing, morphometry distillation, mouse adversary) the encoder is trained
 from scratch on the run's training patches (its own checkpoint folder: nothing is resumed) and scored by
 1-NN lineage retrieval of the held-out patches of seen slides and of the unseen mice against the training
 patches, beside the colour and pixel-morphometry baselines (1-NN on standardised features) of the same
 split. Per variant: wall time, the figures, the last epochs' losses and, with ``--eval-every N``, the
 1-NN accuracy on both held-out sets every N epochs and after the last (is it still improving at the last
 epoch?), embedding each patch's windows only (``test_views: none``; the final figures use the configured
-views and are also given windows-only). ``--set key=value`` changes any ``wsi_encoding`` parameter on top of every variant (e.g.
-``--set train.epochs=80 --set loss.morphometry_weight=1.0``; values are read as YAML).
+views and are also given windows-only). ``--set key=value`` changes any ``wsi_encoding`` parameter on top of every
+variant (e.g. ``--set train.epochs=80 --set loss.morphometry_weight=1.0``; values are read as YAML); ``--set
+patches.<key>=value`` a ``patches`` one (``--set patches.test_views=none``). The run's decoded patches
+(``patch_pixels``) are read from the catalog.
 """
 
 from __future__ import annotations
@@ -36,12 +38,13 @@ import yaml
 
 from _common import write_result  # benchmarks/ is on sys.path when a script of it runs
 
-OFF = {"loss": {"cross_mouse": False, "morphometry_weight": 0.0, "mouse_adversary": 0.0}, "augment": {"stain_mix": 0.0}}
+OFF = {"loss": {"cross_mouse": False, "morphometry_weight": 0.0, "mouse_adversary": 0.0}}
 
 
 def _variant(stain_mix: float = 0.0, **loss) -> dict:
-    """The anti-shortcut options spelled out in full (independent of what conf/base sets)."""
-    return {"loss": {**OFF["loss"], **loss}, "augment": {"stain_mix": stain_mix}}
+    """The anti-shortcut options spelled out in full (independent of what conf/base sets); stain mixing is a
+    ``patches.augment`` parameter (shared with the multimodal training)."""
+    return {"loss": {**OFF["loss"], **loss}, "patches": {"augment": {"stain_mix": stain_mix}}}
 
 
 VARIANTS = {
@@ -118,13 +121,14 @@ def main() -> None:
     from kedro.framework.startup import bootstrap_project
 
     from gb_kedro import wsi_encoding as wsi
-    from gb_kedro.config import SplitConfig, WSIEncodingConfig
+    from gb_kedro.config import PatchesConfig, SplitConfig, WSIEncodingConfig
 
     bootstrap_project(args.project)
     with KedroSession.create(project_path=args.project) as session:
         context = session.load_context()
         catalog, params = context.catalog, context.params
         index = catalog.load("patch_index")
+        pixels = catalog.load("patch_pixels")
         manifest = catalog.load("slide_manifest")
         morph = catalog.load("morphometry_features")
     split = SplitConfig.from_dict(params["split"])
@@ -136,36 +140,35 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "variants": {},
     }
-    base = params["wsi_encoding"]
+    base = {**params["wsi_encoding"], "patches": params["patches"]}
     if args.epochs:
         base = merge(base, {"train": {"epochs": args.epochs}})
     extra = dotted(args.set)
     for name in args.variants:
         with tempfile.TemporaryDirectory(prefix=f"bench_gen_{name}_") as tmp:
             options = merge(merge(base, VARIANTS[name]), extra)
-            cache_dir = options["checkpoint_dir"]  # the decoded-patch cache of the run is reused
             options["checkpoint_dir"] = tmp
-            for f in Path(cache_dir).glob("wsi_patches_*.npy"):
-                os.symlink(f.resolve(), Path(tmp) / f.name)
+            views = PatchesConfig.from_dict(options.pop("patches"))
+            pixels.require(index, views.geometry[0], "bench_generalisation")
             cfg = WSIEncodingConfig.from_dict(options)
             curve: list[dict] = []
             scoring = [0.0]
             # the curve embeds each patch's windows only (test_views none: 8x cheaper than dihedral views)
-            plain = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, test_views="none"))
+            plain = dataclasses.replace(views, test_views="none")
 
             def score(epoch: int, model, cfg=cfg, plain=plain, curve=curve, scoring=scoring) -> None:
                 if args.eval_every and (epoch + 1) % args.eval_every == 0 and epoch + 1 < cfg.train.epochs:
                     tic = time.perf_counter()
-                    curve.append({"epoch": epoch + 1, **one_nn(wsi.embed_patches(model, index, manifest, plain))})
+                    curve.append({"epoch": epoch + 1, **one_nn(wsi.embed_patches(model, index, pixels, cfg, plain))})
                     scoring[0] += time.perf_counter() - tic
 
             start = time.perf_counter()
-            model, history = wsi.train_encoder(index, manifest, cfg, morph, on_epoch=score)
+            model, history = wsi.train_encoder(index, pixels, cfg, views, morph, on_epoch=score)
             train_s = time.perf_counter() - start - scoring[0]
-            emb = wsi.embed_patches(model, index, manifest, cfg)
-            metrics, _ = wsi.evaluate_embeddings(emb, index, manifest, model, split, cfg, morph)
+            emb = wsi.embed_patches(model, index, pixels, cfg, views)
+            metrics, _ = wsi.evaluate_embeddings(emb, pixels, model, split, cfg, morph)
             windows_only = one_nn(
-                emb if cfg.data.test_views == "none" else wsi.embed_patches(model, index, manifest, plain)
+                emb if views.test_views == "none" else wsi.embed_patches(model, index, pixels, cfg, plain)
             )
             if args.eval_every:
                 curve.append({"epoch": int(len(history)), **windows_only})
@@ -180,7 +183,7 @@ def main() -> None:
             "last_epochs_val_loss": [round(float(v), 4) for v in last.get("val/loss", last["train/loss"] * np.nan)],
             "keep": cfg.train.keep,
             "lowest_val_loss_epoch": int(history["val/loss"].idxmin()) + 1 if "val/loss" in history else None,
-            "test_views": cfg.data.test_views,
+            "test_views": views.test_views,
             "windows_only_accuracy": windows_only,  # the same model embedded without the dihedral views
             **({"curve": curve} if curve else {}),
         }

@@ -22,7 +22,7 @@ import torch
 
 from _common import write_result  # benchmarks/ is on sys.path when a script of it runs
 from gb_kedro import multimodal as mm
-from gb_kedro.config import PatchDataConfig, base_subtree
+from gb_kedro.config import PatchesConfig, base_subtree
 from gb_kedro.evaluation import retrieval
 from gb_kedro.models.multimodal import MultimodalModel
 from gb_kedro.models.rna_mae import rna_mae
@@ -84,17 +84,17 @@ def measure(name: str, batches: int, n_genes: int, device: torch.device) -> dict
     train_rate = seen / (time.perf_counter() - start)
     patches = rng.integers(0, 256, size=(max(64, batches * 16), 3, 256, 256), dtype=np.uint8)
     rna = rng.normal(size=(51, n_genes)).astype(np.float32)
-    data = PatchDataConfig.from_dict(
+    views = PatchesConfig.from_dict(
         {
-            **base_subtree("wsi_encoding.data"),
+            **base_subtree("patches"),
             "mode": "crop" if spec["crop"] else "downsample",
-            "patch_px": spec["crop"] or 256,
+            "model_px": spec["crop"] or 256,
             "read_px": 256,
         }
-    )  # the configured test views (conf/base wsi_encoding.data.test_views)
-    mm.embed_images(model, patches[:8], data, 128, device=device)  # warm-up
+    )  # the configured test views and batch size (conf/base patches)
+    mm.embed_images(model, patches[:8], views, device=device)  # warm-up
     t0 = time.perf_counter()
-    z = mm.embed_images(model, patches, data, 128, device=device)
+    z = mm.embed_images(model, patches, views, device=device)
     retrieval(z, mm.embed_rna(model, rna, 256, device=device), top=5)
     eval_rate = len(patches) / (time.perf_counter() - t0)
     peak = (
@@ -110,7 +110,7 @@ def measure(name: str, batches: int, n_genes: int, device: torch.device) -> dict
         "train_pairs_per_s": round(train_rate, 1),
         "eval_patches_per_s": round(eval_rate, 1),
         "eval_windows_per_patch": len(windows(torch.zeros(1, 3, 256, 256), spec["crop"])),
-        "eval_test_views": data.test_views,
+        "eval_test_views": views.test_views,
         "peak_memory_mb": round(peak, 1),
         "memory_kind": "cuda_max_allocated" if device.type == "cuda" else "process_peak_rss",
     }

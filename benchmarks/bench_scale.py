@@ -47,10 +47,9 @@ def measured_slide(job: tuple) -> dict:
 def tile(paths: list[Path], store: Path, executor: str, workers: int) -> dict:
     import pandas as pd
 
-    from gb_kedro.config import base_subtree
+    from gb_kedro.config import TilingOptions, base_subtree
     from gb_kedro.datasets.patch_store import PatchStore
     from gb_kedro.slides.fanout import map_slides
-    from gb_kedro.slides.tiling import TilingOptions
 
     opts = TilingOptions.from_dict(base_subtree("data_engineering.tiling"))
     jobs = [(p.stem, str(p), opts, "raise", str(store)) for p in paths]
@@ -79,11 +78,11 @@ def tile(paths: list[Path], store: Path, executor: str, workers: int) -> dict:
 class TripletOnly:
     """The WSI encoder's triplet step (eq. 6) on the CLS embedding (picklable: the ranks receive it)."""
 
-    def __call__(self, model, batch, device):
+    def __call__(self, model, batch, device, gather=False):
         from gb_kedro.losses import batch_hard_triplet
 
         x, y = (t.to(device) for t in batch)
-        return {"loss": batch_hard_triplet(model(x)["cls"], y, 0.3)}
+        return {"loss": batch_hard_triplet(model(x)["cls"], y, 0.3, gather=gather)}
 
 
 def train_throughput(world: int, epochs: int, n: int) -> dict:

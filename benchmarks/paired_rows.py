@@ -26,16 +26,15 @@ from _common import write_result  # benchmarks/ is on sys.path when a script of 
 
 def morphometry_answers(catalog, params) -> pd.DataFrame:
     """The morphometry row's per-patch lineage answers on every held-out patch (its node's own fit and retrieval)."""
-    from gb_kedro.multimodal import feature_retrieval
+    from gb_kedro.multimodal import PairedCohort, feature_retrieval
     from gb_kedro.slides.morphometry import FEATURES
 
     values = catalog.load("morphometry_features")[list(FEATURES)].to_numpy(np.float64)
+    data = PairedCohort(
+        catalog.load("patch_index"), None, catalog.load("cohort_features"), catalog.load("cohort_samples")
+    )
     sim, _, samples, _, test = feature_retrieval(
-        values,
-        catalog.load("patch_index"),
-        catalog.load("cohort_features"),
-        catalog.load("cohort_samples"),
-        params["morphometry_baseline"]["table1_row"]["ridge_log10_alphas"],
+        values, data, params["morphometry_baseline"]["table1_row"]["ridge_log10_alphas"]
     )
     out = test.reset_index(drop=True)[["slide_id", "x", "y", "lineage_id", "held_out"]].copy()
     out["correct"] = samples["lineage_id"].to_numpy()[sim.argmax(1)] == out["lineage_id"].to_numpy()

@@ -19,8 +19,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # measured); without it the no-collapse check of the triplet stage is about the training, not a starved encoder.
 TINY_RUN_PARAMS = {
     "synthetic_cohort": {"preset": "tiny"},
-    "reporting": {"n_permutations": 1, "n_seeds": 2},
-    "wsi_encoding": {"augment": {"stain_mix": 0.0}, "train": {"epochs": 40}},  # tiny: 40 epochs are enough
+    "multimodal": {"retrainings": {"permutations": 1, "seeds": 2}},
+    "patches": {"augment": {"stain_mix": 0.0}},
+    "wsi_encoding": {"train": {"epochs": 40}},  # tiny: 40 epochs are enough
 }
 
 
@@ -59,8 +60,11 @@ def copy_project(path: Path) -> Path:
     return path
 
 
-def kedro_cli(project: Path, *args: str) -> subprocess.CompletedProcess:
+def kedro_cli(project: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """``kedro run ...`` as a user types it (not a terminal), in ``project``."""
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "PYTHONPATH": str(PROJECT_ROOT / "src")}
+    env.pop("KEDRO_ENV", None)
     kedro = Path(sys.executable).with_name("kedro")
-    return subprocess.run([str(kedro), "run", *args], cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(kedro), "run", *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout
+    )

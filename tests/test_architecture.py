@@ -1,5 +1,6 @@
-"""The house rules, checked on the source: layers only point down, pipelines meet only in the catalog,
-thin nodes, and no code default for a value that ``conf/base`` defines."""
+"""The house rules, checked on the source: layers only point down, pipelines meet only in the catalog (and read
+only their own parameters, or the shared entries of parameters.yml), only the stages that train import the
+training loop, reporting trains nothing, thin nodes, and no code default for a value that ``conf/base`` defines."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ LAYERS = [
             "gb_kedro.models",
             "gb_kedro.losses",
             "gb_kedro.training",
+            "gb_kedro.distributed",
+            "gb_kedro.profiling",
             "gb_kedro.config",
             "gb_kedro.errors",
             "gb_kedro.tracking",
@@ -144,6 +147,85 @@ def test_no_import_cycle_between_modules():
     for m in graph:
         if m not in state:
             visit(m, [])
+
+
+# The modules that train a model: the training loop is theirs to call (and the loop's own package); domain code
+# (slides, datasets, provenance ...), evaluation, reporting and the pipelines never import it.
+TRAINING_STAGES = ("gb_kedro.training", "gb_kedro.rna_encoding", "gb_kedro.wsi_encoding", "gb_kedro.multimodal")
+
+
+def test_only_the_training_stages_import_the_training_loop():
+    wrong = [
+        f"{path.relative_to(SRC.parent)}:{line} {module} imports {target}"
+        for module, path in modules().items()
+        if not module.startswith(TRAINING_STAGES)
+        for target, line in imports(path)
+        if target == "gb_kedro.training" or target.startswith("gb_kedro.training.")
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def _imported_names(path: Path) -> list[tuple[str, str, int]]:
+    return [
+        (node.module, alias.name, node.lineno)
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("gb_kedro")
+        for alias in node.names
+    ]
+
+
+def test_reporting_reads_models_and_never_trains():
+    """No reporting module (nor the reporting pipeline) imports a training function: the models it reads are
+    trained by the multimodal pipeline (Table 1 rows, seed and permutation-null retrainings)."""
+    wrong = [
+        f"{path.relative_to(SRC.parent)}:{line} imports {module}.{name}"
+        for mod, path in modules().items()
+        if mod.startswith(("gb_kedro.reporting", "gb_kedro.pipelines.reporting"))
+        for module, name, line in _imported_names(path)
+        if module.startswith("gb_kedro.training") or name.startswith(("train", "fit")) or name in ("fit", "fit_pairs")
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def _owners() -> dict[str, str]:
+    """Top-level parameter key -> the pipeline whose parameter file defines it (``shared``: parameters.yml)."""
+    import yaml
+
+    owners = {}
+    for path in sorted((SRC.parents[1] / "conf" / "base").glob("parameters*.yml")):
+        owner = path.stem.removeprefix("parameters").removeprefix("_") or "shared"
+        for key in yaml.safe_load(path.read_text()) or {}:
+            owners[key] = owner
+    return owners
+
+
+def test_pipelines_read_only_their_own_parameters_and_the_shared_entries():
+    """A node reads ``params:<key>`` only when its pipeline's parameter file defines ``<key>`` or ``<key>`` is a
+    documented shared entry of ``conf/base/parameters.yml`` (``split``, ``patches``)."""
+    import os
+
+    from kedro.framework.startup import bootstrap_project
+
+    from gb_kedro.pipeline_registry import register_pipelines
+
+    cwd = os.getcwd()
+    os.chdir(SRC.parents[1])
+    try:
+        bootstrap_project(SRC.parents[1])
+        pipelines = register_pipelines()
+    finally:
+        os.chdir(cwd)
+    owners = _owners()
+    assert {k for k, v in owners.items() if v == "shared"} == {"split", "patches"}
+    wrong = []
+    for name in ("synthetic_cohort", "data_engineering", "rna_encoding", "wsi_encoding", "multimodal", "reporting"):
+        for node in pipelines[name].nodes:
+            for dataset in node.inputs:
+                if dataset.startswith("params:"):
+                    key = dataset.removeprefix("params:").split(".")[0]
+                    if owners.get(key) not in (name, "shared"):
+                        wrong.append(f"{name}: node {node.name} reads {dataset} (defined by {owners.get(key)})")
+    assert not wrong, "\n".join(wrong)
 
 
 def test_nodes_are_thin():

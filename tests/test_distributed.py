@@ -14,8 +14,9 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from gb_kedro.config import DistributedSettings
+from gb_kedro.distributed import average_gradients, free_port
 from gb_kedro.losses import batch_hard_triplet, multi_positive_info_nce
-from gb_kedro.training import _average_gradients, _fit, _free_port, fit
+from gb_kedro.training import _fit, fit
 from tests.helpers import train_config
 
 N, D, E = 16, 6, 4
@@ -37,11 +38,13 @@ def _model() -> torch.nn.Module:
 class ToyStep:
     """Deterministic: a per-sample loss (mean over the rank's rows) plus two batch-level losses."""
 
-    def __call__(self, model, batch, device):
+    def __call__(self, model, batch, device, gather=False):
         x, labels, target = (t.to(device) for t in batch)
         z = model(x)
         mse = F.mse_loss(z, target)
-        contrastive = multi_positive_info_nce(z, labels, 0.5) + batch_hard_triplet(z, labels, 0.3)
+        contrastive = multi_positive_info_nce(z, labels, 0.5, gather) + batch_hard_triplet(
+            z, labels, 0.3, gather=gather
+        )
         return {"loss": mse + contrastive, "mse": mse, "contrastive": contrastive}
 
 
@@ -58,9 +61,9 @@ def _rank_loss_and_grads(rank: int, world: int, port: int, out: str) -> None:
         per = N // world
         share = slice(rank * per, (rank + 1) * per)
         model = _model()
-        metrics = ToyStep()(model, (x[share], labels[share], target[share]), "cpu")
+        metrics = ToyStep()(model, (x[share], labels[share], target[share]), "cpu", True)
         metrics["loss"].backward()
-        _average_gradients(model, world)
+        average_gradients(model, world)
         loss = metrics["loss"].detach().clone()
         dist.all_reduce(loss)
         if rank == 0:
@@ -71,7 +74,7 @@ def _rank_loss_and_grads(rank: int, world: int, port: int, out: str) -> None:
 
 def test_two_ranks_give_the_loss_and_gradients_of_the_concatenated_batch(tmp_path):
     out = tmp_path / "rank0.pt"
-    torch.multiprocessing.spawn(_rank_loss_and_grads, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    torch.multiprocessing.spawn(_rank_loss_and_grads, args=(2, free_port(), str(out)), nprocs=2, join=True)
     two = torch.load(out, weights_only=False)
     model = _model()
     metrics = ToyStep()(model, _data(), "cpu")
@@ -127,6 +130,6 @@ def _rank_fit(rank: int, world: int, port: int, root: str) -> None:
 
 
 def test_only_rank_zero_writes_checkpoints_and_logs(tmp_path):
-    torch.multiprocessing.spawn(_rank_fit, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    torch.multiprocessing.spawn(_rank_fit, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     assert (tmp_path / "rank0" / "last.pt").exists() and not (tmp_path / "rank1").exists()
     assert (tmp_path / "logged0.txt").read_text() == "3" and (tmp_path / "logged1.txt").read_text() == "0"

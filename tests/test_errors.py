@@ -58,6 +58,10 @@ def test_missing_real_data_dir_and_empty_star_folder_are_one_line_each(tmp_path)
     # an existing folder whose STAR download is empty
     data = tmp_path / "mine"
     (data / "tcga" / "star_counts").mkdir(parents=True)
+    headers = {  # the tables with required columns have them (their headers are checked before the first node)
+        "cohort/sample_sheet.tsv": "sample_id\tpatient_id\tlineage_id\n",
+        "slides/manifest.tsv": "slide_id\tmouse_id\tlineage_id\tpatient_id\tpath\n",
+    }
     for relative in (
         "annotation/gencode.v36.genes.tsv",
         "tcga/gdc_sample_sheet.tsv",
@@ -67,7 +71,7 @@ def test_missing_real_data_dir_and_empty_star_folder_are_one_line_each(tmp_path)
         "slides/manifest.tsv",
     ):
         (data / relative).parent.mkdir(parents=True, exist_ok=True)
-        (data / relative).write_text("x\n")
+        (data / relative).write_text(headers.get(relative, "x\n"))
     result = kedro_cli(project, "--env", "real", "--pipelines", "data_engineering", "--params", f"real_data_dir={data}")
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
@@ -83,3 +87,37 @@ def test_the_split_mismatch_from_the_command_line_is_one_line_and_fails(tiny_pro
     )
     assert lines[0].startswith("Error: bad input: ")
     assert "this run asks for split.mode=mouse" not in result.stdout  # said once, not again in the log
+
+
+def test_input_errors_survive_a_process_boundary_and_lists_say_what_they_left_out():
+    import pickle
+
+    from gb_kedro.errors import listed
+
+    error = pickle.loads(pickle.dumps(InputDataError("slide S3 (s3.svs)", "corrupt")))
+    assert isinstance(error, InputDataError) and (error.source, error.problem) == ("slide S3 (s3.svs)", "corrupt")
+    assert str(error) == "slide S3 (s3.svs): corrupt"
+    assert listed([f"L{i}" for i in range(8)]) == "L0, L1, L2, L3, L4 and 3 more"
+    assert listed(["a", "b"]) == "a, b"
+
+
+def test_a_missing_input_column_stops_the_run_before_the_first_node(tmp_path):
+    """Required columns are checked on the header of every table the pipeline reads, before anything runs."""
+    import pandas as pd
+    from kedro.io import DataCatalog
+    from kedro.pipeline import Node, Pipeline
+
+    from gb_kedro.datasets import TableDataset
+    from gb_kedro.hooks import check_raw_inputs
+
+    path = tmp_path / "manifest.tsv"
+    pd.DataFrame({"slide_id": ["S1"], "lineage_id": ["L1"], "path": ["s1.svs"]}).to_csv(path, sep="\t", index=False)
+    required = ["slide_id", "mouse_id", "lineage_id", "patient_id", "path"]
+    catalog = DataCatalog({"slide_manifest": TableDataset(str(path), required_columns=required)})
+    pipeline = Pipeline([Node(len, "slide_manifest", "n", name="count")])
+    with pytest.raises(
+        InputDataError, match=r"manifest\.tsv: missing required column\(s\) \['mouse_id', 'patient_id'\]"
+    ):
+        check_raw_inputs(pipeline, catalog)
+    optional = DataCatalog({"slide_manifest": TableDataset(str(tmp_path / "none.tsv"), missing_ok=True)})
+    check_raw_inputs(pipeline, optional)  # an optional input that is absent is fine

@@ -137,3 +137,21 @@ def test_real_tcga_lgg_matrix_by_symbol(gencode, shared):
     assert mapped.shape[1] > 17_000  # most symbols map to a GENCODE v36 gene
     assert mapped.columns.str.match(r"^ENSG\d{11}$").all()
     assert dropped["reason"].str.startswith("symbol not in the gene annotation").sum() > 0
+
+
+def test_a_log_scaled_matrix_read_as_linear_stops_naming_the_parameter(shared):
+    """The real TCGA-LGG log2 RSEM matrix (values up to ~21) read with value_scale linear: one line naming the file
+    and the parameter to set; and a linear matrix read as log2p1 likewise."""
+    frame = read_table(shared("rnaseq/tcga_lgg_log2_rsem_symbols.tsv"))
+    with pytest.raises(
+        InputDataError,
+        match=r"tcga_lgg_log2_rsem_symbols\.tsv: the values look log-scaled \(largest 2\d\.\d.*set "
+        r"data_engineering\.tcga\.value_scale: log2p1",
+    ):
+        expression.parse_expression_matrix(
+            frame, **matrix_options(value_scale="linear"), scale_key="data_engineering.tcga.value_scale"
+        )
+    linear = frame.set_index("gene_name").pow(2).reset_index()  # back to the linear scale: values in the millions
+    linear.attrs["source"] = "linear.tsv"
+    with pytest.raises(InputDataError, match=r"linear\.tsv: the values look linear .* set value_scale: linear"):
+        expression.parse_expression_matrix(linear, **matrix_options(value_scale="log2p1"))

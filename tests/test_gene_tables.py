@@ -135,6 +135,35 @@ def test_link_table_ranks_the_model_genes_with_ids_symbols_and_groups():
         )
 
 
+def test_genes_without_variance_across_the_lineages_are_dropped_before_the_link_table():
+    """Genes at one value in every cohort sample (e.g. 0 in all of them, frequent in real data) have nothing to
+    predict: they used to score R^2 = 1 (a zero variance divided by 1), fill the top of the table and put 1.0s
+    into the pooled null (every q ~ 1). They are dropped and counted; the null holds the kept genes only."""
+    rng = np.random.default_rng(4)
+    lineages = [f"L{i}" for i in range(10)]
+    shape = rng.normal(size=10)
+    rows = np.repeat(np.arange(10), 4)
+    wsi = pd.DataFrame(rng.normal(size=(40, 3)) * 0.1, columns=["e0", "e1", "e2"]).assign(
+        lineage_id=[lineages[r] for r in rows]
+    )
+    wsi["e0"] += shape[rows]
+    morph = wsi.rename(columns={"e0": "area_mean", "e1": "solidity_mean", "e2": "nn_cv"})
+    genes = ["G1", "G2", "ZERO1", "ZERO2"]
+    features = pd.DataFrame(
+        np.column_stack([shape, rng.normal(size=10), np.full(10, -0.7), np.full(10, 2.0)]),
+        index=lineages,
+        columns=genes,
+    )
+    samples = pd.DataFrame({"sample_id": lineages, "lineage_id": lineages, "patient_id": lineages})
+    groups = pd.DataFrame({"gene_id": genes, "gene_id_versioned": genes, "symbol": genes, "group": 0})
+    table, summary = morphology_link.link_table(
+        wsi, morph, features, samples, groups, link_cfg(n_permutations=20, n_components=None), seed=0
+    )
+    assert set(table["gene_id"]) == {"G1", "G2"} and summary["genes_without_variance"] == 2
+    assert summary["n_genes"] == 2 and table["r2"].max() < 1.0
+    assert table.loc[table["gene_id"] == "G1", "q_value"].iloc[0] < 0.5  # the null is not full of 1.0s
+
+
 def test_auroc_matches_a_hand_computed_ranking():
     # positives 0.9 and 0.3 against negatives 0.8 and 0.1: pairs won 0.9>0.8, 0.9>0.1, 0.3>0.1 -> 3 of 4
     assert gene_scoring.auroc(np.array([0.9, 0.8, 0.3, 0.1]), np.array([1, 0, 1, 0])) == 0.75

@@ -51,7 +51,7 @@ def test_louvain_recovers_planted_modules():
 def test_group_genes_merges_to_n_groups_and_handles_genes_without_edges():
     membership, edges = _planted(n=600, k=10)
     table = pd.DataFrame({"gene_id": [str(i) for i in range(610)]})  # 10 genes with no PPI edge
-    groups, sizes, metrics = group_genes(edges, table, n_groups=7, resolution=1.0, seed=0)
+    groups, sizes, metrics = group_genes(edges, table, n_groups=7, resolution=1.0, seed=0, unconnected="residual")
     assert metrics["n_groups"] == 7 and sorted(groups["group"].unique()) == list(range(7))
     assert metrics["n_communities"] >= 7
     residual = groups[~groups["in_ppi"]]["group"].unique()
@@ -66,7 +66,9 @@ def test_group_genes_merges_to_n_groups_and_handles_genes_without_edges():
 def test_empty_ppi_after_filtering():
     edges = pd.DataFrame({"source": ["a"], "target": ["b"]})
     with pytest.raises(InputDataError, match=r"PPI graph: no PPI edge left between the 2 kept genes"):
-        group_genes(edges, pd.DataFrame({"gene_id": ["x", "y"]}), n_groups=7, resolution=1.0, seed=0)
+        group_genes(
+            edges, pd.DataFrame({"gene_id": ["x", "y"]}), n_groups=7, resolution=1.0, seed=0, unconnected="residual"
+        )
 
 
 def test_edge_list_with_complexes_metabolites_and_signs(gencode):
@@ -137,7 +139,7 @@ def test_real_omnipath_matches_networkx_and_merges_to_seven(gencode, shared):
     edges, dropped, summary = parse_ppi(read_table(shared("ppi/omnipath_signed_directed.tsv")), genes, **PPI)
     assert summary["directed"] and summary["complex_nodes"] > 100
     table = genes[genes["gene_id"].isin(set(edges["source"]) | set(edges["target"]))]
-    groups, sizes, metrics = group_genes(edges, table, n_groups=7, resolution=1.0, seed=0)
+    groups, sizes, metrics = group_genes(edges, table, n_groups=7, resolution=1.0, seed=0, unconnected="residual")
     graph = nx.DiGraph(list(zip(edges["source"], edges["target"], strict=True)))
     reference = nx.community.louvain_communities(graph, seed=1)
     q_nx = nx.community.modularity(graph, reference)
@@ -151,7 +153,7 @@ def test_real_innatedb_undirected_ensembl(gencode, shared):
     edges, dropped, summary = parse_ppi(read_table(shared("ppi/innatedb_ppi.tsv")), genes, **PPI)
     assert not summary["directed"] and summary["genes_in_graph"] > 14_000
     table = genes[genes["gene_id"].isin(set(edges["source"]))]
-    groups, sizes, metrics = group_genes(edges, table, n_groups=7, resolution=1.0, seed=0)
+    groups, sizes, metrics = group_genes(edges, table, n_groups=7, resolution=1.0, seed=0, unconnected="residual")
     assert metrics["n_groups"] == 7 and metrics["qd_raw"] > 0.3
 
 
@@ -163,3 +165,63 @@ def test_chromosome_groups_are_contiguous_and_balanced(gencode):
     assert sizes["n_genes"].max() < 2.5 * sizes["n_genes"].min()
     order = [c for s in sizes["chromosomes"] for c in s.split(",")]
     assert len(order) == len(set(order))  # a chromosome is never split
+
+
+def test_cosmos_meta_network_nodes(tmp_path):
+    """cosmosR's meta-network: ``Metab__HMDB...`` nodes are metabolites (counted as such, not as unknown IDs) and
+    ``Gene<n>__A_B`` enzyme nodes name their genes (expanded), ``XGene`` the reverse reactions."""
+    genes = pd.DataFrame(
+        {
+            "gene_id": ["ENSG00000000001", "ENSG00000000002", "ENSG00000000003", "ENSG00000000004"],
+            "gene_id_versioned": ["ENSG00000000001.1", "ENSG00000000002.1", "ENSG00000000003.1", "ENSG00000000004.1"],
+            "symbol": ["PIGK", "PIGU", "ALDH9A1", "PRKACA"],
+            "gene_type": "protein_coding",
+            "chrom": "1",
+        }
+    )
+    frame = pd.DataFrame(
+        {
+            "source": ["Metab__HMDB0000122_c", "Gene1003__PIGK_PIGU", "XGene12__ALDH9A1", "PRKACA", "Gene7__PIGK_NOPE"],
+            "interaction": [1, 1, -1, 1, 1],
+            "target": ["Gene1003__PIGK_PIGU", "Metab__HMDB0000190_m", "PRKACA", "ALDH9A1", "PRKACA"],
+        }
+    )
+    frame.attrs["source"] = "meta_network.tsv"
+    edges, dropped, summary = parse_ppi(frame, genes, **PPI)
+    reasons = summary["nodes_dropped_by_reason"]
+    assert reasons["metabolite"] == 2
+    assert not any(r.startswith("unknown symbol") for r in reasons)
+    assert reasons["protein complex with a member not in the annotation"] == 1  # Gene7__PIGK_NOPE
+    pairs = set(zip(edges["source"], edges["target"], strict=True))
+    assert ("ENSG00000000003", "ENSG00000000004") in pairs  # XGene12__ALDH9A1 -> PRKACA: a one-gene enzyme
+    assert summary["complex_nodes"] == 1  # Gene1003__PIGK_PIGU
+
+
+def test_self_loops_are_counted_once_per_row_in_undirected_networks(gencode, shared):
+    genes, _ = gencode
+    table = read_table(shared("ppi/innatedb_ppi.tsv"))
+    self_rows = int((table["ensembl_gene_A"] == table["ensembl_gene_B"]).sum())
+    _, _, summary = parse_ppi(table, genes, **PPI)
+    assert 0 < summary["self_loops_dropped"] <= self_rows  # not doubled by the undirected mirror (was 2x)
+
+
+def test_sparse_real_network_reports_and_places_unconnected_genes_by_coexpression(gencode, shared):
+    """On OmniPath most expressed genes have no edge: the left-over group is reported, and ``coexpression`` places
+    each unconnected gene in the group whose mean TCGA profile it follows best."""
+    genes, _ = gencode
+    edges, _, _ = parse_ppi(read_table(shared("ppi/omnipath_signed_directed.tsv")), genes, **PPI)
+    lgg = pd.read_csv(shared("rnaseq/tcga_lgg_log2_rsem_symbols.tsv"), sep="\t").set_index("gene_name")
+    by_symbol = genes.drop_duplicates("symbol").set_index("symbol")["gene_id"]
+    lgg = lgg[lgg.index.isin(by_symbol.index)]
+    lgg.index = by_symbol.loc[lgg.index].to_numpy()
+    lgg = lgg[~lgg.index.duplicated()]
+    lgg = lgg[lgg.var(axis=1) > 0]
+    expression = ((lgg.T - lgg.T.mean()) / lgg.T.std()).astype("float32")  # samples x genes, z-scored
+    table = genes[genes["gene_id"].isin(expression.columns)]
+    _, residual_sizes, residual = group_genes(edges, table, 7, 1.0, 0, unconnected="residual")
+    assert residual["genes_without_ppi_edge"] > 5_000 and residual["residual_group_share"] > 0.5
+    groups, sizes, placed = group_genes(edges, table, 7, 1.0, 0, unconnected="coexpression", expression=expression)
+    assert placed["genes_placed_by_coexpression"] == residual["genes_without_ppi_edge"]
+    assert placed["residual_group_share"] < 0.2 and len(sizes) == 7
+    moved = groups[groups["placement"] == "coexpression"]
+    assert moved["coexpression_r"].median() > 0.3  # they follow their group's mean profile

@@ -114,7 +114,7 @@ def test_trainable_rows_fine_tune_the_pretrained_encoders_at_encoder_lr_scale():
     from gb_kedro.config import MultimodalConfig, Table1Row
     from gb_kedro.models.rna_mae import rna_mae
     from gb_kedro.models.vit import vit
-    from gb_kedro.training import _param_groups
+    from gb_kedro.training import param_groups
     from tests.helpers import base_options
 
     cfg = MultimodalConfig.from_dict(base_options("multimodal", encoder_lr_scale=0.1))
@@ -135,10 +135,11 @@ def test_trainable_rows_fine_tune_the_pretrained_encoders_at_encoder_lr_scale():
 
     lr = cfg.train.lr
     tuned = mm.build_model(*encoders, cfg, row())
-    rates = {p: g["lr"] for g in _param_groups(tuned, 0.0, lr) for p in g["params"]}
+    rates = {p: g["lr"] for g in param_groups(tuned, 0.0, lr, mm.encoder_lr_scale(cfg, row())) for p in g["params"]}
     assert all(rates[p] == pytest.approx(0.1 * lr) for p in tuned.wsi_encoder.parameters())
     assert all(rates[p] == pytest.approx(0.1 * lr) for p in tuned.rna_encoder.parameters())
     assert all(rates[p] == pytest.approx(lr) for p in tuned.itm_head.parameters())
     frozen = mm.build_model(*encoders, cfg, row(freeze_encoders=True))
     assert not any(p.requires_grad for p in frozen.wsi_encoder.parameters())
-    assert not hasattr(mm.build_model(*encoders, cfg, row(pretrained=False)), "lr_scale")
+    assert mm.encoder_lr_scale(cfg, row(freeze_encoders=True)) is None
+    assert mm.encoder_lr_scale(cfg, row(pretrained=False)) is None

@@ -92,7 +92,7 @@ def test_a_ppi_with_fewer_communities_than_groups_is_refused(tiny_genes):
     with pytest.raises(
         InputDataError, match=r"^my/ppi\.tsv: directed Louvain finds 2 communities .* fewer than the 7 asked"
     ):
-        graph.group_genes(edges, tiny_genes, n_groups=7, resolution=1.0, seed=0)
+        graph.group_genes(edges, tiny_genes, n_groups=7, resolution=1.0, seed=0, unconnected="residual")
 
 
 def test_chromosomes_named_the_ncbi_way_still_give_the_groups_and_too_few_are_refused(tiny_genes):

@@ -133,6 +133,52 @@ def test_kaplan_meier_and_log_rank():
     assert np.isnan(survival.log_rank(short, np.ones(40), np.array(["a"] * 40))[1])
 
 
+def test_vectorised_log_rank_equals_statsmodels():
+    from statsmodels.duration.survfunc import survdiff
+
+    rng = np.random.default_rng(3)
+    for k in (2, 3, 5):
+        time = np.round(rng.exponential(10, 60)) + 1  # ties included
+        event = rng.random(60) < 0.7  # censoring included
+        labels = rng.integers(0, k, size=(4, 60))
+        ours = survival.log_rank_statistics(time, event, labels)
+        for row, value in zip(labels, ours, strict=True):
+            assert value == pytest.approx(survdiff(time, event.astype(int), row)[0], rel=1e-9)
+
+
+def _null_cohort(rng, lineages: int = 12, mice: int = 4, mouse_level: bool = False):
+    """Survival with a lineage effect (mice of a lineage are alike) and clusters unrelated to it."""
+    lineage = np.repeat(np.arange(lineages), mice)
+    days = np.round(30 * np.exp(rng.normal(0, 0.5, lineages)[lineage] + rng.normal(0, 0.2, lineage.size))) + 1
+    cluster = rng.permutation(np.arange(lineages) % 3)[lineage]
+    if mouse_level:
+        cluster = np.where(rng.random(lineage.size) < 0.2, rng.integers(0, 3, lineage.size), cluster)
+    return days, np.ones(lineage.size, bool), cluster, lineage
+
+
+@pytest.mark.parametrize("mouse_level", [False, True], ids=["rna-clusters", "image-clusters"])
+def test_survival_test_keeps_its_false_positive_rate_when_mice_share_a_lineage(mouse_level):
+    """On null survival the lineage-permutation log-rank rejects at about alpha; counting the mice of a lineage as
+    independent animals rejects far more often (issue 23: 61 % of random partitions at p < 0.05)."""
+    rng = np.random.default_rng(11)
+    ours, naive = [], []
+    for _ in range(200):
+        data = _null_cohort(rng, mouse_level=mouse_level)
+        ours.append(survival.lineage_permutation_test(*data, 199, rng)[1])
+        naive.append(survival.log_rank(*data[:3])[1])
+    assert 0.01 <= np.mean(np.array(ours) <= 0.05) <= 0.09
+    assert np.mean(np.array(naive) <= 0.05) > 0.25
+
+
+def test_survival_test_finds_a_real_cluster_effect():
+    rng = np.random.default_rng(5)
+    lineage = np.repeat(np.arange(12), 4)
+    cluster = (np.arange(12) % 3)[lineage]
+    days = np.round(20 * np.exp(0.8 * cluster + rng.normal(0, 0.2, lineage.size))) + 1
+    chi2, p = survival.lineage_permutation_test(days, np.ones(lineage.size, bool), cluster, lineage, 499, rng)
+    assert chi2 > 10 and p < 0.01
+
+
 def test_report_is_self_contained_html():
     from matplotlib.figure import Figure
 
@@ -153,3 +199,83 @@ def test_report_is_self_contained_html():
         and "data:image/png;base64," in page
         and "http" not in page
     )
+
+
+def test_report_tables_show_counts_as_integers_and_scroll_when_wide():
+    from gb_kedro.reporting.report import table_html
+
+    frame = pd.DataFrame({"n": [11.0, np.nan], "accuracy": [0.5, 0.25], "name": ["a", "b"]})
+    html = table_html(frame)
+    assert "<td>11</td>" in html and "11.000" not in html and "0.500" in html
+    assert html.startswith('<div class="wide">')
+
+
+def test_verdicts_say_when_a_column_or_a_gene_table_cannot_beat_chance_or_its_null():
+    from gb_kedro.reporting.report import link_verdict, table1_verdicts, table2_verdict
+
+    rows = []
+    for config, (acc, low) in {"deep": (0.9, 0.8), "colour": (0.3, 0.1)}.items():
+        rows.append(
+            {
+                "configuration": config,
+                "held_out": "mouse",
+                "lineage_accuracy": acc,
+                "lineage_accuracy_ci_low": low,
+                "lineage_accuracy_ci_high": acc + 0.05,
+                "lineage_chance": 0.083,
+            }
+        )
+        rows.append({**rows[-1], "held_out": "lineage", "lineage_accuracy": 0.05, "lineage_accuracy_ci_low": 0.0})
+    lines = table1_verdicts(pd.DataFrame(rows))
+    assert len(lines) == 1 and lines[0].startswith("unseen lineages") and "no configuration beats chance" in lines[0]
+    table2 = pd.DataFrame({"gene_id": ["g1", "g2", "g3"], "planted": ["decoy", "", "driver"]})
+    validation = {
+        "table_size": 3,
+        "gradcam_precision": 1 / 3,
+        "permutation_null_p95": 0.4,
+        "permutation_p_value": 0.5,
+        "n_permutations": 2,
+    }
+    text = table2_verdict(table2, validation)
+    assert "1 planted driver(s) and 1 decoy(s)" in text and text.endswith("not above its null.")
+    assert "No planted truth and no null on this data" in table2_verdict(table2, {})
+    summary = {"n_genes": 10, "genes_without_variance": 2, "representations": {"wsi": {"genes_q_below_0.05": 0}}}
+    assert link_verdict(summary, "wsi").startswith("No gene is predicted") and "2 gene(s) constant" in link_verdict(
+        summary, "wsi"
+    )
+
+
+def test_survival_is_optional_in_the_slide_manifest():
+    """Without ``survival_days`` the clusters are still made; the survival tests are skipped with one line."""
+    from gb_kedro.config import ReportingConfig
+    from tests.helpers import base_config
+
+    rng = np.random.default_rng(0)
+    lineages = [f"L{i}" for i in range(6)]
+    rna = pd.DataFrame({"sample_id": lineages, **{f"z{k}": rng.normal(size=6) for k in range(4)}})
+    samples = pd.DataFrame(
+        {"sample_id": lineages, "lineage_id": lineages, "patient_id": ["P1", "P1", "P2", "P2", "P3", "P3"]}
+    )
+    mice = [(lin, m) for lin in lineages for m in range(2)]
+    patches = pd.DataFrame(
+        {
+            "slide_id": [f"{lin}_{m}" for lin, m in mice for _ in range(3)],
+            "mouse_id": [f"{lin}_{m}" for lin, m in mice for _ in range(3)],
+            "lineage_id": [lin for lin, _ in mice for _ in range(3)],
+            "patient_id": "P",
+            "split": "train",
+            "retrieved_sample": [lin for lin, _ in mice for _ in range(3)],
+            **{f"z{k}": rng.normal(size=len(mice) * 3) for k in range(4)},
+        }
+    )
+    manifest = pd.DataFrame(
+        {"slide_id": sorted(set(patches["slide_id"])), "mouse_id": sorted(set(patches["mouse_id"]))}
+    )
+    manifest.attrs["source"] = "my/manifest.tsv"
+    cfg = base_config(ReportingConfig, "reporting")
+    out, summary, tests, _ = survival.aggressiveness(patches, rna, manifest, samples, cfg)
+    assert tests.empty and "survival_days" not in out.columns and len(out) == 12
+    assert set(summary.columns) >= {"cluster", "lineages", "mice"}
+    with_days = manifest.assign(survival_days=np.arange(12) + 10.0)
+    _, _, tests, _ = survival.aggressiveness(patches, rna, with_days, samples, cfg)
+    assert set(tests["analysis"]) >= {"mouse survival by rna cluster"} and tests["unit"].eq("lineage").all()

@@ -235,3 +235,29 @@ def test_too_few_samples_and_a_matrix_without_project_are_refused(tmp_path, anno
         match=r"lgg\.tsv: 2 TCGA samples, fewer than the 20 needed \(data_engineering\.minimums\.tcga_samples\)",
     ):
         nodes.assemble_tcga(download, missing, genes, history, tcga_options(project="TCGA-LGG"), few(tcga_samples=20))
+
+
+def test_sample_ids_are_sample_barcodes_with_or_without_a_sheet(tmp_path, annotation):
+    """The same RSEM matrix of aliquot barcodes gives the same sample IDs (``TCGA-02-0001-01C``) whether a sample
+    table is given or not; the matrix's own labels stay in ``barcode``."""
+    header = ["bcr_patient_barcode", "A1CF|29974", "TP53|7157"]
+    rows = [["TCGA-02-0001-01C-01R-0177-01", 2.0, 3.0], ["TCGA-02-0003-01A-01R-0177-01", 3.0, 4.0]]
+    path = tmp_path / "GBM.rnaseq.tsv"
+    path.write_text("\t".join(header) + "\n" + "\n".join("\t".join(map(str, r)) for r in rows) + "\n")
+    without, samples_without, _ = _read(path, annotation, project="TCGA-GBM")
+    sheet = pd.DataFrame({"sample_id": [r[0] for r in rows], "project_id": "TCGA-GBM"})
+    sheet.attrs["source"] = "samples.tsv"
+    with_sheet, samples_with, _ = _read(path, annotation, sheet=sheet)
+    assert without.index.tolist() == with_sheet.index.tolist() == ["TCGA-02-0001-01C", "TCGA-02-0003-01A"]
+    assert samples_with["barcode"].tolist() == samples_without["barcode"].tolist() == [r[0] for r in rows]
+
+
+def test_a_counts_only_htseq_download_names_the_parameter_and_the_files_there(tmp_path, annotation):
+    folder = tmp_path / "htseq"
+    sheet = _gdc_htseq_download(folder, kinds=("htseq.counts.gz",))
+    with pytest.raises(
+        InputDataError,
+        match=r"no HTSeq fpkm_uq file .* it holds 3 counts file\(s\) \(\*\.htseq\.counts.*\): set "
+        r"data_engineering\.tcga\.htseq_values to counts",
+    ):
+        _read(folder, annotation, sheet=sheet, htseq_values="fpkm_uq")

@@ -45,16 +45,15 @@ def test_contrastive_and_masked_group_reconstruction_fall(cohort_data):
 
 
 def test_lr_scale_trains_a_prefix_of_the_model_at_a_share_of_the_rate():
-    """A model's ``lr_scale`` ({prefix: share}) puts those parameters in their own AdamW groups at that share
-    of the rate (weight decay kept apart as before); after one step, an encoder weight at 0.1 has moved about
-    a tenth as far as the head's (AdamW's first step is ~lr per weight)."""
-    from gb_kedro.training import _param_groups
+    """``lr_scale`` ({prefix: share}) puts those parameters in their own AdamW groups at that share of the rate
+    (weight decay kept apart as before); after one step, an encoder weight at 0.1 has moved about a tenth as far
+    as the head's (AdamW's first step is ~lr per weight)."""
+    from gb_kedro.training import param_groups
 
     model = torch.nn.Sequential()
     model.add_module("encoder", torch.nn.Linear(4, 4))
     model.add_module("head", torch.nn.Linear(4, 1))
-    model.lr_scale = {"encoder.": 0.1}
-    groups = _param_groups(model, weight_decay=0.05, lr=1e-2)
+    groups = param_groups(model, weight_decay=0.05, lr=1e-2, lr_scale={"encoder.": 0.1})
     by_rate = {(g["lr"], g["weight_decay"]): len(g["params"]) for g in groups}
     assert by_rate == {(1e-2, 0.05): 1, (1e-2, 0.0): 1, (1e-3, 0.05): 1, (1e-3, 0.0): 1}
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -65,15 +64,14 @@ def test_lr_scale_trains_a_prefix_of_the_model_at_a_share_of_the_rate():
     assert moved["encoder.bias"] == pytest.approx(1e-3, rel=0.05) and moved["head.bias"] == pytest.approx(
         1e-2, rel=0.05
     )
-    del model.lr_scale
-    assert {g["lr"] for g in _param_groups(model, 0.05, 1e-2)} == {1e-2}
+    assert {g["lr"] for g in param_groups(model, 0.05, 1e-2)} == {1e-2}
 
 
 def test_keep_returns_the_best_or_the_last_epochs_weights():
     """``keep: best`` gives back the lowest-validation-loss epoch's weights, ``keep: last`` the final ones.
     Training pulls a weight towards +1 while validation wants -1: validation is best after the first epoch."""
 
-    def step(model, batch, device):
+    def step(model, batch, device, gather=False):
         x, y = batch
         return {"loss": ((model(x.to(device)).squeeze(-1) - y.to(device)) ** 2).mean()}
 
@@ -155,3 +153,14 @@ def test_tcga_split_is_stratified():
     samples = pd.DataFrame({"sample_id": [f"s{i}" for i in range(40)], "primary_site": ["brain"] * 20 + ["lung"] * 20})
     split = rna.split_tcga(samples, 0.25, seed=0)
     assert split.groupby("primary_site")["split"].apply(lambda s: (s == "test").sum()).tolist() == [5, 5]
+
+
+def test_the_log_says_which_weights_a_stage_kept():
+    from gb_kedro.training import kept_epoch
+
+    history = [{}] * 30
+    assert (
+        kept_epoch({"history": history, "best_epoch": 17}, "best") == "kept the lowest validation loss, epoch 18 of 30"
+    )
+    assert kept_epoch({"history": history, "best_epoch": -1}, "best") == "no validation set: kept the last epoch (30)"
+    assert kept_epoch({"history": history, "best_epoch": 12}, "last") == "kept the last epoch (30)"

@@ -17,6 +17,10 @@ def cli() -> None:
 
 
 def _run(**kwargs):
+    import os
+
+    if kwargs.get("env"):  # the pipelines' shape is read from the run's environment when they are built
+        os.environ["KEDRO_ENV"] = kwargs["env"]
     try:
         return _kedro_run.callback(**kwargs)
     except Exception as exc:  # Kedro may wrap a dataset's error; report ours plainly if it is inside.

@@ -18,6 +18,10 @@ class InputDataError(DatasetError, ValueError):
         self.problem = problem
         super().__init__(f"{self.source}: {problem}")
 
+    def __reduce__(self):
+        """Pickled by its two arguments: raised in a worker process (a slide among many), it comes back whole."""
+        return type(self), (self.source, self.problem)
+
 
 def source_of(frame, default: str) -> str:
     """The file a DataFrame was read from (stamped by the project's datasets), else ``default``."""
@@ -29,3 +33,10 @@ def find_input_error(error: BaseException | None) -> InputDataError | None:
     while error is not None and not isinstance(error, InputDataError):
         error = error.__cause__ or error.__context__
     return error
+
+
+def listed(items, limit: int = 5) -> str:
+    """``items`` for a message, the first ``limit`` of them and how many were left out: ``a, b, c and 4 more``."""
+    items = [str(i) for i in items]
+    head = ", ".join(items[:limit])
+    return f"{head} and {len(items) - limit} more" if len(items) > limit else head

@@ -134,7 +134,8 @@ def read_tcga(
         sample_types: GDC sample types kept (e.g. ``[Primary Tumor]``); None = all.
         matrix_options: :func:`parse_expression_matrix` options (orientation, gene_column,
             annotation_columns, value_scale).
-        genes, history: the annotation and symbol history (tell a matrix's gene axis).
+        genes: the gene annotation (tells a matrix's gene axis).
+        history: the symbol history (previous and alias symbols, Entrez IDs).
 
     Returns:
         ``(matrix, samples, dropped)``: float32 samples x gene identifiers; the kept samples
@@ -170,9 +171,26 @@ def read_tcga(
         files = {name: path for name, path in download.htseq_files().items() if name.endswith(suffixes)}
         sheet = sheet[sheet["File Name"].str.endswith(suffixes)]
         if sheet.empty or not files:
+            present = {
+                kind: sum(name.endswith(ends) for name in download.htseq_files())
+                for kind, ends in HTSEQ_KINDS.items()
+                if kind != htseq_values
+            }
+            others = [
+                f"{n} {kind} file(s) ({', '.join('*' + x for x in HTSEQ_KINDS[kind])})"
+                for kind, n in present.items()
+                if n
+            ]
             raise InputDataError(
                 download.path,
-                f"no HTSeq {htseq_values} file ({', '.join('*' + x for x in suffixes)}) in the folder and its sample sheet",
+                f"no HTSeq {htseq_values} file ({', '.join('*' + x for x in suffixes)}) in the folder and its sample "
+                "sheet"
+                + (
+                    f"; it holds {' and '.join(others)}: set data_engineering.tcga.htseq_values to "
+                    f"{' or '.join(k for k, n in present.items() if n)}"
+                    if others
+                    else ""
+                ),
             )
 
         def read(path):
@@ -309,6 +327,7 @@ def _tcga_matrix(
                 f"{len(unknown)} sample(s) of {source} are not in the sample sheet, e.g. {unknown[:3]}",
             )
         table = table.set_index("sample_id").loc[list(matrix.index)].reset_index()
+        table, matrix = _sample_level_ids(table, matrix, source)
     else:
         parsed = [barcode_sample(s) for s in matrix.index]
         not_barcodes = [s for s, p in zip(matrix.index, parsed, strict=True) if p is None]
@@ -330,6 +349,7 @@ def _tcga_matrix(
                 "case_id": [p[1] for p in parsed],
                 "project_id": project,
                 "sample_type": [p[2] for p in parsed],
+                "barcode": list(matrix.index),
             }
         )
         matrix.index = pd.Index(table["sample_id"], name="sample_id")
@@ -343,6 +363,22 @@ def _tcga_matrix(
     matrix.attrs["source"] = source
     columns = ["sample_id", "case_id", "project_id", "primary_site", "sample_type", "file_name"]
     return matrix, table[columns + [c for c in table.columns if c not in columns]], dropped
+
+
+def _sample_level_ids(table: pd.DataFrame, matrix: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """TCGA barcodes named down to the sample (``TCGA-02-0001-01C``), as without a sheet, the matrix's own labels
+    kept in ``barcode``; left as they are when they are not all barcodes or two aliquots of one sample would merge."""
+    parsed = [barcode_sample(s) for s in table["sample_id"]]
+    table = table.assign(barcode=table["sample_id"].to_numpy())
+    if any(p is None for p in parsed):
+        return table, matrix
+    samples = [p[0] for p in parsed]
+    if len(set(samples)) < len(samples):
+        logger.info("%s: several aliquots of one TCGA sample: the full barcodes are kept as sample IDs", source)
+        return table, matrix
+    table["sample_id"] = samples
+    matrix = matrix.set_axis(pd.Index(samples, name="sample_id"), axis=0)
+    return table, matrix
 
 
 def _matrix_sheet(sample_sheet: pd.DataFrame) -> pd.DataFrame:
@@ -378,6 +414,36 @@ def _matrix_sheet(sample_sheet: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
+# A matrix of thousands of genes on a linear scale (counts, TPM, FPKM) reaches values in the thousands; log2(x+1)
+# or ln(1+x) values stay below ~25. Beyond these, the declared value_scale contradicts the data.
+LOG_SCALE_MAX = 50.0
+LINEAR_SCALE_MIN = 100.0
+SCALE_CHECK_MIN_VALUES = 1000  # fewer values than this: no opinion
+
+
+def check_value_scale(values: np.ndarray, value_scale: str, source: str, key: str) -> None:
+    """Stop with one line when the values contradict ``value_scale`` (``key``: the parameter to set): a matrix
+    read as ``linear`` whose largest value is below :data:`LOG_SCALE_MAX` with mostly fractional values looks
+    logged; one read as ``log2p1``/``log1p`` with values above :data:`LINEAR_SCALE_MIN` looks linear."""
+    finite = values[np.isfinite(values)]
+    if finite.size < SCALE_CHECK_MIN_VALUES:
+        return
+    top = float(finite.max())
+    fractional = float((finite != np.round(finite)).mean())
+    if value_scale == "linear" and top < LOG_SCALE_MAX and fractional > 0.5:
+        raise InputDataError(
+            source,
+            f"the values look log-scaled (largest {top:.3g}; a linear count or TPM matrix reaches thousands) but "
+            f"{key} is linear: set {key}: log2p1 (log2(x+1)) or log1p (ln(1+x))",
+        )
+    if value_scale in ("log2p1", "log1p") and top > LINEAR_SCALE_MIN:
+        raise InputDataError(
+            source,
+            f"the values look linear (largest {top:.3g}; logged expression stays below ~25) but {key} is "
+            f"{value_scale}: set {key}: linear",
+        )
+
+
 def parse_expression_matrix(
     frame: pd.DataFrame,
     orientation: str,
@@ -386,6 +452,7 @@ def parse_expression_matrix(
     value_scale: str,
     genes: pd.DataFrame | None = None,
     history: pd.DataFrame | None = None,
+    scale_key: str = "value_scale",
 ) -> pd.DataFrame:
     """A raw expression table -> samples x genes float32 (gene identifiers as in the file).
 
@@ -397,7 +464,8 @@ def parse_expression_matrix(
         gene_column: the identifier column (genes x samples) or sample column (samples x genes);
             default: the first column.
         annotation_columns: text columns to drop (e.g. ``gene_name`` beside ``gene_id``).
-        value_scale: ``linear`` (counts/TPM: negative values are an error), ``log2p1`` or ``log1p``.
+        value_scale: ``linear`` (counts/TPM: negative values are an error), ``log2p1`` or ``log1p``; values that
+            contradict it stop the run (:func:`check_value_scale`; ``scale_key`` names the parameter).
     """
     source = source_of(frame, "expression matrix")
     if value_scale not in VALUE_SCALES:
@@ -425,6 +493,7 @@ def parse_expression_matrix(
             source,
             f"{len(rows)} missing or non-numeric value(s), e.g. sample {values.index[rows[0]]!r}, gene {values.columns[cols[0]]!r}",
         )
+    check_value_scale(values.to_numpy(float), value_scale, source, scale_key)
     if value_scale == "linear" and (values.to_numpy() < 0).any():
         rows, cols = np.where(values.to_numpy() < 0)
         raise InputDataError(

@@ -19,7 +19,7 @@ import re
 
 import pandas as pd
 
-from gb_kedro.errors import InputDataError, source_of
+from gb_kedro.errors import InputDataError, listed, source_of
 
 ENSEMBL_GENE = re.compile(r"^ENSG\d{11}(\.\d+)?(_PAR_Y)?$")
 RSEM_ID = re.compile(r"^[^|\s]+\|\d+$")  # SYMBOL|ENTREZ (TCGA RNASeqV2 / RSEM "gene_id" column)
@@ -136,7 +136,7 @@ def prepare_annotation(annotation: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataF
     if missing:
         raise InputDataError(
             source,
-            f"not a GENCODE gene table: missing column(s) {missing} (found {list(map(str, annotation.columns))[:10]})",
+            f"not a GENCODE gene table: missing column(s) {missing} (found {listed(annotation.columns, 10)})",
         )
     table = table.copy()
     table["gene_id"] = table["gene_id"].astype(str)
@@ -325,7 +325,7 @@ def _resolve_identifier(value: str, known: set, by_symbol: dict, lookup: dict, h
             if ids and len(ids) == 1:
                 return ids[0], hkind, ""
             if ids:
-                ambiguous.append(f"{hkind.replace('_', ' ')} of {len(ids)} genes ({', '.join(ids[:3])})")
+                ambiguous.append(f"{hkind.replace('_', ' ')} of {len(ids)} genes ({listed(ids, 3)})")
     if ambiguous:
         return None, "unmapped", "ambiguous: " + "; ".join(ambiguous)
     if not have_history:

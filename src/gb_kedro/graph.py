@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 
 import networkx as nx
+import numpy as np
 import pandas as pd
 
-from gb_kedro.errors import InputDataError, source_of
+from gb_kedro.errors import InputDataError, listed, source_of
 from gb_kedro.genes import CHROM_ORDER, looks_like_ensembl, strip_version, symbol_map, to_stripped_ids
 
 logger = logging.getLogger(__name__)
@@ -140,7 +142,9 @@ def _read_edges(
     return raw, fmt, directed, other
 
 
-METABOLITE = re.compile(r"^(CHEBI|HMDB|PUBCHEM|CID|LMFA|KEGG_C|C\d{5}$)", re.IGNORECASE)
+METABOLITE = re.compile(r"^(X?Metab__|CHEBI|HMDB|PUBCHEM|CID|LMFA|KEGG_C|C\d{5}$)", re.IGNORECASE)
+# COSMOS (saezlab cosmosR) meta-network enzyme nodes: Gene<reaction>__<member>_<member>... (X: the reverse reaction)
+ENZYME = re.compile(r"^X?Gene\d+__(.+)$")
 
 
 def _resolve_nodes(
@@ -170,10 +174,15 @@ def _resolve_nodes(
             resolved[name] = members
             continue
         if METABOLITE.match(name.lstrip("_")):
-            reasons[name] = "metabolite (ChEBI/HMDB/PubChem ID), not a protein"
+            reasons[name] = "metabolite (ChEBI/HMDB/PubChem ID, COSMOS Metab__), not a protein"
             continue
-        parts = [p for p in name.split("_") if p] if "_" in name else []  # OmniPath complexes: A_B_C or _A_B_C
+        enzyme = ENZYME.match(name)  # COSMOS: the genes of a reaction's enzyme (one, or a complex)
+        body = enzyme.group(1) if enzyme else name
+        parts = [p for p in body.split("_") if p] if "_" in body or enzyme else []  # OmniPath: A_B_C or _A_B_C
         part_ids = [one(p) for p in parts]
+        if enzyme and len(parts) == 1 and part_ids[0]:  # a one-gene enzyme is that gene
+            resolved[name] = part_ids[0]
+            continue
         if len(parts) > 1 and all(part_ids):
             n_complex += 1
             if complexes == "expand":
@@ -183,7 +192,7 @@ def _resolve_nodes(
             continue
         if len(parts) > 1 and any(part_ids):
             missing = [p for p, ids in zip(parts, part_ids, strict=True) if not ids]
-            reasons[name] = f"protein complex with a member not in the annotation ({', '.join(missing[:3])})"
+            reasons[name] = f"protein complex with a member not in the annotation ({listed(missing, 3)})"
             continue
         reasons[name] = "unknown symbol or ID (not in the annotation" + (
             " nor the symbol history)"
@@ -211,10 +220,11 @@ def _map_edges(raw: pd.DataFrame, resolved: dict, reasons: dict, directed: bool)
         if pairs
         else pd.DataFrame(columns=["source", "target", "sign"])
     )
+    n_self = int((edges["source"] == edges["target"]).sum())  # counted before undirected edges are mirrored
+    edges = edges[edges["source"] != edges["target"]]
     if not directed and len(edges):
         edges = pd.concat([edges, edges.rename(columns={"source": "target", "target": "source"})], ignore_index=True)
-    n_self = int((edges["source"] == edges["target"]).sum())
-    edges = edges[edges["source"] != edges["target"]].drop_duplicates(["source", "target"]).reset_index(drop=True)
+    edges = edges.drop_duplicates(["source", "target"]).reset_index(drop=True)
     return dropped, keep, edges, n_self
 
 
@@ -230,11 +240,12 @@ def _resolve_node(name: str, use_ensembl: bool, by_symbol: dict, known: set) -> 
 # ---------------------------------------------------------------------------------------------------
 # Directed modularity and Louvain
 # ---------------------------------------------------------------------------------------------------
-def directed_modularity(sources, targets, labels: dict, resolution: float = 1.0) -> float:
+def directed_modularity(sources: Iterable, targets: Iterable, labels: dict, resolution: float = 1.0) -> float:
     """Qd of a partition (paper eq. 1) for directed edges ``sources[k] -> targets[k]``.
 
     Args:
-        sources, targets: equal-length sequences of node IDs (one entry per edge).
+        sources: the source node of each edge.
+        targets: the target node of each edge (same length as ``sources``).
         labels: node -> community label; every node of an edge must have one.
         resolution: gamma (1 = the paper's Qd).
     """
@@ -263,12 +274,34 @@ def louvain_directed(edges: pd.DataFrame, resolution: float = 1.0, seed: int = 0
     return sorted(communities, key=lambda c: (-len(c), min(c)))
 
 
+def place_by_coexpression(
+    expression: pd.DataFrame, genes: list[str], group_of: dict[str, int]
+) -> dict[str, tuple[int, float]]:
+    """Each of ``genes`` (no PPI edge) -> (the group whose mean profile it correlates with best, that Pearson r),
+    profiles over the samples of ``expression`` (samples x genes, z-scored: the TCGA compendium); a group's mean
+    profile is that of its genes with PPI edges (``group_of``)."""
+    groups = sorted(set(group_of.values()))
+    members = {g: [gene for gene, k in group_of.items() if k == g and gene in expression.columns] for g in groups}
+    centroids = np.stack([expression[members[g]].to_numpy(float).mean(1) for g in groups], axis=1)  # [samples, G]
+    profiles = expression[genes].to_numpy(float)  # [samples, genes]
+
+    def standardise(x: np.ndarray) -> np.ndarray:
+        sd = x.std(0)
+        return (x - x.mean(0)) / np.where(sd > 0, sd, 1.0)
+
+    r = standardise(profiles).T @ standardise(centroids) / len(expression)  # [genes, G]
+    best = r.argmax(1)
+    return {gene: (groups[b], float(r[i, b])) for i, (gene, b) in enumerate(zip(genes, best, strict=True))}
+
+
 def group_genes(
     edges: pd.DataFrame,
     gene_table: pd.DataFrame,
     n_groups: int,
     resolution: float,
     seed: int,
+    unconnected: str,
+    expression: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """PPI gene groups: directed Louvain on the PPI restricted to the kept genes, then merging.
 
@@ -278,13 +311,19 @@ def group_genes(
     If Louvain finds fewer than ``n_groups`` communities, each is a group and PPI-less genes form one
     more; the result then has fewer groups (logged).
 
+    ``unconnected``: where the genes without a PPI edge go: ``residual`` (the paper's rule: the left-over group)
+    or ``coexpression`` (the group whose mean TCGA profile they correlate with best, :func:`place_by_coexpression`;
+    ``expression`` = TCGA features). On a sparse real network most genes have no edge, and the residual group
+    becomes one huge token.
+
     Args:
         edges: ``source`` / ``target`` stripped IDs (directed).
         gene_table: the kept genes (``gene_id``, ``gene_id_versioned``, ``symbol`` ...), model order.
 
     Returns:
         ``(gene_groups, group_sizes, metrics)``: ``gene_groups`` = gene table + ``community`` (raw
-        Louvain index, -1 if no edge) + ``group``; metrics: raw and merged Qd, counts, gamma, seed.
+        Louvain index, -1 if no edge) + ``group`` + ``placement`` (``ppi``, ``residual`` or ``coexpression``);
+        metrics: raw and merged Qd, counts, the residual group's size and share, gamma, seed.
     """
     kept = set(gene_table["gene_id"])
     sub = edges[edges["source"].isin(kept) & edges["target"].isin(kept)]
@@ -307,6 +346,16 @@ def group_genes(
     out["in_ppi"] = out["gene_id"].isin(community_of.keys())
     out["community"] = out["gene_id"].map(community_of).fillna(-1).astype(int)
     out["group"] = out["gene_id"].map(group_of).fillna(residual).astype(int)
+    out["placement"] = np.where(out["in_ppi"], np.where(out["group"] == residual, "residual", "ppi"), "residual")
+    lonely = out.loc[~out["in_ppi"], "gene_id"].tolist()
+    if unconnected == "coexpression" and lonely:
+        if expression is None:
+            raise ValueError("unconnected: coexpression needs the TCGA expression features")
+        placed = place_by_coexpression(expression, lonely, group_of)
+        rows = ~out["in_ppi"]
+        out.loc[rows, "group"] = out.loc[rows, "gene_id"].map(lambda g: placed[g][0]).astype(int)
+        out.loc[rows, "coexpression_r"] = out.loc[rows, "gene_id"].map(lambda g: placed[g][1])
+        out.loc[rows, "placement"] = "coexpression"
     # Relabel consecutively (an empty residual group leaves no gap).
     present = sorted(out["group"].unique())
     out["group"] = out["group"].map({g: i for i, g in enumerate(present)}).astype(int)
@@ -318,6 +367,7 @@ def group_genes(
             "too few of the genes; use a larger PPI, fewer groups, or a higher resolution",
         )
     sizes = group_sizes(out)
+    residual_size = int((out["placement"] == "residual").sum())
     metrics = {
         "qd_raw": qd_raw,
         "qd_merged": qd_merged,
@@ -327,7 +377,13 @@ def group_genes(
         "seed": seed,
         "ppi_nodes": int(len(community_of)),
         "ppi_edges": int(len(sub)),
+        "genes": int(len(out)),
         "genes_without_ppi_edge": int((~out["in_ppi"]).sum()),
+        "unconnected": unconnected,
+        "genes_placed_by_coexpression": int((out["placement"] == "coexpression").sum()),
+        "residual_group_genes": residual_size,
+        "residual_group_share": residual_size / max(len(out), 1),
+        "largest_group_share": float(sizes["n_genes"].max() / max(len(out), 1)),
         "community_sizes": [len(c) for c in communities],
     }
     return out, sizes, metrics

@@ -6,72 +6,11 @@ import logging
 
 from kedro.framework.hooks import hook_impl
 
-from gb_kedro import logs
-from gb_kedro.config import (
-    CohortReadConfig,
-    ColourRow,
-    GroupingConfig,
-    HarmoniseConfig,
-    MinimumsConfig,
-    MorphometryConfig,
-    MorphometryRow,
-    MultimodalConfig,
-    PPIConfig,
-    QCConfig,
-    ReportingConfig,
-    RNAEncodingConfig,
-    RNAVariant,
-    SlideRunConfig,
-    SplitConfig,
-    Table1Row,
-    TcgaConfig,
-    VarianceConfig,
-    WSIEncodingConfig,
-)
+from gb_kedro import logs, profiling
+from gb_kedro.config import check_parameters
 from gb_kedro.errors import InputDataError, find_input_error
-from gb_kedro.multimodal import TABLE1_ROWS
-from gb_kedro.slides.tiling import TilingOptions
 
 logger = logging.getLogger(__name__)
-
-# Every parameter tree of conf/base read by the method -> its typed config(s), checked before the first node.
-CONFIGS = {
-    "split": [(SplitConfig, ())],
-    "data_engineering": [
-        (TcgaConfig, ("tcga",)),
-        (CohortReadConfig, ("cohort",)),
-        (HarmoniseConfig, ("harmonise",)),
-        (MinimumsConfig, ("minimums",)),
-        (VarianceConfig, ("variance",)),
-        (PPIConfig, ("ppi",)),
-        (GroupingConfig, ("gene_grouping",)),
-        (TilingOptions, ("tiling",)),
-        (SlideRunConfig, ("slides",)),
-        (QCConfig, ("qc",)),
-    ],
-    "rna_encoding": [(RNAEncodingConfig, ())],
-    "wsi_encoding": [(WSIEncodingConfig, ())],
-    "multimodal": [(MultimodalConfig, ())],
-    **{row: [(Table1Row, ("table1_row",))] for row in TABLE1_ROWS},
-    "colour_baseline": [(ColourRow, ("table1_row",))],
-    "morphometry_baseline": [(MorphometryRow, ("table1_row",))],
-    "morphometry": [(MorphometryConfig, ())],
-    "reporting": [(ReportingConfig, ())],
-    "ppi": [(RNAVariant, ("rna_variant",))],
-    "chromosome": [(RNAVariant, ("rna_variant",))],
-}  # synthetic_cohort is checked by the generator's own first node (nothing else may import the generator)
-
-
-def check_parameters(parameters: dict) -> None:
-    """Build every typed config from the run's parameters: an unknown, missing or invalid value stops the run
-    with one line naming the key, the file and, for enumerations, the allowed values."""
-    for top, configs in CONFIGS.items():
-        for cls, path in configs:
-            tree = parameters.get(top)
-            for part in path:
-                tree = (tree or {}).get(part)
-            if tree is not None:
-                cls.from_dict(tree)
 
 
 def _location(dataset) -> str:
@@ -121,27 +60,62 @@ class QuietLogsHooks:
 
 
 class InputChecksHooks:
-    """Parameters and raw inputs checked before the first node (one line instead of a traceback later)."""
+    """Parameters and raw inputs checked before the first node (one line instead of a traceback later); the
+    run that kedro-mlflow opened named, described and tagged; the last line of a run says where its results are."""
+
+    def __init__(self):
+        self._run_id: str | None = None
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
+        from gb_kedro.pipeline_registry import pipeline_shape
+
         parameters = catalog.load("parameters")
-        check_parameters(parameters)
+        check_parameters(parameters, pipeline_shape())  # every typed config; the run fits the pipelines' shape
         check_raw_inputs(pipeline, catalog)
-        name_parent_run(run_params, parameters)
+        self._run_id = describe_parent_run(run_params, parameters)
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict, run_result: dict, pipeline, catalog) -> None:
+        where = []
+        if "report" in pipeline.all_outputs():
+            where.append(f"the report is {_location(catalog.get('report'))}")
+        if self._run_id:
+            where.append(
+                f"MLflow run {self._run_id} (mlflow ui --backend-store-uri sqlite:///mlflow.db; click Model training)"
+            )
+        if where:
+            logger.info("Done: %s", "; ".join(where))
 
 
-def name_parent_run(run_params: dict, parameters: dict) -> None:
-    """The run kedro-mlflow opened is named after the pipeline(s), the preset (embedded cohort) and the split."""
+def describe_parent_run(run_params: dict, parameters: dict) -> str | None:
+    """The run kedro-mlflow opened: named after the pipeline(s), the preset (embedded cohort) and the split,
+    described, tagged with the commit and with the runner's class name (not an object's repr). Its ID."""
     import mlflow
 
+    from gb_kedro.tracking import git_commit
+
     if mlflow.active_run() is None:
-        return
+        return None
     pipelines = ",".join(run_params.get("pipeline_names") or [run_params.get("pipeline_name") or "__default__"])
     cohort = parameters.get("synthetic_cohort", {})
     data = f"preset {cohort.get('preset')}" if cohort.get("enabled") else "your data"
     split = parameters.get("split", {}).get("mode")
-    mlflow.set_tag("mlflow.runName", f"{pipelines} | {data} | split {split}")
+    runner = str(run_params.get("runner") or "")
+    mlflow.set_tags(
+        {
+            "mlflow.runName": f"{pipelines} | {data} | split {split}",
+            "mlflow.note.content": (
+                f"gb-kedro `kedro run` of the pipeline(s) {pipelines} on "
+                f"{'the embedded synthetic cohort, ' + data if cohort.get('enabled') else 'your data'}, evaluation "
+                f"split {split}. Nested runs: one per trained model (RNA encoders, WSI encoder, Table 1 rows, "
+                "retrainings); this run holds the headline metrics, the tables and the report."
+            ),
+            "commit": git_commit(),
+            **({"runner": runner.split(" object at ")[0].lstrip("<").rsplit(".", 1)[-1]} if runner else {}),
+        }
+    )
+    return mlflow.active_run().info.run_id
 
 
 class CleanInputErrorHooks:
@@ -153,3 +127,66 @@ class CleanInputErrorHooks:
     def on_node_error(self, error: Exception, node, catalog, inputs, is_async, run_id):  # noqa: D401
         if find_input_error(error) is None:
             logger.error("Node '%s' failed: %s", node.name, error)
+
+
+class ProfileHooks:
+    """The run's time profile (:mod:`gb_kedro.profiling`): each node's wall time, epochs and throughput; written at
+    the end to the catalog entry ``timings`` and logged to the MLflow parent run (``time/<node>`` metrics and the
+    JSON), also when the run fails (the nodes done so far)."""
+
+    def __init__(self):
+        self._run_id: str | None = None
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
+        import mlflow
+
+        names = run_params.get("pipeline_names") or [run_params.get("pipeline_name") or "__default__"]
+        profiling.begin(",".join(names))
+        self._run_id = mlflow.active_run().info.run_id if mlflow.active_run() is not None else None
+
+    @hook_impl
+    def before_node_run(self, node, catalog, inputs, is_async, run_id) -> None:
+        if profiling.current() is not None:
+            profiling.current().start(node.name)
+
+    @hook_impl
+    def after_node_run(self, node, catalog, inputs, outputs, is_async, run_id) -> None:
+        if profiling.current() is not None:
+            profiling.current().stop(node.name, outputs)
+
+    @hook_impl
+    def on_node_error(self, error, node, catalog, inputs, is_async, run_id) -> None:
+        if profiling.current() is not None:
+            profiling.current().stop(node.name)
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict, run_result: dict, pipeline, catalog) -> None:
+        self._write(catalog)
+
+    @hook_impl
+    def on_pipeline_error(self, error, run_params: dict, pipeline, catalog) -> None:
+        self._write(catalog)
+
+    def _write(self, catalog) -> None:
+        profile = profiling.current()
+        if profile is None or not profile.nodes:
+            return
+        document = profile.to_dict()
+        if "timings" in catalog:
+            catalog.save("timings", document)
+        if self._run_id:  # the parent run is closed by now (kedro-mlflow ends it first): log through the client
+            from mlflow import MlflowClient
+
+            client = MlflowClient()
+            client.log_dict(self._run_id, document, "timings.json")
+            for node in profile.nodes:
+                client.log_metric(self._run_id, f"time/{node.node}", node.seconds)
+            client.log_metric(self._run_id, "time/run", document["wall_seconds"])
+        slowest = profile.table().head(3)
+        logger.info(
+            "Time profile: %.0f s in %d nodes; longest %s",
+            document["node_seconds"],
+            len(profile.nodes),
+            ", ".join(f"{r.node} {r.seconds:.0f} s" for r in slowest.itertuples()),
+        )

@@ -60,8 +60,28 @@ class _Once(logging.Filter):
         return True
 
 
+class _OnceContaining(logging.Filter):
+    """Let through only the first record whose message contains ``text`` (kedro-mlflow says "was closed because
+    of an error" once per open run -- the parent and every nested one -- after a failure)."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text, self.seen = text, False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.text not in record.getMessage():
+            return True
+        if self.seen:
+            return False
+        self.seen = True
+        return True
+
+
 def configure() -> None:
     filter_dependency_warnings()
+    mlflow_hook = logging.getLogger("kedro_mlflow.framework.hooks.mlflow_hook")
+    if not any(isinstance(f, _OnceContaining) for f in mlflow_hook.filters):
+        mlflow_hook.addFilter(_OnceContaining("was closed because of an error"))
     logging.getLogger("kedro.io.data_catalog").setLevel(logging.WARNING)
     for name in ("mlflow.pytorch", "mlflow.sklearn", "mlflow.utils.requirements_utils"):  # once per run, not per model
         model_logger = logging.getLogger(name)

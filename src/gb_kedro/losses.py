@@ -1,59 +1,27 @@
 """Losses of the method, one function per equation.
 
-Under data-parallel training (:mod:`gb_kedro.training`, ``distributed.world_size`` > 1) the batch-level losses
-(eq. 3-4, 6, 7-8) first gather the embeddings and labels of every rank, with gradient (as open_clip does), so
-positives and negatives span the global batch and each rank computes the loss of the whole batch.
+Under data-parallel training (:mod:`gb_kedro.distributed`) the batch-level losses (eq. 3-4, 6, 7-8) take
+``gather=True`` from the step that calls them: they first gather the embeddings and labels of every rank, with
+gradient (open_clip's ``gather_with_grad``), so positives and negatives span the global batch and each rank
+computes the loss of the whole batch. ``gather=False`` (one process, or a validation pass where every rank
+scores the same data) keeps the rank's own rows.
 """
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
-_GATHER = {"on": True}
+from gb_kedro.distributed import gather_rows
 
 
-@contextlib.contextmanager
-def local_batches():
-    """Within this block the losses see the rank's own batch only (evaluation: every rank scores the same data)."""
-    before = _GATHER["on"]
-    _GATHER["on"] = False
-    try:
-        yield
-    finally:
-        _GATHER["on"] = before
+def _rows(gather: bool, *tensors: torch.Tensor) -> list[torch.Tensor]:
+    return [gather_rows(t) for t in tensors] if gather else list(tensors)
 
 
-class _GatherRows(torch.autograd.Function):
-    """All-gather of rows with gradient: backward sums every rank's gradient on the global batch (all-reduce)
-    and keeps this rank's rows. Plain synchronous collectives (gloo and nccl)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.rank, ctx.n = dist.get_rank(), x.shape[0]
-        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, x.contiguous())
-        return torch.cat(parts, dim=0)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous().clone()
-        dist.all_reduce(grad)
-        return grad[ctx.rank * ctx.n : (ctx.rank + 1) * ctx.n]
-
-
-def gather(x: torch.Tensor) -> torch.Tensor:
-    """The rows of ``x`` from every rank, in rank order (the global batch), with gradient flowing back to each
-    rank's own rows; ``x`` itself outside a process group. Every rank must pass the same number of rows."""
-    if not (_GATHER["on"] and dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x
-    return _GatherRows.apply(x)  # labels (no gradient) go through the same forward
-
-
-def multi_positive_info_nce(z: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+def multi_positive_info_nce(
+    z: torch.Tensor, labels: torch.Tensor, temperature: float, gather: bool = False
+) -> torch.Tensor:
     """Pairwise contrastive loss (paper eq. 3-4) with several positives per anchor.
 
     For anchor i, positives P(i) = {j != i : labels[j] == labels[i]}; all j != i are in the denominator::
@@ -66,8 +34,9 @@ def multi_positive_info_nce(z: torch.Tensor, labels: torch.Tensor, temperature: 
         z: [N, D] embeddings (normalised here).
         labels: [N] integer labels (same label = positive pair: same lineage, or two views of a sample).
         temperature: t.
+        gather: rows of every rank (data-parallel training), with gradient.
     """
-    z, labels = gather(z), gather(labels)
+    z, labels = _rows(gather, z, labels)
     z = F.normalize(z.float(), dim=-1)
     n = z.shape[0]
     sim = z @ z.T / temperature
@@ -84,7 +53,11 @@ def multi_positive_info_nce(z: torch.Tensor, labels: torch.Tensor, temperature: 
 
 
 def batch_hard_triplet(
-    embeddings: torch.Tensor, labels: torch.Tensor, margin: float, groups: torch.Tensor | None = None
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    margin: float,
+    groups: torch.Tensor | None = None,
+    gather: bool = False,
 ) -> torch.Tensor:
     """Triplet loss (paper eq. 6) with batch-hard online mining.
 
@@ -96,14 +69,16 @@ def batch_hard_triplet(
         embeddings: [N, D]; labels: [N].
         groups: [N] (e.g. the mouse of each patch): a positive must come from another group than its
             anchor -- the same lineage on another slide, so slide identity cannot make a positive close.
+        gather: rows of every rank (data-parallel training), with gradient.
     """
-    x, labels = gather(embeddings).float(), gather(labels)
+    x, labels = _rows(gather, embeddings, labels)
+    x = x.float()
     dist_ = torch.cdist(x, x)
     same = labels[:, None] == labels[None, :]
     eye = torch.eye(len(labels), dtype=torch.bool, device=x.device)
     pos = same & ~eye
     if groups is not None:
-        groups = gather(groups)
+        (groups,) = _rows(gather, groups)
         pos = pos & (groups[:, None] != groups[None, :])
     neg = ~same
     valid = pos.any(1) & neg.any(1)
@@ -115,7 +90,12 @@ def batch_hard_triplet(
 
 
 def cross_modal_info_nce(
-    z_a: torch.Tensor, z_b: torch.Tensor, labels_a: torch.Tensor, labels_b: torch.Tensor, temperature: float
+    z_a: torch.Tensor,
+    z_b: torch.Tensor,
+    labels_a: torch.Tensor,
+    labels_b: torch.Tensor,
+    temperature: float,
+    gather: bool = False,
 ) -> torch.Tensor:
     """Symmetric image<->RNA contrastive alignment (paper eq. 7-8, ALBEF's ITC) with several positives.
 
@@ -129,8 +109,9 @@ def cross_modal_info_nce(
 
     Args:
         z_a: [Na, E]; z_b: [Nb, E]; labels_a: [Na]; labels_b: [Nb]; temperature: t.
+        gather: rows of every rank (data-parallel training), with gradient.
     """
-    z_a, z_b, labels_a, labels_b = gather(z_a), gather(z_b), gather(labels_a), gather(labels_b)
+    z_a, z_b, labels_a, labels_b = _rows(gather, z_a, z_b, labels_a, labels_b)
     a = F.normalize(z_a.float(), dim=-1)
     b = F.normalize(z_b.float(), dim=-1)
     sim = a @ b.T / temperature

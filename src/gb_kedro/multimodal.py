@@ -7,12 +7,18 @@ so every anchor has positives (same lineage) and negatives. The loss is
 
 Retrieval (eq. 9): a held-out patch's projected image CLS against the projected RNA CLS of every cohort RNA
 sample (cosine); the predicted sample is the argmax; its lineage and patient are scored.
+
+Beside Table 1's rows, the model row is trained again here: with other seeds (Table 2's seed stability) and on
+patches paired with another lineage's RNA sample (the permutation null of Table 2); the reporting stage reads
+those models and their predictions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +29,9 @@ from matplotlib.figure import Figure
 from torch.utils.data import Dataset
 
 from gb_kedro.baselines import colour_histogram_features
-from gb_kedro.config import (
-    ColourRow,
-    MorphometryRow,
-    MultimodalConfig,
-    PatchDataConfig,
-    SplitConfig,
-    Table1Row,
-    WSIEncodingConfig,
-)
-from gb_kedro.errors import InputDataError
+from gb_kedro.config import ColourRow, MorphometryRow, MultimodalConfig, PatchesConfig, SplitConfig, Table1Row
+from gb_kedro.datasets.patch_pixels import PatchPixels
+from gb_kedro.errors import InputDataError, listed
 from gb_kedro.evaluation import (
     SET_LABELS,
     confusion_figure,
@@ -45,10 +44,10 @@ from gb_kedro.losses import cross_modal_info_nce, sample_hard_negatives
 from gb_kedro.models.multimodal import MultimodalModel
 from gb_kedro.models.rna_mae import RNAMaskedAutoencoder
 from gb_kedro.models.vit import VisionTransformer
-from gb_kedro.provenance import made_with
+from gb_kedro.provenance import fingerprint, made_with
 from gb_kedro.slides.augment import Augment, StainMix
 from gb_kedro.slides.morphometry import FEATURES as MORPHOMETRY_FEATURES
-from gb_kedro.slides.patches import decoded_patches, training_view, window_batches
+from gb_kedro.slides.patches import training_view, window_batches
 from gb_kedro.slides.sampling import PKSampler
 from gb_kedro.tracking import (
     git_commit,
@@ -59,18 +58,21 @@ from gb_kedro.tracking import (
     nested_run,
     registered_versions,
 )
-from gb_kedro.training import TrainConfig, fingerprint, fit, resolve_device
+from gb_kedro.training import TrainConfig, fit, kept_epoch, resolve_device
 
 logger = logging.getLogger(__name__)
 
-# Table 1: each row's parameters are ``params:<row>.table1_row``; the value is the RNA grouping it uses.
-TABLE1_ROWS = {
-    "random_init": "ppi",
-    "frozen_encoders": "ppi",
-    "all_losses": "ppi",
-    "chromosome_no_recon": "chromosome",
-    "ppi_no_recon": "ppi",
-}
+
+@dataclass(frozen=True)
+class PairedCohort:
+    """What the multimodal model is trained and evaluated on: the tumour patches (``patch_index`` and their
+    decoded ``pixels``, rows aligned; None for rows that read per-patch features instead) and the cohort's RNA
+    (``features``: samples x genes; ``samples``: the sample sheet), paired by lineage."""
+
+    patch_index: pd.DataFrame
+    pixels: PatchPixels | None
+    features: pd.DataFrame
+    samples: pd.DataFrame
 
 
 class PairDataset(Dataset):
@@ -135,7 +137,7 @@ class MultimodalStep:
         )
         self.gene_dropout = gene_dropout
 
-    def __call__(self, model: MultimodalModel, batch, device) -> dict[str, torch.Tensor]:
+    def __call__(self, model: MultimodalModel, batch, device, gather: bool = False) -> dict[str, torch.Tensor]:
         images, rna, labels = (t.to(device) for t in batch)
         n = images.shape[0]
         g = len(model.rna_encoder.group_sizes)
@@ -146,7 +148,7 @@ class MultimodalStep:
         ):  # the authors' RNA augmentation: a share of gene values set to 0 (the TCGA mean)
             rna_in = rna * (torch.rand_like(rna) >= self.gene_dropout)
         out = model(images, rna_in, mask_idx)
-        itc = cross_modal_info_nce(out["z_img"], out["z_rna"], labels, labels, self.temperature)
+        itc = cross_modal_info_nce(out["z_img"], out["z_rna"], labels, labels, self.temperature, gather)
         positives = labels[:, None] == labels[None, :]
         sim = out["z_img"].float() @ out["z_rna"].float().T / self.temperature
         # Rows with a negative in the batch (all of them in P x K training batches; a validation batch's tail can
@@ -188,15 +190,14 @@ class MultimodalStep:
 
 
 @torch.no_grad()
-def embed_images(
-    model: MultimodalModel, images: np.ndarray, data: PatchDataConfig, batch_size: int, device="cpu"
-) -> np.ndarray:
+def embed_images(model: MultimodalModel, images: np.ndarray, patches: PatchesConfig, device="cpu") -> np.ndarray:
     """Projected image embeddings of uint8 patches [N, 3, S, S] -> [N, E], L2-normalised (the mean over a
     patch's views -- its model-sized windows, each in its 8 flips / rotations with ``test_views: dihedral``
-    -- then normalised)."""
+    -- then normalised), ``patches.inference_batch_size`` patches at a time."""
     model.eval().to(device)
     out = []
-    for parts in window_batches(images, data.geometry[1], batch_size, data.test_views, device):
+    batches = window_batches(images, patches.geometry[1], patches.inference_batch_size, patches.test_views, device)
+    for parts in batches:
         z = torch.stack([model.encode_image(w)[0].float() for w in parts]).mean(0)
         out.append(F.normalize(z, dim=-1).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, model.config.embed_dim), np.float32)
@@ -255,7 +256,7 @@ def _paired_index(patch_index: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFr
         logger.warning(
             "multimodal: %d patch(es) of lineage(s) without an RNA sample are not used: %s",
             (~has_rna).sum(),
-            sorted(index.loc[~has_rna, "lineage_id"].unique())[:10],
+            listed(sorted(index.loc[~has_rna, "lineage_id"].unique()), 10),
         )
     return index
 
@@ -268,13 +269,11 @@ def patient_of(samples: pd.DataFrame, patch_index: pd.DataFrame) -> dict:
     }
 
 
-def training_pairs(
-    patch_index: pd.DataFrame, cohort_features: pd.DataFrame, cohort_samples: pd.DataFrame, genes: list[str]
-):
+def training_pairs(data: PairedCohort, genes: list[str]):
     """The training patches (split == train) whose lineage has an RNA sample: (rows mask over the index,
     lineages, integer labels, RNA vectors of each label)."""
-    samples, rna = rna_table(cohort_features, cohort_samples, genes)
-    index = _paired_index(patch_index, samples)
+    samples, rna = rna_table(data.features, data.samples, genes)
+    index = _paired_index(data.patch_index, samples)
     train_rows = ((index["split"] == "train") & index["lineage_id"].isin(samples["lineage_id"])).to_numpy()
     train = index[train_rows]
     lineages = sorted(train["lineage_id"].unique())
@@ -283,13 +282,11 @@ def training_pairs(
     return train_rows, lineages, labels, rna_of_label
 
 
-def held_out_pairs(
-    patch_index: pd.DataFrame, cohort_features: pd.DataFrame, cohort_samples: pd.DataFrame, genes: list[str]
-):
+def held_out_pairs(data: PairedCohort, genes: list[str]):
     """The cohort's RNA samples and their vectors (``genes`` order), the patch index, the mask of held-out
     patches whose lineage has an RNA sample and those rows (InputDataError when there is none)."""
-    samples, rna = rna_table(cohort_features, cohort_samples, genes)
-    index = _paired_index(patch_index, samples)
+    samples, rna = rna_table(data.features, data.samples, genes)
+    index = _paired_index(data.patch_index, samples)
     test_rows = ((index["split"] == "test") & index["lineage_id"].isin(samples["lineage_id"])).to_numpy()
     test = index[test_rows]
     if test.empty:
@@ -319,9 +316,15 @@ def build_model(
     if row.freeze_encoders:
         for p in [*model.rna_encoder.parameters(), *model.wsi_encoder.parameters()]:
             p.requires_grad_(False)
-    elif row.pretrained:  # fine-tuned gently: the projections, fusion and heads learn at the full rate
-        model.lr_scale = {"rna_encoder.": cfg.encoder_lr_scale, "wsi_encoder.": cfg.encoder_lr_scale}
     return model
+
+
+def encoder_lr_scale(cfg: MultimodalConfig, row: Table1Row) -> dict[str, float] | None:
+    """The optimiser's share of the rate per parameter prefix: pretrained encoders that train are fine-tuned
+    gently (``encoder_lr_scale``); the projections, fusion and heads learn at the full rate. None: one rate."""
+    if row.pretrained and not row.freeze_encoders:
+        return {"rna_encoder.": cfg.encoder_lr_scale, "wsi_encoder.": cfg.encoder_lr_scale}
+    return None
 
 
 def fit_pairs(
@@ -330,20 +333,22 @@ def fit_pairs(
     labels: np.ndarray,
     rna_of_label: list[np.ndarray],
     cfg: MultimodalConfig,
-    wsi: WSIEncodingConfig,
+    patches: PatchesConfig,
     recon_weight: float,
     name: str,
     run=None,
     slides: np.ndarray | None = None,
+    lr_scale: dict[str, float] | None = None,
 ) -> dict:
     """Train ``model`` on (patch, RNA of its label) pairs with :class:`MultimodalStep` (checkpointed per
     ``name``; per-epoch metrics to ``run``). ``slides``: slide code of each patch (stain mixing across
-    slides when ``wsi_encoding.augment.stain_mix`` > 0). Returns :func:`gb_kedro.training.fit`'s result."""
-    _, crop = wsi.data.geometry
+    slides when ``patches.augment.stain_mix`` > 0); ``lr_scale``: :func:`encoder_lr_scale`. Returns
+    :func:`gb_kedro.training.fit`'s result."""
+    _, crop = patches.geometry
     val = np.random.default_rng(cfg.seed).random(len(labels)) < cfg.val_fraction
     loss = {**cfg.loss.to_dict(), "recon_weight": float(recon_weight)}
-    augment = Augment(wsi.augment.flips, wsi.augment.hed_sigma, wsi.augment.hed_bias)
-    stain = StainMix.fit(images, slides, wsi.augment.stain_mix)
+    augment = Augment(patches.augment.flips, patches.augment.hed_sigma, patches.augment.hed_bias)
+    stain = StainMix.fit(images, slides, patches.augment.stain_mix)
     train_set = PairDataset(
         images[~val],
         labels[~val],
@@ -383,103 +388,210 @@ def fit_pairs(
             config.to_dict(),
             loss,
             name,
-            getattr(model, "lr_scale", None),
-            wsi.augment.to_dict(),
+            lr_scale,
+            patches.augment.to_dict(),
             cfg.sampler.to_dict(),
             labels[~val],
             images.shape,
             [r.tolist() for r in rna_of_label],
         ),
         batch_sampler=lambda epoch: PKSampler(labels[~val], cfg.sampler.p, cfg.sampler.k, seed=cfg.seed * 1000 + epoch),
+        lr_scale=lr_scale,
     )
+
+
+def describe_row(row: Table1Row, grouping: str | None, n_patches: int, n_lineages: int, pairing: str) -> str:
+    """The model's description (MLflow registry), generated from the row's configuration."""
+    if not row.train:
+        what = (
+            "untrained: the pretrained encoders' architecture with random weights"
+            if not row.pretrained
+            else "untrained"
+        )
+    else:
+        encoders = (
+            "pretrained encoders frozen"
+            if row.freeze_encoders
+            else ("pretrained encoders fine-tuned" if row.pretrained else "encoders trained from random weights")
+        )
+        losses = "image-RNA alignment (ITC), matching (ITM)" + (", RNA decoding" if row.recon_weight else "")
+        what = f"{encoders}; losses: {losses}; {n_patches} training patches of {n_lineages} lineages ({pairing})"
+    return f"Multimodal model, Table 1 row '{row.label}' ({grouping} gene groups): {what}"
 
 
 def train_row(
     wsi_encoder: VisionTransformer,
     rna_encoder: RNAMaskedAutoencoder,
-    patch_index: pd.DataFrame,
-    slide_manifest: pd.DataFrame,
-    cohort_features: pd.DataFrame,
-    cohort_samples: pd.DataFrame,
+    data: PairedCohort,
     cfg: MultimodalConfig,
-    wsi: WSIEncodingConfig,
+    patches: PatchesConfig,
     row: Table1Row,
     name: str | None = None,
     permutation: list[int] | None = None,
     register: bool = True,
     track: bool = True,
+    skipped: str = "random initialisation row",
 ) -> tuple[MultimodalModel, pd.DataFrame]:
     """Build the model of ``row`` from the pretrained encoders (or random ones) and train it on the training
     patches of the evaluation split paired with their lineage's RNA sample, in a nested MLflow run
     ``multimodal.<name>`` (``name`` defaults to the row's).
 
     ``permutation``: the permutation null -- training lineage i is paired with the RNA sample of training
-    lineage ``permutation[i]`` instead of its own. ``register``: register the model in MLflow; ``track``: a nested run at all.
-    Returns the model (``meta``: row, label, grouping, genes, lineages, MLflow run) and the history."""
+    lineage ``permutation[i]`` instead of its own. ``register``: register the model in MLflow; ``track``: a nested
+    run at all; ``skipped``: why a row that does not train is not trained (logged).
+    Returns the model (``meta``: row, label, grouping, genes, lineages, trained, MLflow run) and the history."""
     name = name or row.name
     model = build_model(wsi_encoder, rna_encoder, cfg, row)
     genes = rna_encoder.meta["genes"]
-    train_rows, lineages, labels, rna_of_label = training_pairs(patch_index, cohort_features, cohort_samples, genes)
+    grouping = rna_encoder.meta.get("variant")
+    train_rows, lineages, labels, rna_of_label = training_pairs(data, genes)
     if permutation is not None:
         rna_of_label = [rna_of_label[p] for p in permutation]
+    pairing = (
+        "permuted: each lineage's patches with another lineage's RNA" if permutation is not None else "own lineage"
+    )
     params = {
         "row": name,
         "label": row.label,
-        "rna_grouping": rna_encoder.meta.get("variant"),
+        "rna_grouping": grouping,
         "pretrained": row.pretrained,
         "trained": row.train,
         "freeze_encoders": row.freeze_encoders,
         "lineages": len(lineages),
         "train_patches": len(labels),
-        **{k: v for k, v in cfg.to_dict().items() if k not in ("checkpoint_dir", "loss")},
+        **{k: v for k, v in cfg.to_dict().items() if k not in ("checkpoint_dir", "loss", "table1", "retrainings")},
         "loss": {**cfg.loss.to_dict(), "recon_weight": row.recon_weight},
-        "pairing": "permuted" if permutation is not None else "own lineage",
+        "pairing": pairing,
     }
     history: list[dict] = []
     trained_now = False
     with nested_run(f"multimodal.{name}", params) if track else nullcontext() as run:
         if row.train:
-            images = np.asarray(
-                decoded_patches(patch_index.reset_index(drop=True), slide_manifest, wsi.data, wsi.checkpoint_dir)[
-                    train_rows
-                ]
+            images = data.pixels.rows(train_rows)
+            slides = pd.factorize(data.patch_index.reset_index(drop=True).loc[train_rows, "slide_id"])[0]
+            result = fit_pairs(
+                model,
+                images,
+                labels,
+                rna_of_label,
+                cfg,
+                patches,
+                row.recon_weight,
+                name,
+                run,
+                slides,
+                encoder_lr_scale(cfg, row),
             )
-            slides = pd.factorize(patch_index.reset_index(drop=True).loc[train_rows, "slide_id"])[0]
-            result = fit_pairs(model, images, labels, rna_of_label, cfg, wsi, row.recon_weight, name, run, slides)
             history, trained_now = result["history"], result["epochs_run"] > 0
             logger.info(
-                "multimodal.%s: %d epochs, best epoch %d, device %s",
+                "multimodal.%s: %d epochs (%s), device %s",
                 name,
                 len(history),
-                result["best_epoch"],
+                kept_epoch(result, cfg.train.keep),
                 result["device"],
             )
         else:
-            logger.info("multimodal.%s: not trained (random initialisation row)", name)
+            logger.info("multimodal.%s: not trained (%s)", name, skipped)
         for p in model.parameters():
             p.requires_grad_(True)
         model.cpu().eval().describe(
             row=name,
             label=row.label,
-            rna_grouping=rna_encoder.meta.get("variant"),
+            rna_grouping=grouping,
             genes=genes,
             lineages=lineages,
+            trained=bool(row.train),
+            training={"epochs": cfg.train.epochs, "fusion_depth": cfg.model.fusion_depth},
             mlflow_run_id=run.info.run_id if run is not None else None,
         )
         registered = f"gb_kedro.multimodal.{name}"
-        # a new version only for a model trained now (or the untrained row's first registration)
+        # a new version only for a model trained now (or the untrained row's first registration, without alias)
         if register and (trained_now or (not row.train and not registered_versions(registered))):
-            description = (
-                f"Multimodal model, Table 1 row '{row.label}' ({rna_encoder.meta.get('variant')} gene groups): ALBEF-style alignment "
-                f"of the RNA and WSI encoders, fusion, matching and RNA decoding; {len(labels)} training patches of {len(lineages)} lineages"
-            )
-            tags = {"row": name, "split": made_with(patch_index).get("split", {}).get("mode"), "commit": git_commit()}
-            log_torch_model(run, model, registered, description, tags)
+            tags = {
+                "row": name,
+                "split": made_with(data.patch_index).get("split", {}).get("mode"),
+                "commit": git_commit(),
+            }
+            description = describe_row(row, grouping, len(labels), len(lineages), pairing)
+            log_torch_model(run, model, registered, description, tags, alias=trained_now)
     return model, pd.DataFrame(history) if history else pd.DataFrame(
         columns=["epoch", "train/loss"]
     )  # untrained: a header only
 
 
+# --- retrainings of the model row (Table 2's seeds and permutation null) ---------------------------
+def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A random permutation without fixed points (every lineage gets another lineage's RNA)."""
+    while True:
+        perm = rng.permutation(n)
+        if n < 2 or not (perm == np.arange(n)).any():
+            return perm
+
+
+def null_pairing(n_lineages: int, seed: int, draw: int) -> list[int]:
+    """The ``draw``-th derangement of one seeded stream (draws 0, 1, ... are the successive retrainings)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(draw + 1):
+        perm = derangement(n_lineages, rng)
+    return perm.tolist()
+
+
+def train_seed(
+    wsi_encoder,
+    rna_encoder,
+    data: PairedCohort,
+    cfg: MultimodalConfig,
+    patches: PatchesConfig,
+    row: Table1Row,
+    slot: int,
+) -> tuple[MultimodalModel, pd.DataFrame]:
+    """Seed ``slot`` (1 ..) of Table 2's seed stability: the model row retrained with seed ``multimodal.seed +
+    slot`` (not registered); untrained (``meta['trained']`` False) beyond ``retrainings.seeds - 1``."""
+    active = slot < cfg.retrainings.seeds
+    return train_row(
+        wsi_encoder,
+        rna_encoder,
+        data,
+        dataclasses.replace(cfg, seed=cfg.seed + slot),
+        patches,
+        dataclasses.replace(row, train=row.train and active),
+        name=f"{row.name}_seed_{slot}",
+        register=False,
+        track=active,
+        skipped=f"multimodal.retrainings.seeds = {cfg.retrainings.seeds}",
+    )
+
+
+def train_null(
+    wsi_encoder,
+    rna_encoder,
+    data: PairedCohort,
+    cfg: MultimodalConfig,
+    patches: PatchesConfig,
+    row: Table1Row,
+    draw: int,
+) -> tuple[MultimodalModel, pd.DataFrame]:
+    """Retraining ``draw`` (0 ..) of the permutation null: the model row trained with every training lineage's
+    patches paired with another lineage's RNA sample (a derangement drawn from ``multimodal.seed``; not
+    registered); untrained beyond ``retrainings.permutations``."""
+    active = draw < cfg.retrainings.permutations
+    _, lineages, _, _ = training_pairs(data, rna_encoder.meta["genes"])
+    return train_row(
+        wsi_encoder,
+        rna_encoder,
+        data,
+        cfg,
+        patches,
+        dataclasses.replace(row, train=row.train and active),
+        name=f"null_{draw}",
+        permutation=null_pairing(len(lineages), cfg.seed, draw),
+        register=False,
+        track=active,
+        skipped=f"multimodal.retrainings.permutations = {cfg.retrainings.permutations}",
+    )
+
+
+# --- evaluation ------------------------------------------------------------------------------------
 def _predictions(test: pd.DataFrame, samples: pd.DataFrame, sim: np.ndarray, ranked: np.ndarray) -> pd.DataFrame:
     predictions = test[["slide_id", "x", "y", "lineage_id", "patient_id", "mouse_id", "held_out"]].reset_index(
         drop=True
@@ -522,27 +634,35 @@ def _log_sets(name: str, split: SplitConfig, sets: dict[str, dict]) -> None:
     )
 
 
+def retrieve_held_out(model: MultimodalModel, data: PairedCohort, cfg: MultimodalConfig, patches: PatchesConfig):
+    """Eq. 9 on every held-out patch against every cohort RNA sample: (samples, paired index, held-out rows,
+    similarities [held-out patches, samples], the ``top_k`` samples of each patch, best first)."""
+    samples, rna, index, test_rows, test = held_out_pairs(data, model.meta["genes"])
+    device = resolve_device(cfg.device)
+    image_z = embed_images(model, data.pixels.rows(test_rows), patches, device=device)
+    rna_z = embed_rna(model, rna, cfg.evaluation.rna_batch_size, device=device)
+    sim, ranked = retrieval(image_z, rna_z, top=min(cfg.evaluation.top_k, len(samples)))
+    return samples, index, test, sim, ranked
+
+
+def predict_held_out(
+    model: MultimodalModel, data: PairedCohort, cfg: MultimodalConfig, patches: PatchesConfig
+) -> pd.DataFrame:
+    """Per held-out patch, the top-k RNA samples it retrieves (eq. 9) and their similarities; an empty table
+    for a model that was not trained (a retraining slot left out)."""
+    if not model.meta.get("trained", True):
+        return pd.DataFrame(columns=["slide_id", "x", "y", "lineage_id", "sample_1"])
+    samples, _, test, sim, ranked = retrieve_held_out(model, data, cfg, patches)
+    return _predictions(test, samples, sim, ranked)
+
+
 def evaluate_row(
-    model: MultimodalModel,
-    patch_index: pd.DataFrame,
-    slide_manifest: pd.DataFrame,
-    cohort_features: pd.DataFrame,
-    cohort_samples: pd.DataFrame,
-    split: SplitConfig,
-    cfg: MultimodalConfig,
-    wsi: WSIEncodingConfig,
+    model: MultimodalModel, data: PairedCohort, split: SplitConfig, cfg: MultimodalConfig, patches: PatchesConfig
 ) -> tuple[dict, Figure, pd.DataFrame]:
     """Eq. 9 on every held-out patch against every cohort RNA sample: Table 1 metrics of this row, a
     confusion plot and the per-patch predictions (top-k sample IDs and similarities)."""
     meta = model.meta
-    samples, rna, index, test_rows, test = held_out_pairs(patch_index, cohort_features, cohort_samples, meta["genes"])
-    device = resolve_device(cfg.device)
-    images = decoded_patches(patch_index.reset_index(drop=True), slide_manifest, wsi.data, wsi.checkpoint_dir)
-    image_z = embed_images(
-        model, np.asarray(images[test_rows]), wsi.data, cfg.evaluation.image_batch_size, device=device
-    )
-    rna_z = embed_rna(model, rna, cfg.evaluation.rna_batch_size, device=device)
-    sim, ranked = retrieval(image_z, rna_z, top=min(cfg.evaluation.top_k, len(samples)))
+    samples, index, test, sim, ranked = retrieve_held_out(model, data, cfg, patches)
     sets = score_sets(sim, test, samples, index, cfg)
     metrics = {
         "configuration": meta.get("label", meta["row"]),
@@ -564,6 +684,31 @@ def evaluate_row(
     return metrics, figure, predictions
 
 
+def embed_cohort(
+    model: MultimodalModel, data: PairedCohort, cfg: MultimodalConfig, patches: PatchesConfig
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The model's projected embeddings of every tumour patch (train and held out, with the index columns and
+    the RNA sample each retrieves) and of every cohort RNA sample: what the survival analysis groups."""
+    samples, rna = rna_table(data.features, data.samples, model.meta["genes"])
+    rna_z = embed_rna(model, rna, cfg.evaluation.rna_batch_size)
+    image_z = embed_images(model, data.pixels.images, patches)
+    _, ranked = retrieval(image_z, rna_z, top=1)
+    columns = ["slide_id", "x", "y", "lineage_id", "patient_id", "mouse_id", "split"]
+    index = data.patch_index.reset_index(drop=True)
+    patches_z = pd.concat(
+        [index[columns], pd.DataFrame(image_z, columns=[f"z{i}" for i in range(image_z.shape[1])])], axis=1
+    )
+    patches_z["retrieved_sample"] = samples["sample_id"].to_numpy()[ranked[:, 0]]
+    rna_frame = pd.concat(
+        [
+            samples[["sample_id", "lineage_id", "patient_id"]],
+            pd.DataFrame(rna_z, columns=[f"z{i}" for i in range(rna_z.shape[1])]),
+        ],
+        axis=1,
+    )
+    return patches_z, rna_frame
+
+
 def _confusion(predictions: pd.DataFrame, metrics: dict) -> Figure:
     """Confusion of the hardest held-out set of seen lineages (unseen mice when there are, else all)."""
     sets = metrics["sets"]
@@ -579,29 +724,18 @@ def _confusion(predictions: pd.DataFrame, metrics: dict) -> Figure:
     )
 
 
-def colour_row(
-    patch_index: pd.DataFrame,
-    slide_manifest: pd.DataFrame,
-    cohort_features: pd.DataFrame,
-    cohort_samples: pd.DataFrame,
-    split: SplitConfig,
-    cfg: MultimodalConfig,
-    wsi: WSIEncodingConfig,
-    row: ColourRow,
-) -> dict:
+# --- the non-deep rows -----------------------------------------------------------------------------
+def colour_row(data: PairedCohort, split: SplitConfig, cfg: MultimodalConfig, row: ColourRow) -> dict:
     """The colour row of Table 1: colour histogram + stain statistics -> RNA vector by ridge regression fit
     on the training pairs, then the same retrieval as eq. 9 (cosine to every cohort RNA sample)."""
-    images = decoded_patches(patch_index.reset_index(drop=True), slide_manifest, wsi.data, wsi.checkpoint_dir)
-    colour = colour_histogram_features(np.moveaxis(np.asarray(images), 1, -1), row.histogram_bins)
+    colour = colour_histogram_features(np.moveaxis(data.pixels.images, 1, -1), row.histogram_bins)
     features = f"RGB histograms ({row.histogram_bins} bins) + channel mean/std"
-    return feature_row(colour, features, patch_index, cohort_features, cohort_samples, split, cfg, row)
+    return feature_row(colour, features, data, split, cfg, row)
 
 
 def morphometry_row(
     morphometry_features: pd.DataFrame,
-    patch_index: pd.DataFrame,
-    cohort_features: pd.DataFrame,
-    cohort_samples: pd.DataFrame,
+    data: PairedCohort,
     split: SplitConfig,
     cfg: MultimodalConfig,
     row: MorphometryRow,
@@ -610,22 +744,14 @@ def morphometry_row(
     the training pairs, then the same retrieval as eq. 9."""
     values = morphometry_features[list(MORPHOMETRY_FEATURES)].to_numpy(np.float64)
     features = f"{len(MORPHOMETRY_FEATURES)} nuclear / tumour morphometry features (slides/morphometry.py)"
-    return feature_row(values, features, patch_index, cohort_features, cohort_samples, split, cfg, row)
+    return feature_row(values, features, data, split, cfg, row)
 
 
-def feature_retrieval(
-    values: np.ndarray,
-    patch_index: pd.DataFrame,
-    cohort_features: pd.DataFrame,
-    cohort_samples: pd.DataFrame,
-    ridge_log10_alphas: list[float],
-):
-    """Per-patch features ``values`` (rows as ``patch_index``) -> RNA vector by a ridge map fit on the training
+def feature_retrieval(values: np.ndarray, data: PairedCohort, ridge_log10_alphas: list[float]):
+    """Per-patch features ``values`` (rows as the patch index) -> RNA vector by a ridge map fit on the training
     pairs only, then eq. 9's cosine retrieval of every held-out patch among the cohort's RNA samples. Returns
     (similarities [held-out patches, samples], fitted map, samples, paired index, held-out rows)."""
-    samples, rna, index, test_rows, test = held_out_pairs(
-        patch_index, cohort_features, cohort_samples, list(cohort_features.columns)
-    )
+    samples, rna, index, test_rows, test = held_out_pairs(data, list(data.features.columns))
     train_rows = ((index["split"] == "train") & index["lineage_id"].isin(samples["lineage_id"])).to_numpy()
     row_of_lineage = {lab: i for i, lab in enumerate(samples["lineage_id"])}  # one sample per lineage: the first
     train_rna = rna[[row_of_lineage[lab] for lab in index.loc[train_rows, "lineage_id"]]]
@@ -637,20 +763,16 @@ def feature_retrieval(
 def feature_row(
     values: np.ndarray,
     features: str,
-    patch_index: pd.DataFrame,
-    cohort_features: pd.DataFrame,
-    cohort_samples: pd.DataFrame,
+    data: PairedCohort,
     split: SplitConfig,
     cfg: MultimodalConfig,
     row: ColourRow | MorphometryRow,
 ) -> dict:
-    """A non-deep Table 1 row: per-patch features ``values`` (rows as ``patch_index``) -> RNA vector by
+    """A non-deep Table 1 row: per-patch features ``values`` (rows as the patch index) -> RNA vector by
     ridge regression fit on the training pairs only, then eq. 9's retrieval on every held-out set."""
     params = {"row": row.name, "label": row.label, "features": features, "map": "StandardScaler + RidgeCV"}
     with nested_run(f"multimodal.{row.name}", params) as run:
-        sim, fitted, samples, index, test = feature_retrieval(
-            values, patch_index, cohort_features, cohort_samples, row.ridge_log10_alphas
-        )
+        sim, fitted, samples, index, test = feature_retrieval(values, data, row.ridge_log10_alphas)
         sets = score_sets(sim, test, samples, index, cfg)
         metrics = {
             "configuration": row.label,

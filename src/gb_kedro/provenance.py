@@ -1,5 +1,9 @@
 """Outputs that know how they were made.
 
+:func:`fingerprint` is the one hash of the project: of configs and data, for checkpoints (resumed only for the
+same run), per-slide stores (skipped only when made with the same parameters and file), caches and the patch
+index a model was trained on.
+
 A table that other stages consume carries ``attrs["provenance"]`` (kept by parquet): the parameters that
 made it (e.g. the evaluation split). A model carries the same in ``model.meta`` plus a fingerprint of the
 table it was trained on. A stage run alone checks both against the parameters it is given and stops with
@@ -8,10 +12,24 @@ one line naming the mismatch, instead of writing a mislabelled result.
 
 from __future__ import annotations
 
+import hashlib
+import json
+
+import numpy as np
 import pandas as pd
 
 from gb_kedro.errors import InputDataError
-from gb_kedro.training import fingerprint
+
+
+def fingerprint(*parts) -> str:
+    """A short hash of configs and data (arrays by their bytes, everything else as sorted JSON)."""
+    h = hashlib.sha1()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            h.update(np.ascontiguousarray(part).tobytes())
+        else:
+            h.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
 
 
 def stamp(frame: pd.DataFrame, **made_with: dict) -> pd.DataFrame:

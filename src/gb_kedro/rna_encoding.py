@@ -29,9 +29,9 @@ from gb_kedro.config import RNAEncodingConfig
 from gb_kedro.errors import InputDataError
 from gb_kedro.losses import multi_positive_info_nce
 from gb_kedro.models.rna_mae import RNAMaskedAutoencoder, rna_mae
-from gb_kedro.provenance import made_with
+from gb_kedro.provenance import fingerprint, made_with
 from gb_kedro.tracking import git_commit, log_evaluation, log_metrics, log_torch_model, nested_run
-from gb_kedro.training import TrainConfig, fingerprint, fit, resolve_device
+from gb_kedro.training import TrainConfig, fit, kept_epoch, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def group_vector(gene_groups: pd.DataFrame, genes: list[str]) -> list[int]:
 def make_step(temperature: float, recon_weight: float, contrastive_weight: float):
     """The training step: two views of each sample with DIFFERENT masked groups, eq. 2 + eq. 3-4."""
 
-    def step(model: RNAMaskedAutoencoder, batch, device) -> dict[str, torch.Tensor]:
+    def step(model: RNAMaskedAutoencoder, batch, device, gather: bool = False) -> dict[str, torch.Tensor]:
         x, labels = (t.to(device) for t in batch)
         g = len(model.group_sizes)
         mask1 = torch.randint(g, (x.shape[0],), device=device)
@@ -58,7 +58,9 @@ def make_step(temperature: float, recon_weight: float, contrastive_weight: float
         v1, v2 = model(x, mask_idx=mask1), model(x, mask_idx=mask2)
         recon = (v1["recon_full"] + v2["recon_full"]) / 2
         recon_masked = (v1["recon_masked"] + v2["recon_masked"]) / 2
-        contrastive = multi_positive_info_nce(torch.cat([v1["z"], v2["z"]]), torch.cat([labels, labels]), temperature)
+        contrastive = multi_positive_info_nce(
+            torch.cat([v1["z"], v2["z"]]), torch.cat([labels, labels]), temperature, gather
+        )
         loss = recon_weight * recon + contrastive_weight * contrastive
         return {
             "loss": loss,
@@ -98,7 +100,7 @@ def embed(
     """CLS embeddings of unmasked inputs: [N, n_genes] -> [N, D]."""
     model.eval().to(device)
     out = [
-        model.forward_features(torch.as_tensor(features[i : i + batch_size], device=device))[0].float().cpu()
+        model.forward_features(torch.tensor(features[i : i + batch_size], device=device))[0].float().cpu()  # a copy
         for i in range(0, len(features), batch_size)
     ]
     return torch.cat(out).numpy() if out else np.zeros((0, model.config.dim), np.float32)
@@ -274,15 +276,22 @@ def train_encoder(
             history.extend({"stage": stage, **h} for h in result["history"])
             epochs_run += result["epochs_run"]
             logger.info(
-                "rna_encoding.%s %s: %d epochs, best epoch %d, device %s",
+                "rna_encoding.%s %s: %d epochs (%s), device %s",
                 variant,
                 stage,
                 len(result["history"]),
-                result["best_epoch"],
+                kept_epoch(result, config.keep),
                 result["device"],
             )
         model.cpu().eval().describe(
-            variant=variant, genes=genes, mlflow_run_id=run.info.run_id if run is not None else None
+            variant=variant,
+            genes=genes,
+            training={
+                "preset": cfg.model.preset,
+                "pretrain_epochs": cfg.pretrain.epochs,
+                "cohort_epochs": cfg.cohort.epochs,
+            },
+            mlflow_run_id=run.info.run_id if run is not None else None,
         )
         if epochs_run:  # a resumed, finished training is the model already registered
             description = (

@@ -2,11 +2,12 @@
 
 from kedro.config import OmegaConfigLoader
 
-from gb_kedro.hooks import CleanInputErrorHooks, InputChecksHooks, QuietLogsHooks
+from gb_kedro.hooks import CleanInputErrorHooks, InputChecksHooks, ProfileHooks, QuietLogsHooks
 from gb_kedro.logs import filter_dependency_warnings
 
 filter_dependency_warnings()  # before Kedro builds the config loader (its resolver warnings)
-HOOKS = (QuietLogsHooks(), InputChecksHooks(), CleanInputErrorHooks())
+# pluggy calls the last registered first: at the end of a run the profile is written, then "Done: ..." is the last line
+HOOKS = (QuietLogsHooks(), InputChecksHooks(), ProfileHooks(), CleanInputErrorHooks())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

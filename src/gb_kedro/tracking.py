@@ -50,12 +50,18 @@ def log_metrics(run, metrics: dict, step: int | None = None) -> None:
 
 
 def log_torch_model(
-    run, model, registered_name: str | None = None, description: str = "", tags: dict | None = None
+    run,
+    model,
+    registered_name: str | None = None,
+    description: str = "",
+    tags: dict | None = None,
+    alias: bool = True,
 ) -> None:
     """Log a PyTorch model to ``run`` with ``mlflow.pytorch`` (pickle format, torch pinned; no-op without a
     run); with ``registered_name`` it also becomes a new version of that registered model (stable names:
     ``gb_kedro.rna_encoder.<grouping>``, ``gb_kedro.wsi_encoder``, ``gb_kedro.multimodal.<row>``) with a
-    ``description``, ``tags`` on the model and the version, and the alias ``latest-trained``."""
+    ``description``, ``tags`` on the model and the version, and (``alias``: a trained model) the alias
+    ``latest-trained``."""
     if run is None:
         return
     import mlflow.pytorch
@@ -69,11 +75,11 @@ def log_torch_model(
         registered_model_name=registered_name,
     )
     if registered_name and getattr(info, "registered_model_version", None) is not None:
-        describe_registered_model(registered_name, str(info.registered_model_version), description, tags or {})
+        describe_registered_model(registered_name, str(info.registered_model_version), description, tags or {}, alias)
 
 
-def describe_registered_model(name: str, version: str, description: str, tags: dict) -> None:
-    """Description and tags on a registered model and its version; alias ``latest-trained`` -> ``version``."""
+def describe_registered_model(name: str, version: str, description: str, tags: dict, alias: bool = True) -> None:
+    """Description and tags on a registered model and its version; with ``alias``, ``latest-trained`` -> ``version``."""
     from mlflow import MlflowClient
 
     client = MlflowClient()
@@ -83,7 +89,8 @@ def describe_registered_model(name: str, version: str, description: str, tags: d
     for key, value in tags.items():
         client.set_registered_model_tag(name, key, str(value))
         client.set_model_version_tag(name, version, key, str(value))
-    client.set_registered_model_alias(name, "latest-trained", version)
+    if alias:
+        client.set_registered_model_alias(name, "latest-trained", version)
 
 
 def registered_versions(name: str) -> int:

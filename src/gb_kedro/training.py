@@ -1,21 +1,24 @@
 """One training loop for every encoder of the project.
 
-AdamW (no weight decay on biases, norms and tokens), linear warm-up then cosine decay per step, gradient
-clipping, a validation set with early stopping (best weights restored at the end), a checkpoint after
-every epoch and resume from it, ``device: auto``, bf16 autocast on CUDA, seeded and reproducible: each
-epoch re-seeds from ``(seed, epoch)``, so a run killed after epoch k and resumed from its checkpoint ends
-with the same weights as an uninterrupted run.
+AdamW (no weight decay on biases, norms and tokens; optional groups at a share of the rate), linear warm-up then
+cosine decay per step, gradient clipping, a validation set with early stopping (best weights restored at the end),
+a checkpoint after every epoch and resume from it, ``device: auto``, bf16 autocast on CUDA, seeded and
+reproducible: each epoch re-seeds from ``(seed, epoch)``, so a run killed after epoch k and resumed from its
+checkpoint ends with the same weights as an uninterrupted run. Several processes: :mod:`gb_kedro.distributed`.
+
+A step is ``step(model, batch, device, gather) -> {"loss": ..., other metrics}``; ``gather`` is True when the
+batch is one rank's share of a global batch (training with several ranks), so its batch-level losses gather the
+rows of every rank, and False otherwise (one process, and every validation pass).
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
 import math
 import os
 import random
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
@@ -24,16 +27,15 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from gb_kedro import distributed
 from gb_kedro.config import TrainSettings
-from gb_kedro.losses import local_batches
 
 logger = logging.getLogger(__name__)
 
-StepFn = Callable[[torch.nn.Module, object, torch.device], dict[str, torch.Tensor]]
+StepFn = Callable[[torch.nn.Module, object, torch.device, bool], dict[str, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -52,17 +54,6 @@ class TrainConfig(TrainSettings):
         return cls(**values, seed=int(seed), device=str(device))
 
 
-def fingerprint(*parts) -> str:
-    """A short hash of configs and data, so a checkpoint is only resumed for the same run."""
-    h = hashlib.sha1()
-    for part in parts:
-        if isinstance(part, np.ndarray):
-            h.update(np.ascontiguousarray(part).tobytes())
-        else:
-            h.update(json.dumps(part, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:16]
-
-
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto``: CUDA when available, else CPU."""
     if name == "auto":
@@ -76,11 +67,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _param_groups(model: torch.nn.Module, weight_decay: float, lr: float) -> list[dict]:
+def param_groups(
+    model: torch.nn.Module, weight_decay: float, lr: float, lr_scale: dict[str, float] | None = None
+) -> list[dict]:
     """AdamW groups: no weight decay on biases, norms, tokens and position embeddings; parameters under a
-    prefix of the model's ``lr_scale`` (``{"wsi_encoder.": 0.1}``: optional attribute) train at that share
-    of ``lr``."""
-    scales: dict[str, float] = getattr(model, "lr_scale", None) or {}
+    prefix of ``lr_scale`` (``{"wsi_encoder.": 0.1}``) train at that share of ``lr``."""
+    scales = lr_scale or {}
     groups: dict[tuple[bool, float], list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
@@ -104,7 +96,7 @@ def _lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Callabl
     return f
 
 
-def _save_atomic(obj, path: Path) -> None:
+def save_atomic(obj, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
@@ -121,13 +113,14 @@ def fit(
     desc: str = "train",
     fingerprint: str | None = None,
     batch_sampler: Callable[[int], object] | None = None,
+    lr_scale: dict[str, float] | None = None,
 ) -> dict:
-    """Train ``model`` with ``step(model, batch, device) -> {"loss": ..., other metrics}``.
+    """Train ``model`` with ``step(model, batch, device, gather) -> {"loss": ..., other metrics}``.
 
     With ``config.distributed.world_size`` > 1, ``world_size`` processes are started on this machine
-    (``torch.multiprocessing``; gloo on CPU, nccl on CUDA) and each trains on its contiguous share of every
-    global batch (:func:`_fit`); the final weights come back from rank 0, and ``on_epoch`` is called here, in
-    this process (the MLflow run kedro-mlflow opened), once per epoch. Inside an existing process group (e.g.
+    (:func:`gb_kedro.distributed.spawn`; gloo on CPU, nccl on CUDA) and each trains on its contiguous share of
+    every global batch (:func:`_fit`); the final weights come back from rank 0, and ``on_epoch`` is called here,
+    in this process (the MLflow run kedro-mlflow opened), once per epoch. Inside an existing process group (e.g.
     under ``torchrun``) the loop runs as that group's rank directly.
 
     Args:
@@ -138,6 +131,7 @@ def fit(
             ignored (started afresh), so a changed config or dataset never resumes a stale run.
         batch_sampler: ``batch_sampler(epoch)`` -> a batch sampler for the training loader (e.g. P lineages
             x K patches); default: shuffled batches of ``batch_size``.
+        lr_scale: ``{parameter-name prefix: share of the rate}`` (e.g. pretrained encoders fine-tuned gently).
 
     Returns:
         ``history`` (one dict of mean metrics per epoch, ``train/*`` and ``val/*``), ``best_epoch``,
@@ -145,8 +139,8 @@ def fit(
         without a validation set).
     """
     args = (model, train_set, val_set, step, config, checkpoint_dir)
-    options = {"desc": desc, "fingerprint": fingerprint, "batch_sampler": batch_sampler}
-    if config.distributed.world_size > 1 and not _in_group():
+    options = {"desc": desc, "fingerprint": fingerprint, "batch_sampler": batch_sampler, "lr_scale": lr_scale}
+    if config.distributed.world_size > 1 and not distributed.in_group():
         return _launch(*args, on_epoch=on_epoch, **options)
     return _fit(*args, on_epoch=on_epoch, **options)
 
@@ -162,14 +156,15 @@ def _fit(
     desc: str,
     fingerprint: str | None,
     batch_sampler: Callable[[int], object] | None,
+    lr_scale: dict[str, float] | None = None,
 ) -> dict:
     """The training loop of one process (rank ``r`` of ``W`` inside a process group, else the only one)."""
-    rank, world = (dist.get_rank(), dist.get_world_size()) if _in_group() else (0, 1)
+    rank, world = distributed.rank_and_world()
     device = resolve_device(config.device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", rank % torch.cuda.device_count())
     model.to(device)
-    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay, config.lr), lr=config.lr)
+    optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay, config.lr, lr_scale), lr=config.lr)
     steps_per_epoch = (
         len(batch_sampler(0)) if batch_sampler is not None else max(1, math.ceil(len(train_set) / config.batch_size))
     )
@@ -193,11 +188,14 @@ def _fit(
         seed_everything(config.seed * 1_000_003 + epoch + 104_729 * rank)  # ranks draw different masks/augmentations
         if hasattr(step, "set_epoch"):  # epoch-dependent losses (e.g. a warm-up phase)
             step.set_epoch(epoch)
+        tic = time.perf_counter()
         loader = _epoch_loader(train_set, config, epoch, batch_sampler, rank, world)
         record = _train_epoch(model, loader, step, optimizer, scheduler, config, autocast, device, world)
+        record["time/samples_per_s"] = record["time/train_samples"] / max(time.perf_counter() - tic, 1e-9)
         if val_set is not None and len(val_set):
             record.update({f"val/{k}": v for k, v in evaluate(model, val_set, step, config, device).items()})
             _track_validation(state, record["val/loss"], epoch, model, config)
+        record["time/epoch_s"] = time.perf_counter() - tic  # training and validation (the run's time profile)
         record["epoch"] = epoch
         state["history"].append(record)
         state["epoch"] = epoch + 1
@@ -207,7 +205,7 @@ def _fit(
             model.load_state_dict(state["best_state"])
         if ckpt is not None and rank == 0:  # rank 0 alone writes checkpoints
             ckpt.parent.mkdir(parents=True, exist_ok=True)
-            _save_atomic(
+            save_atomic(
                 {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
@@ -240,6 +238,15 @@ def _fit(
     }
 
 
+def kept_epoch(result: dict, keep: str) -> str:
+    """Which weights a finished :func:`fit` returned, in words (for the stage's log line)."""
+    epochs = len(result["history"])
+    if keep == "best" and result["best_epoch"] >= 0:
+        return f"kept the lowest validation loss, epoch {result['best_epoch'] + 1} of {epochs}"
+    reason = "no validation set: " if keep == "best" else ""
+    return f"{reason}kept the last epoch ({epochs})"
+
+
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module, dataset: Dataset, step: StepFn, config: TrainConfig, device: torch.device
@@ -251,8 +258,8 @@ def evaluate(
     sums: dict[str, float] = {}
     count = 0
     for batch in DataLoader(dataset, batch_size=config.batch_size, shuffle=False, num_workers=config.num_workers):
-        with local_batches():  # every rank scores the whole validation set: the same figures, the same decisions
-            metrics = step(model, batch, device)
+        # every rank scores the whole validation set, its own rows only: the same figures, the same decisions
+        metrics = step(model, batch, device, False)
         n = _batch_len(batch)
         count += n
         for k, v in metrics.items():
@@ -298,7 +305,7 @@ def _epoch_loader(
     if batch_sampler is not None:
         batches = batch_sampler(epoch)
         if world > 1:
-            batches = [_share(list(b), rank, world) for b in batches]
+            batches = [distributed.share(list(b), rank, world) for b in batches]
         return DataLoader(train_set, batch_sampler=batches, num_workers=config.num_workers)
     return DataLoader(
         train_set,
@@ -319,11 +326,11 @@ def _train_epoch(
     count = 0
     for batch in loader:
         with autocast:
-            metrics = step(model, batch, device)
+            metrics = step(model, batch, device, world > 1)
         optimizer.zero_grad(set_to_none=True)
         metrics["loss"].backward()
         if world > 1:
-            _average_gradients(model, world)
+            distributed.average_gradients(model, world)
         if config.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
@@ -333,9 +340,10 @@ def _train_epoch(
         for k, v in metrics.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach()) * n
     if world > 1:
-        sums, count = _sum_over_ranks(sums, count)
+        sums, count = distributed.sum_over_ranks(sums, count)
     record = {f"train/{k}": v / max(count, 1) for k, v in sums.items()}
     record["lr"] = scheduler.get_last_lr()[0]
+    record["time/train_samples"] = count
     return record
 
 
@@ -347,21 +355,6 @@ def _track_validation(state: dict, val_loss: float, epoch: int, model, config: T
         state["bad_epochs"] += 1
     if config.patience and state["bad_epochs"] >= config.patience:
         state["done"] = True
-
-
-# ---------------------------------------------------------------------------------------------------
-# Data-parallel training (torch.distributed)
-# ---------------------------------------------------------------------------------------------------
-def _in_group() -> bool:
-    return dist.is_available() and dist.is_initialized()
-
-
-def _share(batch: list[int], rank: int, world: int) -> list[int]:
-    """Rank ``rank``'s contiguous share of a global batch (equal shares: a remainder of < ``world`` samples is
-    left out, so every rank gathers the same number of rows). Contiguous shares keep the P x K layout: the
-    gathered rows are the global batch in its order."""
-    per = len(batch) // world
-    return batch[rank * per : (rank + 1) * per]
 
 
 def _shuffled_batches(n: int, config: TrainConfig) -> Callable[[int], list[list[int]]]:
@@ -377,81 +370,24 @@ def _shuffled_batches(n: int, config: TrainConfig) -> Callable[[int], list[list[
     return batches
 
 
-def _average_gradients(model: torch.nn.Module, world: int) -> None:
-    """All-reduce (mean) every gradient across ranks, in one flat buffer."""
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset : offset + g.numel()].view_as(g))
-        offset += g.numel()
-
-
-def _sum_over_ranks(sums: dict[str, float], count: int) -> tuple[dict[str, float], int]:
-    keys = sorted(sums)
-    values = torch.tensor([sums[k] for k in keys] + [float(count)], dtype=torch.float64)
-    dist.all_reduce(values)
-    return dict(zip(keys, values[:-1].tolist(), strict=True)), int(values[-1].item())
-
-
-def _backend(name: str) -> str:
-    if name != "auto":
-        return name
-    return "nccl" if torch.cuda.is_available() else "gloo"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _rank_fit(model, train_set, val_set, step, config: TrainConfig, checkpoint_dir, options: dict) -> dict:
+    """One rank's training (:func:`gb_kedro.distributed.spawn` runs it on every rank): rank 0's weights and result."""
+    result = _fit(model, train_set, val_set, step, config, checkpoint_dir, on_epoch=None, **options)
+    return {"model": model.cpu().state_dict(), "result": result}
 
 
 def _launch(model, train_set, val_set, step, config: TrainConfig, checkpoint_dir, on_epoch, **options) -> dict:
-    """Run :func:`_fit` in ``world_size`` spawned processes; rank 0's weights and result come back here.
-
-    The model, datasets, step and batch sampler travel to the ranks with cloudpickle (closures included).
-    """
-    import tempfile
-
-    import cloudpickle
-
-    world = config.distributed.world_size
-    payload = cloudpickle.dumps((model.cpu(), train_set, val_set, step, config, checkpoint_dir, options))
-    with tempfile.TemporaryDirectory(prefix="gb_kedro_ddp_") as tmp:
-        out = Path(tmp) / "rank0.pt"
-        torch.multiprocessing.spawn(
-            _rank_main,
-            args=(world, _backend(config.distributed.backend), _free_port(), payload, str(out)),
-            nprocs=world,
-            join=True,
-        )
-        saved = torch.load(out, map_location="cpu", weights_only=False)
+    """Run :func:`_fit` on ``world_size`` ranks; rank 0's weights and result come back here, and its epochs are
+    logged from this process (the run kedro-mlflow opened)."""
+    saved = distributed.spawn(
+        _rank_fit,
+        (model.cpu(), train_set, val_set, step, config, checkpoint_dir, options),
+        config.distributed.world_size,
+        config.distributed.backend,
+    )
     model.load_state_dict(saved["model"])
     result = saved["result"]
-    if on_epoch is not None:  # rank 0's epochs, logged from this process (the run kedro-mlflow opened)
+    if on_epoch is not None:
         for record in result["history"][len(result["history"]) - result["epochs_run"] :]:
             on_epoch(record["epoch"], record)
     return result
-
-
-def _rank_main(rank: int, world: int, backend: str, port: int, payload: bytes, out: str) -> None:
-    """One rank: join the group, train, and (rank 0) hand the weights and result back through ``out``."""
-    import cloudpickle
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    dist.init_process_group(backend, rank=rank, world_size=world)
-    try:
-        model, train_set, val_set, step, config, checkpoint_dir, options = cloudpickle.loads(payload)
-        result = _fit(model, train_set, val_set, step, config, checkpoint_dir, on_epoch=None, **options)
-        if rank == 0:
-            _save_atomic({"model": model.cpu().state_dict(), "result": result}, Path(out))
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()

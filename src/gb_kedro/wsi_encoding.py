@@ -22,19 +22,20 @@ from sklearn.preprocessing import StandardScaler
 from torch.utils.data import Dataset
 
 from gb_kedro.baselines import colour_histogram_features
-from gb_kedro.config import MorphometryConfig, SplitConfig, WSIEncodingConfig
+from gb_kedro.config import MorphometryConfig, PatchesConfig, SplitConfig, WSIEncodingConfig
 from gb_kedro.datasets.atomic import atomic_path
+from gb_kedro.datasets.patch_pixels import PatchPixels
 from gb_kedro.evaluation import SET_LABELS, confusion_figure, nearest_neighbour_eval
 from gb_kedro.losses import batch_hard_triplet, reverse_gradient, within_label_group_loss
 from gb_kedro.models.vit import VisionTransformer, vit
-from gb_kedro.provenance import made_with
+from gb_kedro.provenance import fingerprint, made_with
 from gb_kedro.slides.augment import Augment, StainMix
 from gb_kedro.slides.fanout import map_slides
 from gb_kedro.slides.morphometry import FEATURES, chunk_features, feature_frame, fill_missing
-from gb_kedro.slides.patches import decoded_patches, training_view, window_batches
+from gb_kedro.slides.patches import training_view, window_batches
 from gb_kedro.slides.sampling import PKSampler
 from gb_kedro.tracking import git_commit, log_evaluation, log_metrics, log_torch_model, nested_run
-from gb_kedro.training import TrainConfig, fingerprint, fit, resolve_device
+from gb_kedro.training import TrainConfig, fit, kept_epoch, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -107,13 +108,13 @@ class TripletStep:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __call__(self, model, batch, device) -> dict[str, torch.Tensor]:
+    def __call__(self, model, batch, device, gather: bool = False) -> dict[str, torch.Tensor]:
         x, labels, *extra = (t.to(device) for t in batch)  # (image, label[, mouse, morphometry target])
         mice, targets = extra if extra else (None, x.new_zeros(len(labels), 0))
         cls = model(x)["cls"].float()
         z = F.normalize(cls, dim=-1)
         triplet = batch_hard_triplet(
-            z, labels, self.margin, groups=mice if self.cross_mouse and mice is not None else None
+            z, labels, self.margin, groups=mice if self.cross_mouse and mice is not None else None, gather=gather
         )
         if model.config.num_classes > 0:
             proxies = F.normalize(model.head.weight.float(), dim=-1)
@@ -135,12 +136,12 @@ class TripletStep:
 
 
 def measure_morphometry(
-    patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, cfg: WSIEncodingConfig, morph: MorphometryConfig
+    patch_index: pd.DataFrame, pixels: PatchPixels, cfg: WSIEncodingConfig, morph: MorphometryConfig
 ) -> pd.DataFrame:
     """:data:`~gb_kedro.slides.morphometry.FEATURES` of every tumour patch (cached in ``checkpoint_dir`` by
     the patches' content key and the parameters), beside the index columns."""
     index = patch_index.reset_index(drop=True)
-    images = decoded_patches(index, slide_manifest, cfg.data, cfg.checkpoint_dir)
+    images = pixels.images
     key = fingerprint(index[["slide_id", "x", "y"]].to_numpy().astype(str).tolist(), images.shape, morph.to_dict())
     cache = Path(cfg.checkpoint_dir) / f"morphometry_{key}.npy"
     if cache.exists():
@@ -192,8 +193,9 @@ def embed(
 
 def train_encoder(
     patch_index: pd.DataFrame,
-    slide_manifest: pd.DataFrame,
+    pixels: PatchPixels,
     cfg: WSIEncodingConfig,
+    patches: PatchesConfig,
     morphometry_features: pd.DataFrame | None = None,
     on_epoch: Callable[[int, VisionTransformer], None] | None = None,
 ) -> tuple[VisionTransformer, pd.DataFrame]:
@@ -207,21 +209,17 @@ def train_encoder(
     labels = patch_index.loc[train_rows, "lineage_id"].map({lab: i for i, lab in enumerate(lineages)}).to_numpy()
     mice = _codes(patch_index.loc[train_rows, "mouse_id"])
     slides = _codes(patch_index.loc[train_rows, "slide_id"])
-    # Every patch of the index is decoded (the cache key the embedding and evaluation nodes use, so with
-    # `cache: disk` the slides are decoded once per run); the training rows are kept.
-    images = np.asarray(
-        decoded_patches(patch_index.reset_index(drop=True), slide_manifest, cfg.data, cfg.checkpoint_dir)[train_rows]
-    )
+    images = pixels.rows(train_rows)
     targets = None
     if cfg.loss.morphometry_weight:
         if morphometry_features is None:
             raise ValueError("wsi_encoding.loss.morphometry_weight > 0 needs the morphometry features")
         values = morphometry_features[list(FEATURES)].to_numpy(np.float32)[train_rows]
         targets = StandardScaler().fit_transform(values).astype(np.float32)
-    stain = StainMix.fit(images, slides, cfg.augment.stain_mix)
+    stain = StainMix.fit(images, slides, patches.augment.stain_mix)
     val = np.random.default_rng(cfg.seed).random(len(labels)) < cfg.val_fraction
     torch.manual_seed(cfg.seed)
-    read_px, crop = cfg.data.geometry
+    read_px, crop = patches.geometry
     model = vit(
         cfg.model.preset,
         img_size=crop or read_px,
@@ -242,7 +240,7 @@ def train_encoder(
         loss.morphometry_weight,
         loss.mouse_adversary,
     )
-    augment = Augment(cfg.augment.flips, cfg.augment.hed_sigma, cfg.augment.hed_bias)
+    augment = Augment(patches.augment.flips, patches.augment.hed_sigma, patches.augment.hed_bias)
 
     def subset(rows, aug, stain_mix):
         return PatchTensorDataset(
@@ -261,6 +259,7 @@ def train_encoder(
     config = TrainConfig.of(cfg.train, cfg.seed, cfg.device)
     params = {
         **{k: v for k, v in cfg.to_dict().items() if k != "checkpoint_dir"},
+        "patches": patches.to_dict(),
         "lineages": len(lineages),
         "train_patches": int((~val).sum()),
     }
@@ -278,7 +277,7 @@ def train_encoder(
                 model.config_dict(),
                 config.to_dict(),
                 cfg.loss.to_dict(),
-                cfg.augment.to_dict(),
+                patches.augment.to_dict(),
                 cfg.sampler.to_dict(),
                 labels[~val],
                 images.shape,
@@ -296,7 +295,11 @@ def train_encoder(
         for head in ("aux_head", "mouse_head"):
             if hasattr(model, head):
                 delattr(model, head)
-        model.cpu().eval().describe(lineages=lineages, mlflow_run_id=run.info.run_id if run is not None else None)
+        model.cpu().eval().describe(
+            lineages=lineages,
+            training={"preset": cfg.model.preset, "epochs": cfg.train.epochs, "warmup_epochs": cfg.loss.warmup_epochs},
+            mlflow_run_id=run.info.run_id if run is not None else None,
+        )
         if result["epochs_run"]:  # a resumed, finished training is the model already registered
             description = (
                 f"WSI patch encoder (ViT {cfg.model.preset}, 16x16 sub-patches; lineage softmax warm-up then batch-hard triplet), "
@@ -305,9 +308,9 @@ def train_encoder(
             tags = {"split": made_with(patch_index).get("split", {}).get("mode"), "commit": git_commit()}
             log_torch_model(run, model, "gb_kedro.wsi_encoder", description, tags)
     logger.info(
-        "wsi_encoding: %d epochs, best epoch %d, device %s",
+        "wsi_encoding: %d epochs (%s), device %s",
         len(result["history"]),
-        result["best_epoch"],
+        kept_epoch(result, cfg.train.keep),
         result["device"],
     )
     return model, pd.DataFrame(result["history"])
@@ -320,17 +323,20 @@ def _after_epoch(run, model, epoch: int, metrics: dict, hook) -> None:
 
 
 def embed_patches(
-    model: VisionTransformer, patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, cfg: WSIEncodingConfig
+    model: VisionTransformer,
+    patch_index: pd.DataFrame,
+    pixels: PatchPixels,
+    cfg: WSIEncodingConfig,
+    patches: PatchesConfig,
 ) -> pd.DataFrame:
     """CLS embeddings (L2-normalised) of every tumour patch, train and held out, with the index columns."""
-    images = decoded_patches(patch_index, slide_manifest, cfg.data, cfg.checkpoint_dir)
     z = embed(
         model,
-        images,
-        cfg.data.inference_batch_size,
-        cfg.data.test_views,
+        pixels.images,
+        patches.inference_batch_size,
+        patches.test_views,
         device=resolve_device(cfg.device),
-        crop=cfg.data.geometry[1],
+        crop=patches.geometry[1],
     )
     cols = ["slide_id", "x", "y", "lineage_id", "patient_id", "mouse_id", "split", "held_out"]
     frame = patch_index[[c for c in cols if c in patch_index]].reset_index(drop=True)
@@ -339,8 +345,7 @@ def embed_patches(
 
 def evaluate_embeddings(
     embeddings: pd.DataFrame,
-    patch_index: pd.DataFrame,
-    slide_manifest: pd.DataFrame,
+    pixels: PatchPixels,
     model: VisionTransformer,
     split: SplitConfig,
     cfg: WSIEncodingConfig,
@@ -359,8 +364,7 @@ def evaluate_embeddings(
     train = (embeddings["split"] == "train").to_numpy()
     patient_of = dict(zip(embeddings["lineage_id"], embeddings["patient_id"], strict=False))
     y = embeddings["lineage_id"].to_numpy()
-    images = decoded_patches(patch_index.reset_index(drop=True), slide_manifest, cfg.data, cfg.checkpoint_dir)
-    colour = colour_histogram_features(np.moveaxis(images, 1, -1), cfg.colour_bins)
+    colour = colour_histogram_features(np.moveaxis(pixels.images, 1, -1), cfg.colour_bins)
     features = {
         "model": embeddings[cols].to_numpy(),
         "colour_baseline": StandardScaler().fit(colour[train]).transform(colour),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -13,9 +12,10 @@ import pandas as pd
 import pytest
 import torch
 
+from gb_kedro.config import TilingOptions
 from gb_kedro.datasets.patch_store import PatchStore, read_features
 from gb_kedro.errors import InputDataError
-from gb_kedro.slides.tiling import TilingOptions, score_slides
+from gb_kedro.slides.tiling import score_slides
 from gb_kedro.synthetic.slides import SlideSpec, make_scene, write_pyramid_tiff
 from tests.helpers import base_options
 
@@ -113,14 +113,14 @@ def test_decoding_slide_by_slide_local_dask_and_resume(slides, tmp_path, monkeyp
             for i in range(len(index))
         ]
     )
-    local = patches_module.read_patches(index, paths, 64, 16, 2, "ram", None, "local")
-    dask = patches_module.read_patches(index, paths, 64, 16, 2, "ram", None, "dask")
+    local = patches_module.read_patches(index, paths, 64, 16, 2, None, "local")
+    dask = patches_module.read_patches(index, paths, 64, 16, 2, None, "dask")
     np.testing.assert_array_equal(local, direct)
     np.testing.assert_array_equal(dask, direct)
     # a decoding killed after slide S0: its store is there, the rerun decodes only the other slides
-    cache = tmp_path / "cache" / "patches.npy"
+    store = tmp_path / "stores" / "pixels_64"
     rows = index[index["slide_id"] == "S0"][["x", "y", "level", "size", "read_size"]]
-    patches_module.decode_slide(("S0", paths["S0"], rows, 64, 16, Path(str(cache) + ".slides")))
+    patches_module.decode_slide(("S0", paths["S0"], rows, 64, 16, store))
     opened = []
 
     class Counting(PatchDataset):
@@ -129,7 +129,28 @@ def test_decoding_slide_by_slide_local_dask_and_resume(slides, tmp_path, monkeyp
             super().__init__(index, *args, **kwargs)
 
     monkeypatch.setattr(patches_module, "PatchDataset", Counting)
-    resumed = patches_module.read_patches(index, paths, 64, 16, 0, "disk", cache, "local")
+    resumed = patches_module.read_patches(index, paths, 64, 16, 0, store, "local")
     assert sorted(opened) == sorted(set(index["slide_id"]) - {"S0"})
     np.testing.assert_array_equal(resumed, direct)
-    assert cache.exists() and not Path(str(cache) + ".slides").exists()  # the per-slide stores are removed
+    assert not store.exists()  # the per-slide stores are removed once the array is assembled
+
+
+def test_a_broken_slide_among_several_stops_the_local_pool_with_one_line_naming_it(slides, tmp_path, shared):
+    """On the default executor (a pool of spawned processes) a slide that fails in a worker comes back as the
+    one-line error naming it (it used to end in BrokenProcessPool: the error could not be unpickled)."""
+    bad = pd.concat([slides, pd.DataFrame([{"slide_id": "BAD", "path": str(shared("slides/broken.svs"))}])])
+    with pytest.raises(InputDataError, match=r"slide BAD \(.*broken\.svs\): not a slide format OpenSlide can read"):
+        score_slides(bad, opts(), PatchStore(tmp_path / "raise"), executor="local", n_workers=2, on_error="raise")
+
+
+def test_worker_processes_log_through_the_run_and_print_nothing_themselves(shared, tmp_path, caplog, capfd):
+    """The once-per-slide resampling message, logged in a worker, reaches the run's log (one line per slide)."""
+    import logging
+
+    svs = str(shared("slides/cmu_small_region_he.svs"))  # 0.499 um/px, one level: resampled to 1 um/px
+    two = pd.DataFrame({"slide_id": ["A", "B"], "path": [svs, svs]})
+    with caplog.at_level(logging.INFO, logger="gb_kedro"):
+        score_slides(two, opts(), PatchStore(tmp_path), executor="local", n_workers=2)
+    resampled = [r for r in caplog.records if "reading 513 px at level 0" in r.getMessage()]
+    assert sorted(r.getMessage().split(":")[0] for r in resampled) == ["A", "B"]
+    assert "Using '" not in capfd.readouterr().err  # no logging banner from the spawned workers

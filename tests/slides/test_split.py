@@ -78,7 +78,7 @@ def _preset_index(preset: dict, patches_per_slide: int = 6) -> pd.DataFrame:
 @pytest.mark.parametrize("preset", ["tiny", "demo", "paper"])
 def test_three_held_out_sets_never_leak_into_training(preset):
     """Held-out lineages (RNA, mice, patches) and held-out mice never reach training, for every preset."""
-    from gb_kedro.multimodal import training_pairs
+    from gb_kedro.multimodal import PairedCohort, training_pairs
     from tests.helpers import base_options
 
     shape = base_options("synthetic_cohort.presets")[preset]
@@ -100,7 +100,7 @@ def test_three_held_out_sets_never_leak_into_training(preset):
     )
     samples["patient_id"] = samples["lineage_id"].map(dict(zip(index["lineage_id"], index["patient_id"], strict=False)))
     features = pd.DataFrame(1.0, index=samples["sample_id"], columns=["g1", "g2"])
-    rows, trained_lineages, _, rna_of_label = training_pairs(index, features, samples, ["g1", "g2"])
+    rows, trained_lineages, _, rna_of_label = training_pairs(PairedCohort(index, None, features, samples), ["g1", "g2"])
     assert not set(trained_lineages) & held_lineages and not index.loc[rows, "held_out"].ne("").any()
     assert len(rna_of_label) == len(seen)
 

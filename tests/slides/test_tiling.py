@@ -2,16 +2,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gb_kedro.config import TilingOptions
 from gb_kedro.datasets.patch_store import PatchStore
 from gb_kedro.errors import InputDataError
 from gb_kedro.slides.color import brown_mask, brown_mask_float
 from gb_kedro.slides.tiling import (
     LevelChoice,
-    TilingOptions,
     choose_level,
     open_slide,
+    otsu_threshold,
     score_slide,
     score_slides,
+    threshold_effects,
 )
 from gb_kedro.synthetic.slides import SlideSpec, make_scene, write_pyramid_tiff
 from tests.helpers import base_options
@@ -205,4 +207,34 @@ def test_pyramidal_ome_tiff_is_tiled_through_tifffile(synthetic_slide, tmp_path)
     ome, summary = score_slide(path, opts(prefilter="none"))
     generic, _ = score_slide(synthetic_slide, opts(prefilter="none"))
     assert summary["scored_patches"] == 36 and summary["mpp_source"] == "metadata"
+    assert summary["reader"] == "tifffile"  # its tiles are the patches: decoded directly
+    _, regions = score_slide(path, opts(prefilter="none", reader="openslide"))
+    assert regions["reader"] == "tifffile (OME-TIFF)"  # read by regions, still not by OpenSlide (one level at most)
     assert np.abs(ome["brown_ratio"].to_numpy() - generic["brown_ratio"].to_numpy()).max() < 0.03
+
+
+def test_a_nuclear_ki67_stain_keeps_nothing_at_the_default_threshold_and_auto_finds_its_tumour(shared, tmp_path):
+    """The real Ki67 IHC slide: nuclear DAB covers a few % of a field, so the default threshold (0.20, for a stain
+    that browns every tumour cell) keeps no patch. The slide summary gives the brown-ratio distribution, the log
+    what each threshold would keep, and ``threshold: auto`` (Otsu over the scored patches) keeps the stained ones."""
+    slides = pd.DataFrame({"slide_id": ["ki67"], "path": [str(shared("slides/ki67_ihc_os2_generic_tiled.tif"))]})
+    _, fixed = score_slides(slides, opts(), PatchStore(tmp_path / "fixed"))
+    assert fixed.at[0, "tumour_patches"] == 0 and fixed.at[0, "status"] == "no_tumour"
+    assert 0 < fixed.at[0, "brown_p90"] < 0.2 and fixed.at[0, "brown_max"] < 0.2
+    patches, auto = score_slides(slides, opts(threshold="auto"), PatchStore(tmp_path / "auto"))
+    threshold = auto.at[0, "threshold"]
+    assert 0 < threshold < 0.2 and auto.at[0, "tumour_patches"] == int((patches["brown_ratio"] > threshold).sum()) > 0
+    assert patches["tumour"].sum() == auto.at[0, "tumour_patches"]
+
+
+def test_otsu_and_the_threshold_report():
+    ratios = np.r_[np.full(50, 0.001), np.full(30, 0.05)]
+    assert 0.001 < otsu_threshold(ratios) < 0.05
+    with pytest.raises(ValueError, match="same brown ratio"):
+        otsu_threshold(np.zeros(10))
+    text = threshold_effects(ratios, 0.2)
+    assert "0.2 -> 0 (used)" in text and "0.02 -> 30" in text and "Otsu" in text
+    with pytest.raises(InputDataError, match=r"threshold must be in \[0, 1\) or auto"):
+        opts(threshold=1.5)
+    with pytest.raises(InputDataError, match="allowed: auto"):
+        opts(threshold="otsu")

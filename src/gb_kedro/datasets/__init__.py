@@ -11,6 +11,7 @@ Every dataset here
 
 from gb_kedro.datasets.atomic import atomic_path
 from gb_kedro.datasets.figures import FigureDataset
+from gb_kedro.datasets.patch_pixels import PatchPixels, PatchPixelsDataset
 from gb_kedro.datasets.patch_store import PatchStore, PatchStoreDataset, read_features
 from gb_kedro.datasets.slides import PyramidTiffDataset
 from gb_kedro.datasets.star_counts import STAR_COLUMNS, STAR_SUMMARY_ROWS, StarCountsDataset
@@ -23,6 +24,8 @@ __all__ = [
     "STAR_COLUMNS",
     "STAR_SUMMARY_ROWS",
     "JSONDataset",
+    "PatchPixels",
+    "PatchPixelsDataset",
     "PatchStore",
     "PatchStoreDataset",
     "PyramidTiffDataset",

@@ -11,7 +11,7 @@ from kedro.io import AbstractDataset
 from kedro_datasets._typing import JSONPreview, TablePreview
 
 from gb_kedro.datasets.atomic import LocalFileDataset, atomic_path
-from gb_kedro.errors import InputDataError
+from gb_kedro.errors import InputDataError, listed
 
 _SEPARATORS = {".tsv": "\t", ".txt": "\t", ".tab": "\t", ".csv": ","}
 
@@ -51,7 +51,7 @@ def read_table(path: str | Path, *, required_columns: list[str] | None = None, *
         if missing:
             raise InputDataError(
                 path,
-                f"missing required column(s) {missing}; found columns {list(map(str, frame.columns))[:12]}",
+                f"missing required column(s) {missing}; found columns {listed(frame.columns, 12)}",
             )
     if kind != ".parquet" or "source" not in frame.attrs:
         # a parquet the project wrote keeps the user's file it was derived from (pandas stores attrs), so
@@ -130,6 +130,27 @@ class TableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     def save(self, data: pd.DataFrame) -> None:
         write_table(data, self._filepath, **self._save_args)
 
+    def check_input(self) -> None:
+        """Before a run reads it: the file is there (unless optional) and has the required columns (its header
+        only is read), so a missing column stops the run at once, not after hours of training."""
+        if self._missing_ok and not self._filepath.exists():
+            return
+        if not self._filepath.exists():
+            raise InputDataError(self._filepath, "file not found")
+        if self._required:
+            if self._filepath.suffix.lower() == ".parquet":
+                import pyarrow.parquet
+
+                columns = list(pyarrow.parquet.read_schema(self._filepath).names)
+            else:
+                columns = list(read_table(self._filepath, **{**self._load_args, "nrows": 0}).columns)
+            missing = [c for c in self._required if c not in columns]
+            if missing:
+                raise InputDataError(
+                    self._filepath,
+                    f"missing required column(s) {missing}; found columns {listed(columns, 12)}",
+                )
+
     def _exists(self) -> bool:
         return self._filepath.is_file()
 
@@ -143,9 +164,16 @@ class TableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
 
 class JSONDataset(LocalFileDataset):
-    """A JSON document, written atomically (metrics, manifests, marker files)."""
+    """A JSON document, written atomically (metrics, manifests, marker files); with ``missing_ok`` an absent
+    file loads as an empty document (an optional input)."""
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None, missing_ok: bool = False):
+        super().__init__(filepath, metadata)
+        self._missing_ok = missing_ok
 
     def load(self) -> dict:
+        if self._missing_ok and not self._filepath.exists():
+            return {}
         try:
             return json.loads(self._require_file().read_text())
         except json.JSONDecodeError as exc:
@@ -156,7 +184,9 @@ class JSONDataset(LocalFileDataset):
             tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
 
     def preview(self) -> JSONPreview:
-        """The document, as kedro-viz's JSON preview (metrics, summaries)."""
+        """The document, as kedro-viz's JSON preview (metrics, summaries; an absent optional one: ``{}``)."""
+        if self._missing_ok and not self._filepath.exists():
+            return JSONPreview("{}")
         return JSONPreview(self._require_file().read_text())
 
 

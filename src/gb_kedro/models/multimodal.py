@@ -84,7 +84,7 @@ class FusionBlock(nn.Module):
 
 
 @dataclass
-class MultimodalConfig:
+class MultimodalModelConfig:
     """``rna`` / ``wsi``: the encoders' own configs (``config_dict()`` of each); sizes of the new parts."""
 
     rna: dict = field(default_factory=dict)
@@ -96,9 +96,9 @@ class MultimodalConfig:
 
 
 class MultimodalModel(ConfigurableModel):
-    config_class = MultimodalConfig
+    config_class = MultimodalModelConfig
 
-    def __init__(self, config: MultimodalConfig):
+    def __init__(self, config: MultimodalModelConfig):
         super().__init__()
         self.config = config
         self.rna_encoder = RNAMaskedAutoencoder.from_config(config.rna)
@@ -132,7 +132,7 @@ class MultimodalModel(ConfigurableModel):
     ) -> MultimodalModel:
         """A model whose encoders start from the given (pretrained) ones; the WSI classification head is dropped."""
         model = cls(
-            MultimodalConfig(
+            MultimodalModelConfig(
                 rna=rna_encoder.config_dict(), wsi={**wsi_encoder.config_dict(), "num_classes": 0}, **sizes
             )
         )

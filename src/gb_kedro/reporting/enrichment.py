@@ -82,11 +82,7 @@ def enrich(ranked_genes: pd.Series, gene_table: pd.DataFrame, cfg: EnrichmentCon
     ``gmt_paths`` (universe = the harmonised model genes)."""
     universe = set(gene_table["gene_id"])
     symbol_to_id = dict(zip(gene_table["symbol"].astype(str), gene_table["gene_id"], strict=False))
-    sets = {
-        name: map_gene_set(members, symbol_to_id)
-        for path in (cfg.gmt_paths or [])
-        for name, members in read_gmt(path).items()
-    }
+    sets = {name: map_gene_set(members, symbol_to_id) for path in cfg.paths for name, members in read_gmt(path).items()}
     table = hypergeometric_enrichment(set(ranked_genes.head(cfg.top_n)), universe, sets, cfg.min_set_size)
     table["significant"] = table["q_value"] < cfg.alpha
     logger.info(

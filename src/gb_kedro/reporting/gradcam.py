@@ -14,12 +14,12 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from gb_kedro.config import ReportingConfig, WSIEncodingConfig
+from gb_kedro.config import PatchesConfig, ReportingConfig
+from gb_kedro.datasets.patch_pixels import PatchPixels
 from gb_kedro.errors import InputDataError
 from gb_kedro.genes import strip_version
 from gb_kedro.models.multimodal import MultimodalModel
 from gb_kedro.multimodal import image_window_tokens
-from gb_kedro.slides.patches import decoded_patches
 
 
 def attention_gradcam(attention: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
@@ -141,11 +141,48 @@ def attribute(
     rna: np.ndarray,
     baseline: np.ndarray | None,
     cfg: ReportingConfig,
-    wsi: WSIEncodingConfig,
+    patches: PatchesConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Grad-CAM of uint8 patches [N, 3, S, S] paired with RNA vectors [N, G]: (groups [N, n_groups], genes [N, n_genes])."""
-    tokens = image_window_tokens(model, images, wsi.data.geometry[1], wsi.data.inference_batch_size)
+    tokens = image_window_tokens(model, images, patches.geometry[1], patches.inference_batch_size)
     return gradcam_batched(model, tokens, rna, cfg.gradcam_batch_size, cfg.gradcam_layer, baseline)
+
+
+def held_out_attributions(
+    model: MultimodalModel,
+    predictions: pd.DataFrame,
+    patch_index: pd.DataFrame,
+    pixels: PatchPixels,
+    cohort_features: pd.DataFrame,
+    cfg: ReportingConfig,
+    patches: PatchesConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Grad-CAM of every held-out patch of ``predictions`` paired with the RNA sample it retrieved (``sample_1``):
+    (groups [N, n_groups], genes [N, n_genes]; -inf for the genes constant across the cohort's samples)."""
+    genes = model.meta["genes"]
+    rna = cohort_features.loc[predictions["sample_1"], genes].to_numpy(np.float32)
+    images = pixels.rows(patch_rows(patch_index, predictions))
+    groups, scores = attribute(model, images, rna, gene_baseline(cohort_features, genes, cfg), cfg, patches)
+    # a gene constant across the cohort's samples tells no sample from another: never in a patch's top k
+    constant = np.ptp(cohort_features[genes].to_numpy(float), axis=0) == 0
+    return groups, np.where(constant[None, :], -np.inf, scores)
+
+
+def gene_counts(
+    model: MultimodalModel,
+    predictions: pd.DataFrame,
+    patch_index: pd.DataFrame,
+    pixels: PatchPixels,
+    cohort_features: pd.DataFrame,
+    cfg: ReportingConfig,
+    patches: PatchesConfig,
+) -> np.ndarray:
+    """Per model gene, in how many held-out patches' Grad-CAM top-k it is (what Table 2 counts); empty for a
+    model that was not trained (a retraining slot left out: no predictions)."""
+    if not model.meta.get("trained", True) or predictions.empty:
+        return np.zeros(0, dtype=int)
+    _, scores = held_out_attributions(model, predictions, patch_index, pixels, cohort_features, cfg, patches)
+    return np.bincount(top_k_genes(scores, cfg.top_k_per_patch).ravel(), minlength=len(model.meta["genes"]))
 
 
 def _table2_figure(group_table: pd.DataFrame, table2: pd.DataFrame, k: int, n_patches: int) -> Figure:
@@ -172,26 +209,17 @@ def rank_genes(
     model: MultimodalModel,
     predictions: pd.DataFrame,
     patch_index: pd.DataFrame,
-    slide_manifest: pd.DataFrame,
+    pixels: PatchPixels,
     cohort_features: pd.DataFrame,
     gene_groups: pd.DataFrame,
     cfg: ReportingConfig,
-    wsi: WSIEncodingConfig,
+    patches: PatchesConfig,
 ):
     """Grad-CAM of each held-out patch paired with its predicted RNA sample: the occurrence of every gene
     in the per-patch top-k, Table 2 (its first ``table_size`` rows) with its markdown, the group ranking,
     the per-patch table and the figure."""
     genes_versioned = model.meta["genes"]
-    images = decoded_patches(patch_index.reset_index(drop=True), slide_manifest, wsi.data, wsi.checkpoint_dir)
-    rna = cohort_features.loc[predictions["sample_1"], genes_versioned].to_numpy(np.float32)
-    groups, genes = attribute(
-        model,
-        np.asarray(images[patch_rows(patch_index, predictions)]),
-        rna,
-        gene_baseline(cohort_features, genes_versioned, cfg),
-        cfg,
-        wsi,
-    )
+    groups, genes = held_out_attributions(model, predictions, patch_index, pixels, cohort_features, cfg, patches)
     genes_table = gene_groups.set_index("gene_id").loc[[strip_version(g) for g in genes_versioned]].reset_index()
     top = top_k_genes(genes, cfg.top_k_per_patch)
     occurrence = occurrence_table(top, genes_table, n=len(genes_table))

@@ -17,6 +17,8 @@ Nothing here reads ``synthetic_truth``: the table is the same on real data.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -26,8 +28,10 @@ from sklearn.linear_model import RidgeCV
 from statsmodels.stats.multitest import multipletests
 
 from gb_kedro.config import MorphologyLinkConfig
-from gb_kedro.errors import InputDataError
+from gb_kedro.errors import InputDataError, listed
 from gb_kedro.genes import gene_labels
+
+logger = logging.getLogger(__name__)
 
 INDEX_COLUMNS = ("slide_id", "x", "y", "lineage_id", "patient_id", "mouse_id", "split", "held_out")
 
@@ -39,7 +43,8 @@ def lineage_means(per_patch: pd.DataFrame, lineages: list[str], source: str) -> 
     missing = sorted(set(lineages) - set(means.index))
     if missing:
         raise InputDataError(
-            source, f"no tumour patch of lineage(s) {missing[:5]}: cannot relate their genes to images"
+            source,
+            f"no tumour patch of {len(missing)} lineage(s) ({listed(missing)}): cannot relate their genes to images",
         )
     return means.loc[lineages].fillna(means.mean())
 
@@ -95,9 +100,11 @@ def out_of_group_predictions(
 
 
 def r2_scores(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Out-of-sample R^2 per column: 1 - SS(residual) / SS(around the mean of all rows); <= 0 = no skill."""
+    """Out-of-sample R^2 per column: 1 - SS(residual) / SS(around the mean of all rows); <= 0 = no skill; NaN for
+    a column without variance (nothing to predict: such genes are dropped before scoring, :func:`link_table`)."""
     total = ((y - y.mean(0)) ** 2).sum(0)
-    return 1.0 - ((y - pred) ** 2).sum(0) / np.where(total > 0, total, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, 1.0 - ((y - pred) ** 2).sum(0) / np.where(total > 0, total, 1.0), np.nan)
 
 
 def spearman_scores(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -145,7 +152,7 @@ def lineage_targets(cohort_features: pd.DataFrame, cohort_samples: pd.DataFrame)
     lineage = cohort_samples.set_index("sample_id")["lineage_id"]
     unknown = sorted(set(cohort_features.index) - set(lineage.index))
     if unknown:
-        raise InputDataError("cohort_samples", f"RNA sample(s) without a lineage: {unknown[:5]}")
+        raise InputDataError("cohort_samples", f"{len(unknown)} RNA sample(s) without a lineage: {listed(unknown)}")
     return cohort_features.groupby(lineage.loc[cohort_features.index].to_numpy()).mean().sort_index()
 
 
@@ -177,6 +184,16 @@ def link_table(
     }
     patient = cohort_samples.drop_duplicates("lineage_id").set_index("lineage_id")["patient_id"]
     groups = np.asarray(lineages) if cfg.cv_unit == "lineage" else patient.loc[lineages].to_numpy()
+    varies = np.ptp(targets.loc[lineages].to_numpy(float), axis=0) > 0
+    constant = [g for g, v in zip(targets.columns, varies, strict=True) if not v]
+    if constant:  # e.g. genes at 0 in every cohort sample: nothing to predict, and they would fill the null with 1.0
+        logger.info(
+            "morphology link: %d of %d genes are constant across the cohort's lineages and are not ranked (%s)",
+            len(constant),
+            len(varies),
+            listed(constant),
+        )
+    targets = targets.loc[:, varies]
     y = targets.loc[lineages].to_numpy(float)
     labels = gene_labels(list(targets.columns), gene_groups)
     table = labels[["gene_id_versioned", "symbol", "group", "gene_id"]].set_axis(
@@ -186,6 +203,9 @@ def link_table(
         "n_lineages": len(lineages),
         "n_folds": len(folds(groups)),
         "cv_unit": cfg.cv_unit,
+        "rank_by": cfg.rank_by,
+        "n_genes": int(y.shape[1]),
+        "genes_without_variance": len(constant),
         "representations": {},
     }
     for k, kind in enumerate(cfg.representations):

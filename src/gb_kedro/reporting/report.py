@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from gb_kedro.config import MultimodalConfig, ReportingConfig, RNAEncodingConfig, SplitConfig, WSIEncodingConfig
+from gb_kedro.config import PatchesConfig, ReportingConfig, SplitConfig
 from gb_kedro.evaluation import SET_LABELS, table1_sizes, table1_wide
 from gb_kedro.genes import strip_version
 from gb_kedro.reporting.gene_scoring import gene_roles
@@ -29,14 +29,49 @@ def figure_png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
+def _whole_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Float columns that hold only whole numbers (counts that went through a NaN) shown as integers."""
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if pd.api.types.is_float_dtype(values) and values.notna().any():
+            finite = values.dropna()
+            if (finite == finite.round()).all() and finite.abs().max() < 2**53:
+                out[column] = values.astype("Int64")
+    return out
+
+
 def table_html(frame: pd.DataFrame, digits: int = 3) -> str:
-    return frame.to_html(
+    """A table (counts as integers, other numbers to ``digits`` places) in a box that scrolls sideways when wide."""
+    table = _whole_numbers(frame).to_html(
         index=False,
         float_format=lambda v: f"{v:.{digits}g}" if abs(v) < 1e-3 and v != 0 else f"{v:.{digits}f}",
         border=0,
         classes="table",
         na_rep="",
     )
+    return f'<div class="wide">{table}</div>'
+
+
+def verdict(text: str) -> str:
+    """A one-line reading of the table or column below it."""
+    return f'<p class="verdict">{html.escape(text)}</p>'
+
+
+def table1_verdicts(table1: pd.DataFrame) -> list[str]:
+    """Per held-out set: a line when no configuration's 95 % interval lies above chance there."""
+    lines = []
+    for name in [s for s in SET_LABELS if s in set(table1["held_out"])]:
+        part = table1[table1["held_out"] == name]
+        if (part["lineage_accuracy_ci_low"] > part["lineage_chance"]).any():
+            continue
+        best = part.sort_values("lineage_accuracy", ascending=False).iloc[0]
+        lines.append(
+            f"{SET_LABELS[name]}: no configuration beats chance (best: {best['configuration']}, "
+            f"{best['lineage_accuracy']:.3f}, 95 % interval {best['lineage_accuracy_ci_low']:.3f}-"
+            f"{best['lineage_accuracy_ci_high']:.3f}; chance {best['lineage_chance']:.3f})."
+        )
+    return lines
 
 
 def render_report(sections: list[tuple[str, str]], title: str) -> str:
@@ -45,7 +80,8 @@ def render_report(sections: list[tuple[str, str]], title: str) -> str:
         "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
         "table.table{border-collapse:collapse;font-size:13px;margin:.5em 0}table.table td,table.table th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
         "table.table th{background:#f3f3f3}img{max-width:100%;border:1px solid #ddd;margin:4px}h2{border-bottom:2px solid #446;padding-bottom:3px;margin-top:1.6em}"
-        ".grid img{max-width:32%}.note{color:#555;font-size:13px}"
+        ".grid img{max-width:32%}.note{color:#555;font-size:13px}.wide{overflow-x:auto;max-width:100%}"
+        ".verdict{font-weight:600;color:#7a2e00;margin:.4em 0}"
     )
     toc = "".join(f'<li><a href="#s{i}">{html.escape(h)}</a></li>' for i, (h, _) in enumerate(sections))
     body = "".join(f'<h2 id="s{i}">{html.escape(h)}</h2>\n{content}\n' for i, (h, content) in enumerate(sections))
@@ -96,7 +132,8 @@ def _table1_section(table1: pd.DataFrame, wsi_metrics: dict, confusion_png: byte
         if f"{name}/model_accuracy" in wsi_metrics
     )
     return (
-        "<h3>Lineage accuracy (95 % CI)</h3>"
+        "".join(verdict(line) for line in table1_verdicts(table1))
+        + "<h3>Lineage accuracy (95 % CI)</h3>"
         + table_html(table1_wide(table1))
         + "<h3>Patient accuracy (95 % CI)</h3>"
         + table_html(table1_wide(table1, "patient_accuracy"))
@@ -161,11 +198,16 @@ def _seeds_section(summed: pd.DataFrame, per_seed: pd.DataFrame, metrics: dict, 
         *[c for c in summed.columns if c.startswith("occurrence_seed_")],
     ]
     columns += ["planted"] if "planted" in summed.columns else []
+    overlap = (
+        f"Overlap of the per-seed top {n}: mean Jaccard {metrics['jaccard_mean']:.2f} (min {metrics['jaccard_min']:.2f}); "
+        f"{metrics['in_every_seed_top']} gene(s) in every seed's top {n}."
+        if metrics["n_seeds"] > 1
+        else "One model only (multimodal.retrainings.seeds = 1): no overlap between seeds to compute."
+    )
     return (
         _note(
-            f"The reporting row retrained with {metrics['n_seeds']} seeds (seed 0 = the Table 1 model); each model's held-out "
-            f"patches retrieve an RNA sample and are attributed with it. Overlap of the per-seed top {n}: mean Jaccard "
-            f"{metrics['jaccard_mean']:.2f} (min {metrics['jaccard_min']:.2f}); {metrics['in_every_seed_top']} gene(s) in every seed's top {n}."
+            f"The model row trained with {metrics['n_seeds']} seed(s) (seed 0 = the Table 1 model); each model's held-out "
+            f"patches retrieve an RNA sample and are attributed with it. {overlap}"
         )
         + _img(figure, "seed stability")
         + "<h3>Summed over seeds</h3>"
@@ -184,7 +226,8 @@ def _link_section(link: pd.DataFrame, summary: dict, figure: bytes, n: int) -> s
         for k, v in summary["representations"].items()
     )
     return (
-        table_html(link[columns].head(n))
+        verdict(link_verdict(summary, summary.get("rank_by", reps[-1])))
+        + table_html(link[columns].head(n))
         + _note(
             f"For each gene, each lineage's expression (z-scored) predicted from the mean image representation of its "
             f"tumour patches by ridge regression fitted on the OTHER lineages (leave-one-{summary['cv_unit']}-out, "
@@ -227,28 +270,31 @@ def _axis_probe_section(probe: pd.DataFrame, rna: dict) -> str:
 def run_header(
     cfg: ReportingConfig,
     split: SplitConfig,
-    cohort: dict,
-    rna: RNAEncodingConfig,
-    wsi: WSIEncodingConfig,
-    mm: MultimodalConfig,
+    patches: PatchesConfig,
+    marker: dict,
+    rna_encoder,
+    wsi_encoder,
+    model,
 ) -> dict:
-    """The report's header: which MLflow run, when, which commit, which data and split, key parameters."""
+    """The report's header: which MLflow run, when, which commit, which data and split, and how the models were
+    trained (from their records: ``meta["training"]``); ``marker``: the synthetic generator's (empty on your data)."""
     import mlflow
 
     active = mlflow.active_run()
+    rna, wsi, mm = (m.meta.get("training", {}) for m in (rna_encoder, wsi_encoder, model))
     return {
         "MLflow run": active.info.run_id if active is not None else "not tracked",
         "date (UTC)": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "commit": git_commit(),
-        "data": f"embedded synthetic cohort, preset {cohort.get('preset')}"
-        if cohort.get("enabled")
+        "data": f"embedded synthetic cohort, preset {marker.get('preset')}"
+        if marker
         else "your data (conf/<env>/catalog.yml)",
         "evaluation split": f"{split.mode} (test fraction {split.test_fraction}, test mice per lineage {split.test_mice_per_lineage}, seed {split.seed})",
-        "epochs": f"RNA {rna.pretrain.epochs} TCGA + {rna.cohort.epochs} cohort; WSI {wsi.train.epochs} ({wsi.loss.warmup_epochs} warm-up); "
-        f"multimodal {mm.train.epochs}",
-        "models": f"RNA {rna.model.preset}, ViT {wsi.model.preset} on {wsi.data.patch_px}-px windows, fusion depth {mm.model.fusion_depth}",
+        "epochs": f"RNA {rna.get('pretrain_epochs')} TCGA + {rna.get('cohort_epochs')} cohort; WSI {wsi.get('epochs')} "
+        f"({wsi.get('warmup_epochs')} warm-up); multimodal {mm.get('epochs')}",
+        "models": f"RNA {rna.get('preset')}, ViT {wsi.get('preset')} on {patches.model_px}-px windows, fusion depth "
+        f"{mm.get('fusion_depth')}",
         "Grad-CAM genes per patch": cfg.top_k_per_patch,
-        "permutation-null retrainings": cfg.n_permutations,
     }
 
 
@@ -266,23 +312,108 @@ def mark_planted(table2: pd.DataFrame, truth_drivers: pd.DataFrame) -> pd.DataFr
     return table2.assign(planted=table2["gene_id"].astype(str).map(strip_version).map(role).fillna(""))
 
 
-def build_report(tables: dict, metrics: dict, figures: dict, qc_pngs: dict, n_qc_slides: int, run: dict) -> str:
+def table2_verdict(table2: pd.DataFrame, validation: dict) -> str:
+    """Table 2 against its null (embedded cohort: planted drivers and decoys in its top rows, precision against
+    the permutation null) or, without planted truth, what it can and cannot say."""
+    if not validation:
+        return (
+            "No planted truth and no null on this data: Table 2 ranks the genes that tell the lineages apart "
+            "(retrieval with one RNA sample per lineage is lineage identification), not genes shown to shape the "
+            "tissue; read it beside the morphology-link table."
+        )
+    planted = table2["planted"] if "planted" in table2.columns else pd.Series(dtype=str)
+    n, p95 = validation["table_size"], validation["permutation_null_p95"]
+    beats = validation["n_permutations"] > 0 and validation["gradcam_precision"] > p95
+    null = (
+        f"its permutation null's 95th percentile {p95:.2f} ({validation['n_permutations']} retrainings, "
+        f"p = {validation['permutation_p_value']:.2f})"
+        if validation["n_permutations"]
+        else "no permutation null (multimodal.retrainings.permutations = 0)"
+    )
+    return (
+        f"Top {n}: {int((planted == 'driver').sum())} planted driver(s) and {int((planted == 'decoy').sum())} decoy(s); "
+        f"precision {validation['gradcam_precision']:.2f} against {null}: "
+        + ("above its null." if beats else "not above its null.")
+    )
+
+
+def link_verdict(summary: dict, rank_by: str) -> str:
+    """How many genes the morphology-link table finds at q < 0.05 (and the genes it could not rank)."""
+    found = summary["representations"][rank_by]["genes_q_below_0.05"]
+    constant = summary.get("genes_without_variance", 0)
+    skipped = f" {constant} gene(s) constant across the cohort's lineages are not ranked." if constant else ""
+    if not found:
+        return (
+            f"No gene is predicted from the images of unseen lineages better than its permutation null (q < 0.05 "
+            f"for none of {summary['n_genes']} genes, {rank_by}).{skipped}"
+        )
+    return f"{found} of {summary['n_genes']} genes at q < 0.05 ({rank_by}).{skipped}"
+
+
+def profile_figure(profile: pd.DataFrame, n: int = 25) -> Figure:
+    """The ``n`` longest nodes of the run, seconds as horizontal bars (training nodes darker)."""
+    top = profile.head(n).iloc[::-1]
+    fig = Figure(figsize=(8, 0.22 * len(top) + 1.0), dpi=110)
+    ax = fig.add_subplot(1, 1, 1)
+    colours = ["#2b4a7a" if pd.notna(e) else "#8fa6c7" for e in top["epochs"]]
+    ax.barh(top["node"], top["seconds"], color=colours)
+    ax.set_xlabel("seconds (dark: training nodes)")
+    ax.tick_params(axis="y", labelsize=6)
+    ax.set_title(f"Time profile: the {len(top)} longest nodes of {len(profile)}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _profile_section(profile: pd.DataFrame) -> str:
+    total = profile["seconds"].sum()
+    training = profile[profile["epochs"].notna()]
+    return (
+        _img(figure_png(profile_figure(profile)), "time profile")
+        + table_html(profile.head(25))
+        + _note(
+            f"{total:.0f} s in {len(profile)} nodes before this report; {training['seconds'].sum():.0f} s "
+            f"({training['seconds'].sum() / max(total, 1e-9):.0%}) in the {len(training)} training nodes. epoch_seconds: "
+            "mean wall time of an epoch (training and validation); samples_per_s: training samples per second. "
+            "All of it in data/08_reporting/timings.json once the run ends, and in the MLflow run (time/<node>)."
+        )
+    )
+
+
+def build_report(
+    tables: dict,
+    metrics: dict,
+    figures: dict,
+    tsne: dict,
+    qc_pngs: dict,
+    n_qc_slides: int,
+    run: dict,
+    model_label: str,
+    n_attributed: int,
+    profile: pd.DataFrame | None = None,
+) -> str:
     """One self-contained HTML page with every table and figure of the run, each captioned.
 
     ``tables``: table1, table2 (with ``planted`` when known), enrichment, gradcam_groups, cluster_survival,
-    survival_tests, mice; ``metrics``: validation, wsi, rna_ppi; ``figures`` (PNG bytes): gradcam, km, curves,
-    tsne_ppi, tsne_chromosome, confusion; ``run``: the header (which run, commit, data, split, parameters)."""
-    validation, rna = metrics["validation"], metrics["rna_ppi"]
-    n_patches = int(tables["table1"].iloc[0]["n_patches"])
+    survival_tests, mice; ``metrics``: validation, wsi, rna_metrics (the model row's RNA encoder); ``figures`` (PNG
+    bytes): gradcam, km, curves, confusion; ``tsne``: grouping -> Fig. 5; ``run``: the header (which run, commit,
+    data, split, parameters); ``model_label``: Table 2's model; ``n_attributed``: the held-out patches Grad-CAM
+    attributed; ``profile``: the run's time profile so far (:meth:`gb_kedro.profiling.RunProfile.table`)."""
+    validation, rna = metrics["validation"], metrics["rna_metrics"]
+    run = {
+        **run,
+        "permutation-null retrainings": validation["n_permutations"]
+        if validation
+        else "none scored (no planted truth)",
+    }
     table2_note = _note(
-        f"The genes most often among the top {run.get('Grad-CAM genes per patch', '')} Grad-CAM genes of the {n_patches} held-out "
-        "patches, each paired with the RNA sample it retrieved (model: all trainable, no reconstruction, PPI groups). "
+        f"The genes most often among the top {run.get('Grad-CAM genes per patch', '')} Grad-CAM genes of the {n_attributed} held-out "
+        f"patches (every held-out set), each paired with the RNA sample it retrieved (model: {model_label}). "
         + (
             "'planted' marks the embedded cohort's driver and decoy genes. "
             if "planted" in tables["table2"].columns
             else ""
         )
-        + "Figure and table below: mean Grad-CAM per PPI gene group; the genes' occurrences."
+        + "Figure and table below: mean Grad-CAM per gene group; the genes' occurrences."
     )
     sections = [
         (
@@ -291,7 +422,8 @@ def build_report(tables: dict, metrics: dict, figures: dict, qc_pngs: dict, n_qc
         ),
         (
             "Table 2: Grad-CAM genes",
-            table_html(tables["table2"])
+            verdict(table2_verdict(tables["table2"], validation))
+            + table_html(tables["table2"])
             + table2_note
             + _img(figures["gradcam"], "Grad-CAM")
             + table_html(tables["gradcam_groups"]),
@@ -333,9 +465,23 @@ def build_report(tables: dict, metrics: dict, figures: dict, qc_pngs: dict, n_qc
     sections.append(
         (
             "Aggressiveness: lineage clusters and survival",
-            _img(figures["km"], "Kaplan-Meier")
-            + table_html(tables["cluster_survival"])
-            + table_html(tables["survival_tests"])
+            (
+                _img(figures["km"], "Kaplan-Meier")
+                + table_html(tables["cluster_survival"])
+                + table_html(tables["survival_tests"])
+                + _note(
+                    "p_value: the log-rank statistic's permutation p with the lineage as the unit (RNA clusters "
+                    "permuted across lineages; for image clusters, whole lineages' survival moved between lineages of "
+                    "the same size). p_value_as_independent counts every mouse as an independent animal: it is not a "
+                    "valid test here (mice of one lineage carry one tumour), shown for comparison only."
+                )
+                if len(tables["survival_tests"])
+                else verdict(
+                    "Survival not analysed: the slide manifest has no survival_days column (optional); the lineage "
+                    "clusters below are kept."
+                )
+                + table_html(tables["cluster_survival"])
+            )
             + _note(
                 f"Mouse-level lineage retrieval (majority vote of a mouse's patches): {mice['majority_correct'].mean():.3f} over {len(mice)} mice."
             ),
@@ -344,10 +490,10 @@ def build_report(tables: dict, metrics: dict, figures: dict, qc_pngs: dict, n_qc
     sections.append(
         (
             "Fig. 5: t-SNE of RNA embeddings",
-            _img(figures["tsne_ppi"], "t-SNE PPI")
-            + _img(figures["tsne_chromosome"], "t-SNE chromosome")
+            "".join(_img(png, f"t-SNE {grouping}") for grouping, png in tsne.items())
             + _note(
-                f"PPI groups: cohort nearest to brain {rna.get('cohort_nearest_brain_fraction_encoder', float('nan')):.0%}."
+                f"RNA encoder of the model row ({rna.get('variant', '')} groups): cohort nearest to brain "
+                f"{rna.get('cohort_nearest_brain_fraction_encoder', float('nan')):.0%}."
             ),
         )
     )
@@ -365,6 +511,8 @@ def build_report(tables: dict, metrics: dict, figures: dict, qc_pngs: dict, n_qc
             ),
         )
     )
+    if profile is not None and len(profile):
+        sections.append(("Time profile of this run", _profile_section(profile)))
     qc = "".join(_img(png, name) for name, png in list(qc_pngs.items())[:n_qc_slides])
     sections.append(
         (

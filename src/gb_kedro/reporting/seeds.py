@@ -1,90 +1,14 @@
-"""Seed stability of Grad-CAM's Table 2: the reporting row's multimodal model retrained with other seeds, each
-model's held-out patches retrieving an RNA sample (eq. 9) and attributed with it, occurrences summed over
-seeds, and the overlap (Jaccard) of the per-seed top ``table_size``."""
+"""Seed stability of Grad-CAM's Table 2: the model row's retrainings with other seeds (trained by the multimodal
+pipeline, ``seed_<k>``), each model's held-out patches attributed with the RNA sample they retrieved, occurrences
+summed over seeds, and the overlap (Jaccard) of the per-seed top ``table_size``."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-import logging
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-
-from gb_kedro.config import MultimodalConfig, ReportingConfig, WSIEncodingConfig
-from gb_kedro.errors import InputDataError
-from gb_kedro.evaluation import retrieval
-from gb_kedro.models.multimodal import MultimodalModel
-from gb_kedro.multimodal import embed_images, embed_rna, held_out_pairs, train_row
-from gb_kedro.reporting.gradcam import attribute, gene_baseline, top_k_genes
-from gb_kedro.slides.patches import decoded_patches
-
-logger = logging.getLogger(__name__)
-
-# Namespaced seed pipelines in the reporting pipeline (``seed_1`` ...); the first ``reporting.n_seeds - 1`` train.
-SEED_SLOTS = 4
-
-
-def held_out_counts(
-    model: MultimodalModel,
-    patch_index: pd.DataFrame,
-    slide_manifest: pd.DataFrame,
-    cohort_features: pd.DataFrame,
-    cohort_samples: pd.DataFrame,
-    cfg: ReportingConfig,
-    mm: MultimodalConfig,
-    wsi: WSIEncodingConfig,
-) -> np.ndarray:
-    """Per model gene, in how many held-out patches' Grad-CAM top-k it is: each held-out patch retrieves an
-    RNA sample (eq. 9) and is attributed with it (what Table 2 counts)."""
-    genes = model.meta["genes"]
-    _, rna_all, index, test_rows, _ = held_out_pairs(patch_index, cohort_features, cohort_samples, genes)
-    images = np.asarray(decoded_patches(index, slide_manifest, wsi.data, wsi.checkpoint_dir)[test_rows])
-    image_z = embed_images(model, images, wsi.data, mm.evaluation.image_batch_size)
-    _, ranked = retrieval(image_z, embed_rna(model, rna_all, mm.evaluation.rna_batch_size), top=1)
-    _, gene_scores = attribute(
-        model, images, rna_all[ranked[:, 0]], gene_baseline(cohort_features, genes, cfg), cfg, wsi
-    )
-    return np.bincount(top_k_genes(gene_scores, cfg.top_k_per_patch).ravel(), minlength=len(genes))
-
-
-def train_seed(
-    wsi_encoder,
-    rna_encoder,
-    patch_index: pd.DataFrame,
-    slide_manifest: pd.DataFrame,
-    cohort_features: pd.DataFrame,
-    cohort_samples: pd.DataFrame,
-    cfg: ReportingConfig,
-    mm: MultimodalConfig,
-    wsi: WSIEncodingConfig,
-    row,
-    slot: int,
-) -> np.ndarray:
-    """Seed ``slot`` (1 ..): the reporting row retrained with seed ``multimodal.seed + slot`` and its
-    held-out occurrence counts; an empty array (nothing trained) for a slot beyond ``reporting.n_seeds - 1``."""
-    if cfg.n_seeds > SEED_SLOTS + 1 or cfg.n_seeds < 1:
-        raise InputDataError(
-            cfg.SOURCE, f"reporting.n_seeds is {cfg.n_seeds}; the pipeline holds 1 to {SEED_SLOTS + 1} seeds"
-        )
-    if slot >= cfg.n_seeds:
-        logger.info("reporting: seed %d not trained (reporting.n_seeds = %d)", slot, cfg.n_seeds)
-        return np.zeros(0, dtype=int)
-    model, _ = train_row(
-        wsi_encoder,
-        rna_encoder,
-        patch_index,
-        slide_manifest,
-        cohort_features,
-        cohort_samples,
-        dataclasses.replace(mm, seed=mm.seed + slot),
-        wsi,
-        row,
-        name=f"{row.name}_seed_{slot}",
-        register=False,
-    )
-    return held_out_counts(model, patch_index, slide_manifest, cohort_features, cohort_samples, cfg, mm, wsi)
 
 
 def counts_of(occurrence: pd.DataFrame, genes: pd.DataFrame) -> np.ndarray:

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from gb_kedro.datasets.slides import open_slide
+from gb_kedro.errors import listed
 
 
 class PatchDataset(Dataset):
@@ -41,7 +42,7 @@ class PatchDataset(Dataset):
         self.index = index.reset_index(drop=True)
         missing = sorted(set(self.index["slide_id"]) - set(slide_paths))
         if missing:
-            raise KeyError(f"no path for slide(s) {missing[:3]}")
+            raise KeyError(f"no path for {len(missing)} slide(s): {listed(missing)}")
         self.slide_paths = dict(slide_paths)
         self.label_column = label_column
         self.classes = sorted(self.index[label_column].unique()) if label_column else []

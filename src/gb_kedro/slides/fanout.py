@@ -9,11 +9,16 @@ back. Kedro's runner is untouched: the fan-out lives inside the node.
 * ``dask``: a ``distributed.Client`` at ``address`` (a scheduler started by ``dask scheduler``, dask-jobqueue,
   Kubernetes ...; else Dask's own ``scheduler-address`` setting, e.g. ``DASK_SCHEDULER_ADDRESS``), or, without
   one, a ``LocalCluster`` of ``n_workers`` processes with ``threads_per_worker`` threads each, closed at the end.
+
+The workers' log records come back to this process and go through its handlers (one line each, in the run's
+log; the workers print nothing themselves). A job that fails stops the map with its own exception (e.g. the
+one-line :class:`~gb_kedro.errors.InputDataError` naming the slide); jobs not yet started are cancelled.
 """
 
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import multiprocessing
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -53,12 +58,48 @@ def map_slides(
         bar.close()
 
 
+class _ToOwnLogger(logging.Handler):
+    """Hands a record that came back from a worker to this process's logger of the same name (its level, filters
+    and handlers: the run's log)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)
+
+
+def _worker_logging(queue, level: int) -> None:
+    """In a worker process: every record goes back to the parent through ``queue``; nothing is printed here
+    (the handlers that importing Kedro configured in the worker are removed)."""
+    root = logging.getLogger()
+    for logger in [root, *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))]:
+        for handler in list(getattr(logger, "handlers", [])):
+            logger.removeHandler(handler)
+        if logger is not root:
+            logger.propagate = True
+    root.addHandler(logging.handlers.QueueHandler(queue))
+    root.setLevel(level)
+
+
 def _pool(fn, jobs: list, n_workers: int) -> Iterator[Any]:
     # spawn, not fork: a forked child of a process that has run torch / OpenMP can deadlock in its first op
-    with ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    listener = logging.handlers.QueueListener(queue, _ToOwnLogger())
+    listener.start()
+    pool = ProcessPoolExecutor(
+        max_workers=n_workers,
+        mp_context=context,
+        initializer=_worker_logging,
+        initargs=(queue, logging.getLogger("gb_kedro").getEffectiveLevel()),
+    )
+    try:
         futures = [pool.submit(fn, job) for job in jobs]
         for future in as_completed(futures):
             yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # after a failure: the jobs not started are dropped
+        listener.stop()
 
 
 def _dask(fn, jobs: list, n_workers: int, address: str | None, threads_per_worker: int) -> Iterator[Any]:
@@ -89,6 +130,7 @@ def _dask(fn, jobs: list, n_workers: int, address: str | None, threads_per_worke
         client = Client(cluster)
     try:
         logger.debug("Dask: %s", client)
+        client.forward_logging("gb_kedro", level=logging.getLogger("gb_kedro").getEffectiveLevel())
         futures = client.map(fn, jobs, pure=False)
         for future in dask_completed(futures):
             yield future.result()

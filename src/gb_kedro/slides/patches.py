@@ -1,8 +1,8 @@
-"""Decoded tumour patches as arrays, shared by every stage that feeds patches to a model.
+"""Decoded tumour patches as arrays, and the views a model is fed.
 
-* :func:`decoded_patches`: the patches of a patch index decoded once per run, slide by slide on the configured
-  executor into per-slide HDF5 stores (resumable), assembled into a ``.npy`` memory map keyed by the index and
-  the read size (``cache: disk``), shared by the training, embedding and evaluation nodes;
+* :func:`decode_patches`: every patch of a patch index decoded once per run (the catalog entry ``patch_pixels``),
+  slide by slide on the configured executor, each slide first into a per-slide HDF5 store (a killed run resumes
+  from the slides done; the stores are removed once the array is assembled);
 * :func:`training_view`: one patch as a float tensor, cut to a (random or centre) window and augmented;
 * :func:`windows` / :func:`window_batches`: the non-overlapping model-sized windows of patches, batch by
   batch, optionally each in its 8 flips / 90-degree rotations (:func:`dihedral`; inference averages a
@@ -20,14 +20,14 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from gb_kedro.config import PatchDataConfig
-from gb_kedro.datasets.atomic import atomic_path
+from gb_kedro.config import PatchesConfig
+from gb_kedro.datasets.patch_pixels import PatchPixels, pixels_key
 from gb_kedro.datasets.patch_store import read_images, slide_file_key, write_images
+from gb_kedro.provenance import fingerprint
 from gb_kedro.slides.augment import Augment
 from gb_kedro.slides.dataset import PatchDataset
 from gb_kedro.slides.fanout import map_slides
 from gb_kedro.slides.manifest import slide_paths
-from gb_kedro.training import fingerprint
 
 
 def read_patches(
@@ -36,38 +36,27 @@ def read_patches(
     output_size: int,
     batch_size: int,
     num_workers: int,
-    cache: str,
-    cache_path: str | Path | None,
+    store: str | Path | None = None,
     executor: str = "local",
 ) -> np.ndarray:
-    """Decode the patches of ``index`` once: uint8 ``[N, 3, S, S]``.
+    """Decode the patches of ``index``: uint8 ``[N, 3, S, S]`` in index order.
 
     Slide by slide (:func:`decode_slide`, one unit of work per slide on ``executor``: ``local`` processes when
-    ``num_workers`` > 1, or ``dask``), assembled in index order. ``cache: disk``: each slide's patches are first
-    written to an HDF5 store beside ``cache_path`` (``<cache>.slides/<slide_id>.h5``; a killed run resumes from
-    the slides done), the result is kept as a ``.npy`` memory map at ``cache_path`` (reused when it matches)
-    and the per-slide stores are removed. ``cache: ram``: no file; the pixels come back from the workers.
+    ``num_workers`` > 1, or ``dask``). With a ``store`` folder each slide's patches are written there first
+    (``<store>/<slide_id>.h5``; a killed run resumes from the slides done) and the folder is removed once the
+    array is assembled; without one the pixels come back from the workers.
     """
-    if cache == "disk" and cache_path is not None and Path(cache_path).exists():
-        cached = np.load(cache_path, mmap_mode="r")
-        if cached.shape == (len(index), 3, output_size, output_size):
-            return cached
     index = index.reset_index(drop=True)
-    # per-slide stores only with the disk cache: the checkpoint of a long decoding, removed once assembled
-    store = Path(str(cache_path) + ".slides") if cache == "disk" and cache_path is not None else None
+    store = Path(store) if store is not None else None
     columns = [c for c in ("x", "y", "level", "size", "read_size") if c in index]
     jobs, positions = [], {}
     for slide_id, rows in index.groupby("slide_id", sort=False):
         jobs.append((slide_id, str(paths[slide_id]), rows[columns], output_size, batch_size, store))
         positions[slide_id] = rows.index.to_numpy()
     out = np.empty((len(index), 3, output_size, output_size), np.uint8)
-    workers = max(1, num_workers)
-    for slide_id, images in map_slides(decode_slide, jobs, executor, workers, desc="Decoding patches"):
+    for slide_id, images in map_slides(decode_slide, jobs, executor, max(1, num_workers), desc="Decoding patches"):
         out[positions[slide_id]] = images if store is None else read_images(store / f"{slide_id}.h5")
     if store is not None:
-        Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(cache_path) as tmp:
-            np.save(tmp, out)
         shutil.rmtree(store, ignore_errors=True)
     return out
 
@@ -95,25 +84,23 @@ def decode_slide(job: tuple) -> tuple[str, np.ndarray | None]:
     return slide_id, None
 
 
-def decoded_patches(
-    index: pd.DataFrame, manifest: pd.DataFrame, data: PatchDataConfig, cache_dir: str | Path
-) -> np.ndarray:
-    """Every patch of ``index`` decoded at the read size of ``data`` (cached in ``cache_dir`` by content key)."""
-    read_px, _ = data.geometry
-    columns = ["slide_id", "x", "y", "level", "size"]
-    if "read_size" in index and (index["read_size"] != index["size"]).any():
-        columns.append("read_size")  # resampled patches; the key of unresampled indexes is unchanged
-    key = fingerprint(index[columns].to_numpy().astype(str).tolist(), read_px)
-    return read_patches(
+def decode_patches(
+    index: pd.DataFrame, manifest: pd.DataFrame, cfg: PatchesConfig, store_root: str | Path
+) -> PatchPixels:
+    """Every patch of ``index`` decoded at the size of ``cfg`` (:attr:`PatchesConfig.geometry`), per-slide
+    stores under ``<store_root>/pixels_<px>`` while it runs."""
+    index = index.reset_index(drop=True)
+    px, _ = cfg.geometry
+    images = read_patches(
         index,
         slide_paths(manifest),
-        read_px,
-        data.decode_batch_size,
-        data.num_workers,
-        data.cache,
-        Path(cache_dir) / f"wsi_patches_{key}.npy",
-        data.executor,
+        px,
+        cfg.decode.batch_size,
+        cfg.decode.num_workers,
+        Path(store_root) / f"pixels_{px}",
+        cfg.decode.executor,
     )
+    return PatchPixels(images, pixels_key(index, px))
 
 
 def training_view(

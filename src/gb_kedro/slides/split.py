@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from gb_kedro.config import HELD_OUT_SETS, SPLIT_MODES, SplitConfig
-from gb_kedro.errors import InputDataError
+from gb_kedro.errors import InputDataError, listed
+from gb_kedro.slides.tiling import threshold_effects
 
 logger = logging.getLogger(__name__)
 
@@ -143,21 +144,29 @@ def held_out_sets(index: pd.DataFrame) -> list[str]:
     return [s for s in SETS if s in present]
 
 
-def require_training_patches(index: pd.DataFrame, lineage_split: pd.DataFrame, lineages, source: str) -> None:
+def require_training_patches(
+    index: pd.DataFrame, lineage_split: pd.DataFrame, lineages, source: str, brown_ratios: np.ndarray | None = None
+) -> None:
     """Every lineage that is not held out whole must keep training patches: a lineage with none (no tumour
     patch at all, or all of them held out) would be evaluated against an encoder that never saw it.
 
     Raises:
-        InputDataError: naming ``source`` (the slide manifest) and the lineages.
+        InputDataError: naming ``source`` (the slide manifest) and the lineages, with what each brown-ratio
+            threshold would keep of ``brown_ratios`` (every scored patch's) when given.
     """
     held_out = set(lineage_split.loc[lineage_split["split"] == "test", "lineage_id"])
     trained = set(index.loc[index["split"] == "train", "lineage_id"])
     lacking = sorted(set(map(str, lineages)) - held_out - set(map(str, trained)))
     if lacking:
         n_patches = index.groupby("lineage_id").size()
-        detail = ", ".join(f"{lin} ({int(n_patches.get(lin, 0))} tumour patches)" for lin in lacking[:5])
+        detail = listed(f"{lin} ({int(n_patches.get(lin, 0))} tumour patches)" for lin in lacking)
         raise InputDataError(
             source,
             f"{len(lacking)} lineage(s) without any training patch after the split: {detail}; check their slides "
-            "(slide_summary, QC thumbnails: tiling threshold, stain) or drop them from the manifest",
+            "(slide_summary, QC thumbnails: tiling threshold, stain) or drop them from the manifest"
+            + (
+                f". Tumour patches each brown-ratio threshold keeps: {threshold_effects(brown_ratios)}"
+                if brown_ratios is not None and len(brown_ratios)
+                else ""
+            ),
         )

@@ -18,55 +18,19 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
-from gb_kedro.config import Config, choice
+from gb_kedro.config import TilingOptions
 from gb_kedro.datasets.patch_store import PatchStore, slide_file_key
-from gb_kedro.datasets.slides import open_slide, read_tile
+from gb_kedro.datasets.slides import OmeTiffSlide, open_slide, read_tile
 from gb_kedro.errors import InputDataError
+from gb_kedro.provenance import fingerprint
 from gb_kedro.slides.color import brown_mask, patch_brown_ratios, tissue_mask
 from gb_kedro.slides.fanout import map_slides
-from gb_kedro.training import fingerprint
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TilingOptions(Config):
-    """Parameters of tumour-patch selection (``params:data_engineering.tiling``; documented there)."""
-
-    SOURCE: ClassVar[str] = "conf/base/parameters_data_engineering.yml"
-    KEY: ClassVar[str] = "data_engineering.tiling"
-    size: int
-    target_mpp: float | None
-    mpp_tolerance: float
-    threshold: float
-    hue_centre: float
-    hue_margin: float
-    lightness_min: float
-    lightness_max: float
-    prefilter: str
-    prefilter_brown_min: float
-    thumbnail_px_per_patch: int
-    tissue_max_min_channel: int
-    max_region_patches: int
-    reader: str
-    fallback_mpp: float | None
-
-    def __post_init__(self):
-        choice(self.prefilter, ("none", "tissue", "brown"), f"{self.KEY}.prefilter", self.SOURCE)
-        choice(self.reader, ("auto", "openslide", "tifffile"), f"{self.KEY}.reader", self.SOURCE)
-
-    @property
-    def thresholds(self) -> dict:
-        return {
-            "hue_centre": self.hue_centre,
-            "hue_margin": self.hue_margin,
-            "lightness": (self.lightness_min, self.lightness_max),
-        }
 
 
 def slide_mpp(slide, fallback_mpp: float | None = None) -> tuple[float | None, str]:
@@ -278,7 +242,8 @@ def score_slide(
         )
         patches["size_level0"] = int(round(read * ds))
         patches["read_size"] = read
-        patches["tumour"] = patches["brown_ratio"] > opts.threshold
+        fixed = opts.fixed_threshold  # auto: decided over the cohort once every slide is scored
+        patches["tumour"] = patches["brown_ratio"] > fixed if fixed is not None else False
         summary = {
             "reader": reader,
             "level": int(level),
@@ -290,6 +255,7 @@ def score_slide(
             **counts,
             "scored_patches": int(len(patches)),
             "tumour_patches": int(patches["tumour"].sum()),
+            **brown_quantiles(patches["brown_ratio"].to_numpy()),
             "seconds": round(time.perf_counter() - start, 3),
         }
         return patches, summary
@@ -340,7 +306,47 @@ def _score_grid(slide, path, name: str, level: int, keep: np.ndarray, read: int,
             rgb = np.asarray(region)[..., :3]
             ratios.extend(patch_brown_ratios(rgb, size, **opts.thresholds).tolist())
             xy.extend((r, int(c0 + k)) for k in range(n))
-    return ratios, xy, "openslide"
+    return ratios, xy, "tifffile (OME-TIFF)" if isinstance(slide, OmeTiffSlide) else "openslide"
+
+
+BROWN_QUANTILES = (0.5, 0.9, 0.99)
+# Thresholds the tiling node reports the effect of (how many tumour patches each would keep)
+TRIAL_THRESHOLDS = (0.2, 0.1, 0.05, 0.02, 0.01)
+
+
+def brown_quantiles(ratios: np.ndarray) -> dict:
+    """The brown-ratio distribution of a slide's scored patches (for slide_summary): median, 90th, 99th pct, max."""
+    ratios = np.asarray(ratios, float)
+    if not len(ratios):
+        return {f"brown_p{int(q * 100)}": float("nan") for q in BROWN_QUANTILES} | {"brown_max": float("nan")}
+    return {f"brown_p{int(q * 100)}": round(float(np.quantile(ratios, q)), 4) for q in BROWN_QUANTILES} | {
+        "brown_max": round(float(ratios.max()), 4)
+    }
+
+
+def otsu_threshold(ratios: np.ndarray) -> float:
+    """Otsu's threshold of the brown ratios of the scored (tissue) patches: the split between the patches with
+    little brown and those with much (scikit-image); ValueError when they are all alike."""
+    from skimage.filters import threshold_otsu
+
+    ratios = np.asarray(ratios, float)
+    if len(ratios) < 2 or np.ptp(ratios) == 0:
+        raise ValueError("the scored patches all have the same brown ratio: no threshold separates them")
+    return float(threshold_otsu(ratios, nbins=1024))
+
+
+def threshold_effects(ratios: np.ndarray, used: float | None = None) -> str:
+    """What each threshold would keep, for the log: ``0.2 -> 0 (used); 0.1 -> 12; ...; Otsu 0.031 -> 1,104``."""
+    ratios = np.asarray(ratios, float)
+    used = round(used, 4) if used is not None else None
+    trials = sorted({*TRIAL_THRESHOLDS, *([used] if used is not None else [])}, reverse=True)
+    parts = [f"{t:.3g} -> {int((ratios > t).sum()):,}" + (" (used)" if t == used else "") for t in trials]
+    try:
+        otsu = otsu_threshold(ratios)
+        parts.append(f"Otsu {otsu:.3g} -> {int((ratios > otsu).sum()):,}")
+    except ValueError:
+        pass
+    return "; ".join(parts)
 
 
 def slide_key(path: str | Path, opts: TilingOptions) -> str:
@@ -418,13 +424,7 @@ def score_slides(
             if found is None:
                 raise InputDataError(store.path(slide_id), "the store a worker just wrote cannot be read back")
             frames.append(found[0].assign(slide_id=slide_id))
-            if row.get("tumour_patches", 0) == 0:
-                row["status"] = "no_tumour"
-                logger.warning("slide %s: no tumour patch (brown ratio > %.2f)", slide_id, opts.threshold)
         ordered.append(row)
-    n_resumed = sum(bool(r.get("resumed")) for r in ordered)
-    if n_resumed:
-        logger.info("Tiling: %d of %d slides found complete in %s and skipped", n_resumed, len(ordered), store.root)
     patches = (
         pd.concat(frames, ignore_index=True)
         if frames
@@ -432,6 +432,36 @@ def score_slides(
             columns=["x", "y", "level", "size", "brown_ratio", "size_level0", "read_size", "tumour", "slide_id"]
         )
     )
+    threshold = opts.fixed_threshold
+    if threshold is None:  # auto: one threshold for the cohort, from every scored patch
+        try:
+            threshold = otsu_threshold(patches["brown_ratio"].to_numpy())
+        except ValueError as exc:
+            raise InputDataError(store.root, f"data_engineering.tiling.threshold auto: {exc}") from exc
+        patches["tumour"] = patches["brown_ratio"] > threshold
+        logger.info(
+            "Tiling: automatic brown-ratio threshold (Otsu over %d scored patches): %.4f", len(patches), threshold
+        )
+    kept = patches.groupby("slide_id")["tumour"].sum()
+    for row in ordered:
+        row["threshold"] = float(threshold)
+        if row["status"] != "failed":
+            row["tumour_patches"] = int(kept.get(row["slide_id"], 0))
+            if row["tumour_patches"] == 0:
+                row["status"] = "no_tumour"
+                logger.warning("slide %s: no tumour patch (brown ratio > %.3g)", row["slide_id"], threshold)
+    n_resumed = sum(bool(r.get("resumed")) for r in ordered)
+    if n_resumed:
+        logger.info("Tiling: %d of %d slides found complete in %s and skipped", n_resumed, len(ordered), store.root)
+    if len(patches):
+        logger.info(
+            "Tiling: brown ratio of the %d scored patches: %s; tumour patches kept at each threshold: %s",
+            len(patches),
+            ", ".join(
+                f"{k.removeprefix('brown_')} {v:.3g}" for k, v in brown_quantiles(patches["brown_ratio"]).items()
+            ),
+            threshold_effects(patches["brown_ratio"].to_numpy(), threshold),
+        )
     summary = pd.DataFrame(ordered)
     for column in ("grid_patches", "candidate_patches", "scored_patches", "tumour_patches"):
         if column in summary:

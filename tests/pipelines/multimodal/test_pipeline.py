@@ -3,8 +3,9 @@ import json
 import mlflow
 import pandas as pd
 
-from gb_kedro.multimodal import TABLE1_ROWS as ROWS
+from tests.helpers import base_options
 
+ROWS = base_options("multimodal.table1")["rows"]
 TORCH_ROWS = list(ROWS)
 ALL_ROWS = [*ROWS, "colour_baseline", "morphometry_baseline"]
 SETS = ["patch", "mouse", "lineage", "lineage_only"]

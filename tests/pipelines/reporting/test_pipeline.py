@@ -118,6 +118,18 @@ def test_models_registered_and_figures_logged(tiny_project):
             "reporting/seed_stability.png",
         } <= artifacts
         assert any(a.path == "report.html" for a in client.list_artifacts(default))
+        # the parent run is described and tagged with the commit; the runner tag names a class, not an object
+        tags = client.get_run(default).data.tags
+        assert "Nested runs" in tags["mlflow.note.content"] and tags["commit"]
+        assert "object at 0x" not in tags.get("runner", "")
+        # descriptions follow each row's configuration; only trained models carry the alias latest-trained
+        described = {m.name: m for m in client.search_registered_models()}
+        assert "RNA decoding" not in described["gb_kedro.multimodal.ppi_no_recon"].description
+        assert "RNA decoding" in described["gb_kedro.multimodal.all_losses"].description
+        assert "frozen" in described["gb_kedro.multimodal.frozen_encoders"].description
+        assert "untrained" in described["gb_kedro.multimodal.random_init"].description
+        assert "latest-trained" not in described["gb_kedro.multimodal.random_init"].aliases
+        assert "latest-trained" in described["gb_kedro.multimodal.ppi_no_recon"].aliases
     finally:
         mlflow.set_tracking_uri("")
 

@@ -14,22 +14,26 @@ from gb_kedro.config import (
     GroupingConfig,
     HarmoniseConfig,
     MinimumsConfig,
+    PatchesConfig,
     PPIConfig,
     QCConfig,
     SlideRunConfig,
     SplitConfig,
     TcgaConfig,
+    TilingOptions,
     VarianceConfig,
 )
+from gb_kedro.datasets.patch_pixels import PatchPixels
 from gb_kedro.datasets.patch_store import PatchStore
 from gb_kedro.datasets.tcga import TcgaDownload
 from gb_kedro.errors import InputDataError, source_of
 from gb_kedro.genes import prepare_annotation, prepare_history
 from gb_kedro.provenance import stamp
 from gb_kedro.slides.manifest import resolve_slide_manifest
+from gb_kedro.slides.patches import decode_patches as decode
 from gb_kedro.slides.qc import qc_figure
 from gb_kedro.slides.split import assign_split, require_training_patches
-from gb_kedro.slides.tiling import TilingOptions, score_slides
+from gb_kedro.slides.tiling import score_slides
 
 logger = logging.getLogger(__name__)
 
@@ -161,20 +165,36 @@ def read_ppi(
 
 
 def ppi_gene_groups(
-    edges: pd.DataFrame, gene_table: pd.DataFrame, options: dict
+    edges: pd.DataFrame, gene_table: pd.DataFrame, tcga_features: pd.DataFrame, options: dict
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Directed-Louvain gene groups (paper eq. 1), merged to ``n_groups``."""
+    """Directed-Louvain gene groups (paper eq. 1), merged to ``n_groups``; genes without an edge placed as asked."""
     cfg = GroupingConfig.from_dict(options)
     groups, sizes, metrics = graph.group_genes(
-        edges, gene_table, n_groups=cfg.n_groups, resolution=cfg.resolution, seed=cfg.seed
+        edges, gene_table, cfg.n_groups, cfg.resolution, cfg.seed, cfg.unconnected, tcga_features
     )
     logger.info(
-        "PPI grouping: %d communities (Qd %.3f) merged into %d groups (Qd %.3f)",
+        "PPI grouping: %d communities (Qd %.3f) merged into %d groups (Qd %.3f); %d of %d genes without a PPI edge "
+        "(%s), left-over group %d genes; group sizes %s",
         metrics["n_communities"],
         metrics["qd_raw"],
         metrics["n_groups"],
         metrics["qd_merged"],
+        metrics["genes_without_ppi_edge"],
+        metrics["genes"],
+        "placed by co-expression on TCGA" if cfg.unconnected == "coexpression" else "in the left-over group",
+        metrics["residual_group_genes"],
+        sizes["n_genes"].tolist(),
     )
+    if metrics["residual_group_share"] > cfg.max_residual_share:
+        logger.warning(
+            "PPI grouping: the left-over group holds %d of %d genes (%.0f %%; %d without any PPI edge): the RNA "
+            "encoder sees it as one huge token. Set data_engineering.gene_grouping.unconnected: coexpression to "
+            "place unconnected genes by co-expression on TCGA, or use a denser network",
+            metrics["residual_group_genes"],
+            metrics["genes"],
+            100 * metrics["residual_group_share"],
+            metrics["genes_without_ppi_edge"],
+        )
     return groups, sizes, metrics
 
 
@@ -245,7 +265,8 @@ def build_patch_index(
     index, lineage_split = assign_split(index.reset_index(drop=True), cfg)
     stamp(index, split=cfg.to_dict())
     stamp(lineage_split, split=cfg.to_dict())
-    require_training_patches(index, lineage_split, slides["lineage_id"].unique(), source_of(manifest, "slide manifest"))
+    lineages, source = slides["lineage_id"].unique(), source_of(manifest, "slide manifest")
+    require_training_patches(index, lineage_split, lineages, source, patch_scores["brown_ratio"].to_numpy())
     held = index.loc[index["split"] == "test"].groupby("held_out")
     logger.info(
         "Patch index: %d tumour patches, split '%s': %d training; held out: %s",
@@ -257,11 +278,24 @@ def build_patch_index(
     return index, lineage_split
 
 
-def slide_qc_thumbnails(manifest: pd.DataFrame, patch_scores: pd.DataFrame, tiling: dict, qc: dict) -> dict:
-    """One QC figure per slide (``qc.max_slides`` first slides; all when null): kept patches outlined."""
+def decode_patches(
+    patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, stores: PatchStore, patches: dict
+) -> PatchPixels:
+    """Every tumour patch decoded once (``params:patches``: size, decoding workers), for every stage that feeds
+    patches to a model; slide by slide, resumable through per-slide stores beside the tiling stores."""
+    pixels = decode(patch_index, resolve_slide_manifest(slide_manifest), PatchesConfig.from_dict(patches), stores.root)
+    logger.info("Decoded %d tumour patches at %d px", len(pixels), pixels.px)
+    return pixels
+
+
+def slide_qc_thumbnails(
+    manifest: pd.DataFrame, patch_scores: pd.DataFrame, slide_summary: pd.DataFrame, qc: dict
+) -> dict:
+    """One QC figure per slide (``qc.max_slides`` first slides; all when null): kept patches outlined (at the
+    threshold the tiling used: ``slide_summary``'s, the cohort's Otsu threshold with ``threshold: auto``)."""
     slides = resolve_slide_manifest(manifest)
     cfg = QCConfig.from_dict(qc)
-    threshold = TilingOptions.from_dict(tiling).threshold
+    threshold = slide_summary.set_index("slide_id")["threshold"]
     figures = {}
     for row in slides.head(cfg.max_slides if cfg.max_slides else len(slides)).itertuples(index=False):
         if not Path(row.path).exists():
@@ -269,7 +303,7 @@ def slide_qc_thumbnails(manifest: pd.DataFrame, patch_scores: pd.DataFrame, tili
         try:
             scores = patch_scores[patch_scores["slide_id"] == row.slide_id]
             figures[f"{row.slide_id}.png"] = qc_figure(
-                row.path, row.slide_id, scores, threshold, cfg.thumbnail_px, cfg.weak_brown_min
+                row.path, row.slide_id, scores, float(threshold[row.slide_id]), cfg.thumbnail_px, cfg.weak_brown_min
             )
         except InputDataError as exc:
             logger.warning("QC thumbnail skipped: %s", exc)

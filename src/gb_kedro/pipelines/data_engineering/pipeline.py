@@ -83,7 +83,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.ppi_gene_groups,
-                ["ppi_edges", "gene_table", "params:data_engineering.gene_grouping"],
+                ["ppi_edges", "gene_table", "tcga_features", "params:data_engineering.gene_grouping"],
                 ["gene_groups_ppi", "group_sizes_ppi", "grouping_metrics_ppi"],
                 name="ppi_gene_groups",
                 tags="rna_ppi",
@@ -110,8 +110,15 @@ def create_pipeline(**kwargs) -> Pipeline:
                 tags="slides",
             ),
             Node(
+                nodes.decode_patches,
+                ["patch_index", "slide_manifest", "patch_stores", "params:patches"],
+                "patch_pixels",
+                name="decode_patches",
+                tags="slides",
+            ),
+            Node(
                 nodes.slide_qc_thumbnails,
-                ["slide_manifest", "patch_scores", "params:data_engineering.tiling", "params:data_engineering.qc"],
+                ["slide_manifest", "patch_scores", "slide_summary", "params:data_engineering.qc"],
                 "slide_qc_thumbnails",
                 name="slide_qc_thumbnails",
                 tags="slides",

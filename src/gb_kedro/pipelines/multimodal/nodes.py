@@ -6,53 +6,84 @@ import pandas as pd
 
 from gb_kedro import evaluation, provenance
 from gb_kedro import multimodal as mm
-from gb_kedro.config import ColourRow, MorphometryRow, MultimodalConfig, SplitConfig, Table1Row, WSIEncodingConfig
+from gb_kedro.config import ColourRow, MorphometryRow, MultimodalConfig, PatchesConfig, SplitConfig, Table1Row
+from gb_kedro.datasets.patch_pixels import PatchPixels
 from gb_kedro.tracking import log_parent_metrics
+
+
+def _cohort(
+    patch_index: pd.DataFrame,
+    pixels: PatchPixels,
+    cohort_features: pd.DataFrame,
+    cohort_samples: pd.DataFrame,
+    patches: dict,
+) -> tuple[mm.PairedCohort, PatchesConfig]:
+    """The patches (index + pixels, checked to belong together) and the cohort's RNA, and the patch settings."""
+    cfg = PatchesConfig.from_dict(patches)
+    pixels.require(patch_index, cfg.geometry[0], "multimodal")
+    return mm.PairedCohort(patch_index, pixels, cohort_features, cohort_samples), cfg
+
+
+def _trained(wsi_encoder, patch_index: pd.DataFrame, split: dict) -> dict:
+    split_cfg = SplitConfig.from_dict(split).to_dict()
+    provenance.require_split(patch_index, split_cfg, "patch_index", "multimodal")
+    provenance.require_model(
+        wsi_encoder.meta, split_cfg, patch_index, "wsi_encoder", "multimodal", "run wsi_encoding first"
+    )
+    return split_cfg
 
 
 def train_multimodal(
     wsi_encoder,
     rna_encoder,
     patch_index: pd.DataFrame,
-    slide_manifest: pd.DataFrame,
+    pixels: PatchPixels,
     cohort_features: pd.DataFrame,
     cohort_samples: pd.DataFrame,
     split: dict,
     options: dict,
-    wsi_options: dict,
+    patches: dict,
     row: dict,
 ):
     """The model of one Table 1 row trained on the training patches paired with their lineage's RNA; its history."""
-    split_cfg = SplitConfig.from_dict(split).to_dict()
-    provenance.require_split(patch_index, split_cfg, "patch_index", "multimodal")
-    provenance.require_model(
-        wsi_encoder.meta, split_cfg, patch_index, "wsi_encoder", "multimodal", "run wsi_encoding first"
-    )
+    split_cfg = _trained(wsi_encoder, patch_index, split)
+    data, views = _cohort(patch_index, pixels, cohort_features, cohort_samples, patches)
     model, history = mm.train_row(
-        wsi_encoder,
-        rna_encoder,
-        patch_index,
-        slide_manifest,
-        cohort_features,
-        cohort_samples,
-        MultimodalConfig.from_dict(options),
-        WSIEncodingConfig.from_dict(wsi_options),
-        Table1Row.from_dict(row),
+        wsi_encoder, rna_encoder, data, MultimodalConfig.from_dict(options), views, Table1Row.from_dict(row)
     )
     return model.describe(split=split_cfg, patch_index=provenance.index_fingerprint(patch_index)), history
 
 
-def evaluate_multimodal(
-    model,
-    patch_index: pd.DataFrame,
-    slide_manifest: pd.DataFrame,
-    cohort_features: pd.DataFrame,
-    cohort_samples: pd.DataFrame,
-    split: dict,
-    options: dict,
-    wsi_options: dict,
-):
-    """Eq. 9 on the held-out patches: the row's Table 1 metrics, confusion plot and per-patch predictions."""
+def retrainer(kind: str, slot: int):
+    """The training node of retraining ``slot`` of the model row: ``seed`` (Table 2's seed stability, slots 1 ..)
+    or ``null`` (the permutation null, slots 0 ..); one namespaced pipeline per slot."""
+    train = mm.train_seed if kind == "seed" else mm.train_null
+
+    def train_retraining(
+        wsi_encoder,
+        rna_encoder,
+        patch_index: pd.DataFrame,
+        pixels: PatchPixels,
+        cohort_features: pd.DataFrame,
+        cohort_samples: pd.DataFrame,
+        split: dict,
+        options: dict,
+        patches: dict,
+        row: dict,
+    ):
+        """The model row trained again (another seed, or patches paired with another lineage's RNA)."""
+        split_cfg = _trained(wsi_encoder, patch_index, split)
+        data, views = _cohort(patch_index, pixels, cohort_features, cohort_samples, patches)
+        model, history = train(
+            wsi_encoder, rna_encoder, data, MultimodalConfig.from_dict(options), views, Table1Row.from_dict(row), slot
+        )
+        return model.describe(split=split_cfg, patch_index=provenance.index_fingerprint(patch_index)), history
+
+    train_retraining.__name__ = f"train_{kind}"
+    return train_retraining
+
+
+def _require_model(model, patch_index: pd.DataFrame, split: dict) -> SplitConfig:
     split_cfg = SplitConfig.from_dict(split)
     provenance.require_model(
         model.meta,
@@ -62,41 +93,72 @@ def evaluate_multimodal(
         "multimodal",
         "run the multimodal pipeline's training (it retrains for this split)",
     )
-    return mm.evaluate_row(
-        model,
-        patch_index,
-        slide_manifest,
-        cohort_features,
-        cohort_samples,
-        split_cfg,
-        MultimodalConfig.from_dict(options),
-        WSIEncodingConfig.from_dict(wsi_options),
-    )
+    return split_cfg
 
 
-def colour_baseline(
+def evaluate_multimodal(
+    model,
     patch_index: pd.DataFrame,
-    slide_manifest: pd.DataFrame,
+    pixels: PatchPixels,
     cohort_features: pd.DataFrame,
     cohort_samples: pd.DataFrame,
     split: dict,
     options: dict,
-    wsi_options: dict,
+    patches: dict,
+):
+    """Eq. 9 on the held-out patches: the row's Table 1 metrics, confusion plot and per-patch predictions."""
+    split_cfg = _require_model(model, patch_index, split)
+    data, views = _cohort(patch_index, pixels, cohort_features, cohort_samples, patches)
+    return mm.evaluate_row(model, data, split_cfg, MultimodalConfig.from_dict(options), views)
+
+
+def predict_held_out(
+    model,
+    patch_index: pd.DataFrame,
+    pixels: PatchPixels,
+    cohort_features: pd.DataFrame,
+    cohort_samples: pd.DataFrame,
+    split: dict,
+    options: dict,
+    patches: dict,
+) -> pd.DataFrame:
+    """The RNA samples each held-out patch retrieves (eq. 9) with a retrained model (empty when not trained)."""
+    _require_model(model, patch_index, split)
+    data, views = _cohort(patch_index, pixels, cohort_features, cohort_samples, patches)
+    return mm.predict_held_out(model, data, MultimodalConfig.from_dict(options), views)
+
+
+def embed_cohort(
+    model,
+    patch_index: pd.DataFrame,
+    pixels: PatchPixels,
+    cohort_features: pd.DataFrame,
+    cohort_samples: pd.DataFrame,
+    split: dict,
+    options: dict,
+    patches: dict,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The model row's embeddings of every tumour patch and every cohort RNA sample (for the survival analysis)."""
+    _require_model(model, patch_index, split)
+    data, views = _cohort(patch_index, pixels, cohort_features, cohort_samples, patches)
+    return mm.embed_cohort(model, data, MultimodalConfig.from_dict(options), views)
+
+
+def colour_baseline(
+    patch_index: pd.DataFrame,
+    pixels: PatchPixels,
+    cohort_features: pd.DataFrame,
+    cohort_samples: pd.DataFrame,
+    split: dict,
+    options: dict,
+    patches: dict,
     row: dict,
 ) -> dict:
     """The non-deep Table 1 row: colour statistics -> RNA by ridge, then the same retrieval."""
     split_cfg = SplitConfig.from_dict(split)
     provenance.require_split(patch_index, split_cfg.to_dict(), "patch_index", "multimodal")
-    return mm.colour_row(
-        patch_index,
-        slide_manifest,
-        cohort_features,
-        cohort_samples,
-        split_cfg,
-        MultimodalConfig.from_dict(options),
-        WSIEncodingConfig.from_dict(wsi_options),
-        ColourRow.from_dict(row),
-    )
+    data, _ = _cohort(patch_index, pixels, cohort_features, cohort_samples, patches)
+    return mm.colour_row(data, split_cfg, MultimodalConfig.from_dict(options), ColourRow.from_dict(row))
 
 
 def morphometry_baseline(
@@ -111,14 +173,9 @@ def morphometry_baseline(
     """The pixel-morphometry Table 1 row: nuclear features -> RNA by ridge, then the same retrieval."""
     split_cfg = SplitConfig.from_dict(split)
     provenance.require_split(patch_index, split_cfg.to_dict(), "patch_index", "multimodal")
+    data = mm.PairedCohort(patch_index, None, cohort_features, cohort_samples)  # features, not pixels
     return mm.morphometry_row(
-        morphometry_features,
-        patch_index,
-        cohort_features,
-        cohort_samples,
-        split_cfg,
-        MultimodalConfig.from_dict(options),
-        MorphometryRow.from_dict(row),
+        morphometry_features, data, split_cfg, MultimodalConfig.from_dict(options), MorphometryRow.from_dict(row)
     )
 
 

@@ -1,11 +1,21 @@
-"""The ``multimodal`` pipeline: one namespaced modular pipeline per Table 1 row, the colour baseline, Table 1."""
+"""The ``multimodal`` pipeline: one namespaced modular pipeline per Table 1 row, the colour and morphometry rows,
+Table 1; the model row trained again (``seed_<k>``: Table 2's seed stability; ``null_<k>``: its permutation null),
+each retraining with its held-out predictions; the model row's embeddings of the whole cohort.
+
+The shape (rows and their RNA groupings, the model row, the number of retrainings) is
+:class:`gb_kedro.config.PipelineShape`, read from conf when the pipelines are built."""
 
 from kedro.pipeline import Node, Pipeline
 
-from gb_kedro.multimodal import TABLE1_ROWS
+from gb_kedro.config import PipelineShape
 from gb_kedro.pipelines.multimodal import nodes
 
-SHARED_INPUTS = ["wsi_encoder", "patch_index", "slide_manifest", "cohort_features", "cohort_samples"]
+DATA = ["patch_index", "patch_pixels", "cohort_features", "cohort_samples"]
+PARAMS = ["params:split", "params:multimodal", "params:patches"]
+
+
+def _shared(names) -> dict[str, str]:
+    return {n: n for n in names}
 
 
 def row_pipeline() -> Pipeline:
@@ -14,33 +24,13 @@ def row_pipeline() -> Pipeline:
         [
             Node(
                 nodes.train_multimodal,
-                [
-                    "wsi_encoder",
-                    "rna_encoder",
-                    "patch_index",
-                    "slide_manifest",
-                    "cohort_features",
-                    "cohort_samples",
-                    "params:split",
-                    "params:multimodal",
-                    "params:wsi_encoding",
-                    "params:table1_row",
-                ],
+                ["wsi_encoder", "rna_encoder", *DATA, *PARAMS, "params:table1_row"],
                 ["multimodal_model", "multimodal_history"],
                 name="train_multimodal",
             ),
             Node(
                 nodes.evaluate_multimodal,
-                [
-                    "multimodal_model",
-                    "patch_index",
-                    "slide_manifest",
-                    "cohort_features",
-                    "cohort_samples",
-                    "params:split",
-                    "params:multimodal",
-                    "params:wsi_encoding",
-                ],
+                ["multimodal_model", *DATA, *PARAMS],
                 ["retrieval_metrics", "retrieval_confusion", "retrieval_predictions"],
                 name="evaluate_multimodal",
             ),
@@ -48,39 +38,61 @@ def row_pipeline() -> Pipeline:
     )
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    shared_params = {p: p for p in ("params:multimodal", "params:wsi_encoding", "params:split")}
+def retraining_pipeline(kind: str, slot: int) -> Pipeline:
+    """Retraining ``slot`` of the model row (``kind``: ``seed`` or ``null``) and its held-out predictions."""
+    return Pipeline(
+        [
+            Node(
+                nodes.retrainer(kind, slot),
+                ["wsi_encoder", "rna_encoder", *DATA, *PARAMS, "params:table1_row"],
+                ["multimodal_model", "multimodal_history"],
+                name=f"train_{kind}",
+            ),
+            Node(
+                nodes.predict_held_out,
+                ["multimodal_model", *DATA, *PARAMS],
+                "retrieval_predictions",
+                name="predict_held_out",
+            ),
+        ]
+    )
+
+
+def create_pipeline(shape: PipelineShape | None = None, **kwargs) -> Pipeline:
+    if shape is None:
+        from gb_kedro.pipeline_registry import pipeline_shape
+
+        shape = pipeline_shape()
+    shared = ["wsi_encoder", *DATA]
+    model_row = shape.model_row
     rows = [
         Pipeline(
             row_pipeline(),
             namespace=row,
-            inputs={**{n: n for n in SHARED_INPUTS}, "rna_encoder": f"{grouping}.rna_encoder"},
-            parameters=shared_params,
+            inputs={**_shared(shared), "rna_encoder": f"{grouping}.rna_encoder"},
+            parameters=_shared(PARAMS),
         )
-        for row, grouping in TABLE1_ROWS.items()
+        for row, grouping in shape.rows.items()
     ]
-    colour = Pipeline(
+    retrainings = [
+        Pipeline(
+            retraining_pipeline(kind, slot),
+            namespace=f"{kind}_{slot}",
+            inputs={**_shared(shared), "rna_encoder": f"{shape.rows[model_row]}.rna_encoder"},
+            parameters={**_shared(PARAMS), "params:table1_row": f"params:{model_row}.table1_row"},
+        )
+        for kind, slots in (("seed", range(1, shape.seeds)), ("null", range(shape.permutations)))
+        for slot in slots
+    ]
+    baselines = Pipeline(
         [
             Node(
                 nodes.colour_baseline,
-                [
-                    "patch_index",
-                    "slide_manifest",
-                    "cohort_features",
-                    "cohort_samples",
-                    "params:split",
-                    "params:multimodal",
-                    "params:wsi_encoding",
-                    "params:colour_baseline.table1_row",
-                ],
+                [*DATA, *PARAMS, "params:colour_baseline.table1_row"],
                 "colour_baseline.retrieval_metrics",
                 name="colour_baseline",
                 namespace="colour_baseline",
-            )
-        ]
-    )
-    morphometry = Pipeline(
-        [
+            ),
             Node(
                 nodes.morphometry_baseline,
                 [
@@ -95,17 +107,23 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "morphometry_baseline.retrieval_metrics",
                 name="morphometry_baseline",
                 namespace="morphometry_baseline",
-            )
+            ),
         ]
     )
-    table = Pipeline(
+    cohort = Pipeline(
         [
             Node(
+                nodes.embed_cohort,
+                [f"{model_row}.multimodal_model", *DATA, *PARAMS],
+                ["multimodal_patch_embeddings", "multimodal_rna_embeddings"],
+                name="embed_cohort",
+            ),
+            Node(
                 nodes.assemble_table1,
-                [f"{row}.retrieval_metrics" for row in (*TABLE1_ROWS, "colour_baseline", "morphometry_baseline")],
+                [f"{row}.retrieval_metrics" for row in (*shape.rows, "colour_baseline", "morphometry_baseline")],
                 ["table1", "table1_markdown"],
                 name="assemble_table1",
-            )
+            ),
         ]
     )
-    return Pipeline([*rows, colour, morphometry, table], tags="multimodal")
+    return Pipeline([*rows, *retrainings, baselines, cohort], tags="multimodal")

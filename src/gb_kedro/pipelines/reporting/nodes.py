@@ -7,14 +7,9 @@ import logging
 import pandas as pd
 from matplotlib.figure import Figure
 
-from gb_kedro.config import (
-    MultimodalConfig,
-    ReportingConfig,
-    RNAEncodingConfig,
-    SplitConfig,
-    Table1Row,
-    WSIEncodingConfig,
-)
+from gb_kedro import profiling
+from gb_kedro.config import PatchesConfig, ReportingConfig, SplitConfig
+from gb_kedro.datasets.patch_pixels import PatchPixels
 from gb_kedro.genes import gene_labels
 from gb_kedro.reporting import (
     axis_probe,
@@ -36,85 +31,53 @@ def rank_genes_gradcam(
     model,
     predictions: pd.DataFrame,
     patch_index: pd.DataFrame,
-    slide_manifest: pd.DataFrame,
+    pixels: PatchPixels,
     cohort_features: pd.DataFrame,
     gene_groups: pd.DataFrame,
     options: dict,
-    wsi_options: dict,
+    patches: dict,
 ):
     """Table 2: Grad-CAM of each held-out patch with its predicted RNA sample; occurrence, groups, per patch, figure."""
     out = gradcam.rank_genes(
         model,
         predictions,
         patch_index,
-        slide_manifest,
+        pixels,
         cohort_features,
         gene_groups,
         ReportingConfig.from_dict(options),
-        WSIEncodingConfig.from_dict(wsi_options),
+        _patches(pixels, patch_index, patches),
     )
     log_figure(out[-1], "gradcam.png")
     logger.info("Table 2 (Grad-CAM top %d): %s", len(out[1]), ", ".join(out[1]["symbol"]))
     return out
 
 
-def permutation_null_trainer(draw: int):
-    """The training node of permutation-null retraining ``draw`` (one namespaced pipeline per draw)."""
-
-    def train_permutation_null(
-        wsi_encoder,
-        rna_encoder,
-        patch_index,
-        slide_manifest,
-        cohort_features,
-        cohort_samples,
-        truth_drivers,
-        options: dict,
-        multimodal_options: dict,
-        wsi_options: dict,
-        row: dict,
-    ):
-        """The reporting row's model retrained with every training lineage paired with another lineage's RNA."""
-        return validation.train_null(
-            wsi_encoder,
-            rna_encoder,
-            patch_index,
-            slide_manifest,
-            cohort_features,
-            cohort_samples,
-            truth_drivers,
-            ReportingConfig.from_dict(options),
-            MultimodalConfig.from_dict(multimodal_options),
-            WSIEncodingConfig.from_dict(wsi_options),
-            Table1Row.from_dict(row),
-            draw,
-        )
-
-    return train_permutation_null
+def _patches(pixels: PatchPixels, patch_index: pd.DataFrame, patches: dict) -> PatchesConfig:
+    cfg = PatchesConfig.from_dict(patches)
+    pixels.require(patch_index, cfg.geometry[0], "reporting")
+    return cfg
 
 
-def score_permutation_null(
+def count_gradcam_genes(
     model,
-    patch_index,
-    slide_manifest,
-    cohort_features,
-    cohort_samples,
-    truth_drivers,
+    predictions: pd.DataFrame,
+    patch_index: pd.DataFrame,
+    pixels: PatchPixels,
+    cohort_features: pd.DataFrame,
     options: dict,
-    multimodal_options: dict,
-    wsi_options: dict,
-) -> float:
-    """Planted-driver precision@n of the Table 2 of one permutation-null model."""
-    return validation.null_precision(
+    patches: dict,
+):
+    """Per model gene, its held-out Grad-CAM top-k occurrence with a retrained model (seed or permutation null;
+    empty when that retraining was left out)."""
+    return gradcam.gene_counts(
         model,
+        predictions,
         patch_index,
-        slide_manifest,
+        pixels,
         cohort_features,
-        cohort_samples,
-        truth_drivers,
         ReportingConfig.from_dict(options),
-        MultimodalConfig.from_dict(multimodal_options),
-        WSIEncodingConfig.from_dict(wsi_options),
+        _patches(pixels, patch_index, patches),
     )
 
 
@@ -125,22 +88,20 @@ def validate_against_truth(
     cohort_features: pd.DataFrame,
     truth_drivers: pd.DataFrame,
     options: dict,
-    *null_precisions: float,
+    *null_counts,
 ) -> dict:
     """Embedded cohort only: Table 2 against variance, random and the permutation null (empty on real data)."""
     cfg = ReportingConfig.from_dict(options)
+    trained = [c for c in null_counts if len(c)]
     if truth_drivers.empty:  # real data: no planted truth (the catalog entry is optional)
-        logger.info("reporting: no planted truth (synthetic_truth/drivers.tsv): validation skipped")
+        logger.info(
+            "reporting: no planted truth (synthetic_truth/drivers.tsv): validation skipped%s",
+            f" ({len(trained)} permutation-null retraining(s) not scored)" if trained else "",
+        )
         return {}
-    metrics = validation.validate(
-        occurrence,
-        model,
-        cohort_features,
-        truth_drivers,
-        list(null_precisions[: cfg.n_permutations]),
-        len(predictions),
-        cfg,
-    )
+    genes = model.meta["genes"]
+    null = [validation.null_precision(c, genes, truth_drivers, cfg.table_size) for c in trained]
+    metrics = validation.validate(occurrence, model, cohort_features, truth_drivers, null, len(predictions), cfg)
     log_parent_metrics(
         {
             f"genes/{k}": v
@@ -163,57 +124,27 @@ def enrich_top_genes(
     return table.reset_index(level="ranking").reset_index(drop=True)
 
 
-def seed_trainer(slot: int):
-    """The node of seed retraining ``slot`` (one namespaced pipeline per slot)."""
-
-    def train_seed(
-        wsi_encoder,
-        rna_encoder,
-        patch_index,
-        slide_manifest,
-        cohort_features,
-        cohort_samples,
-        options: dict,
-        multimodal_options: dict,
-        wsi_options: dict,
-        row: dict,
-    ):
-        """The reporting row retrained with seed ``multimodal.seed + slot``: its held-out Grad-CAM gene counts."""
-        return seeds.train_seed(
-            wsi_encoder,
-            rna_encoder,
-            patch_index,
-            slide_manifest,
-            cohort_features,
-            cohort_samples,
-            ReportingConfig.from_dict(options),
-            MultimodalConfig.from_dict(multimodal_options),
-            WSIEncodingConfig.from_dict(wsi_options),
-            Table1Row.from_dict(row),
-            slot,
-        )
-
-    return train_seed
-
-
 def seed_stability(
     occurrence: pd.DataFrame, model, gene_groups: pd.DataFrame, truth_drivers: pd.DataFrame, options: dict, *counts
 ):
     """Table 2 summed over seeds (the Table 1 model = seed 0, then the retrainings), per-seed top n, Jaccard."""
     cfg = ReportingConfig.from_dict(options)
     genes = gene_labels(model.meta["genes"], gene_groups)
-    all_counts = [seeds.counts_of(occurrence, genes), *[c for c in counts[: cfg.n_seeds - 1] if len(c)]]
+    all_counts = [seeds.counts_of(occurrence, genes), *[c for c in counts if len(c)]]
     summed, per_seed, metrics = seeds.stability(all_counts, genes, cfg.table_size)
     marks = gene_scoring.gene_roles(truth_drivers)["role"] if not truth_drivers.empty else None
     figure = seeds.stability_figure(summed, metrics, cfg.table_size, marks)
     log_figure(figure, "seed_stability.png")
-    log_parent_metrics({"genes/gradcam_seeds/jaccard_mean": metrics["jaccard_mean"]})
-    logger.info(
-        "Grad-CAM over %d seeds: mean Jaccard of the top %d %.2f",
-        len(all_counts),
-        cfg.table_size,
-        metrics["jaccard_mean"],
-    )
+    log_parent_metrics({"genes/gradcam_seeds/jaccard_mean": metrics["jaccard_mean"]})  # NaN (one seed): not logged
+    if len(all_counts) > 1:
+        logger.info(
+            "Grad-CAM over %d seeds: mean Jaccard of the top %d %.2f",
+            len(all_counts),
+            cfg.table_size,
+            metrics["jaccard_mean"],
+        )
+    else:
+        logger.info("Grad-CAM seed stability: one model only (multimodal.retrainings.seeds = 1), no overlap computed")
     return summed, per_seed, metrics, figure
 
 
@@ -262,62 +193,45 @@ def score_gene_rankings(
 
 
 def probe_axes(
-    ppi_embeddings: pd.DataFrame,
-    chromosome_embeddings: pd.DataFrame,
     tcga_features: pd.DataFrame,
     tcga_split: pd.DataFrame,
     cohort_features: pd.DataFrame,
     cohort_samples: pd.DataFrame,
     truth_lineages: pd.DataFrame,
     options: dict,
+    **embeddings: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Embedded cohort only: morphology-axis levels read from the RNA embeddings (PPI, chromosome, PCA)."""
+    """Embedded cohort only: morphology-axis levels read from the RNA embeddings (``embeddings``: grouping ->
+    the encoder's embeddings) and from PCA of the input at the same width."""
     if truth_lineages.empty:
         logger.info("reporting: no planted truth (synthetic_truth/lineages.tsv): axis probe skipped")
         return pd.DataFrame(columns=["representation"])
-    reps = {
-        name: axis_probe.cohort_embedding(emb, cohort_samples)
-        for name, emb in (("ppi", ppi_embeddings), ("chromosome", chromosome_embeddings))
-    }
-    reps["pca"] = axis_probe.pca_embedding(
-        tcga_features, tcga_split, cohort_features, cohort_samples, reps["ppi"].shape[1]
-    )
+    reps = {name: axis_probe.cohort_embedding(emb, cohort_samples) for name, emb in embeddings.items()}
+    width = next(iter(reps.values())).shape[1]
+    reps["pca"] = axis_probe.pca_embedding(tcga_features, tcga_split, cohort_features, cohort_samples, width)
     table = axis_probe.axis_probe(reps, truth_lineages, ReportingConfig.from_dict(options).axis_probe)
     log_parent_metrics({f"rna/axis_probe/{r.representation.split()[0]}": r.mean for r in table.itertuples()})
     return table
 
 
 def aggressiveness(
-    model,
-    patch_index: pd.DataFrame,
+    patch_embeddings: pd.DataFrame,
+    rna_embeddings: pd.DataFrame,
     slide_manifest: pd.DataFrame,
-    cohort_features: pd.DataFrame,
     cohort_samples: pd.DataFrame,
     options: dict,
-    multimodal_options: dict,
-    wsi_options: dict,
 ):
     """Lineage clusters vs mouse survival (Kaplan-Meier, log-rank) and patient OS/PFS."""
     out = survival.aggressiveness(
-        model,
-        patch_index,
-        slide_manifest,
-        cohort_features,
-        cohort_samples,
-        ReportingConfig.from_dict(options),
-        MultimodalConfig.from_dict(multimodal_options),
-        WSIEncodingConfig.from_dict(wsi_options),
+        patch_embeddings, rna_embeddings, slide_manifest, cohort_samples, ReportingConfig.from_dict(options)
     )
     log_figure(out[-1], "survival_km.png")
     return out
 
 
-def training_curves(
-    rna_ppi: pd.DataFrame, rna_chromosome: pd.DataFrame, wsi_history: pd.DataFrame, **multimodal_histories: pd.DataFrame
-) -> Figure:
-    """Per-epoch losses of every trained model (keyword arguments: Table 1 row -> history)."""
-    histories = {"rna:ppi": rna_ppi, "rna:chromosome": rna_chromosome, "wsi:wsi": wsi_history}
-    histories.update({f"multimodal:{row}": h for row, h in multimodal_histories.items()})
+def training_curves(**histories: pd.DataFrame) -> Figure:
+    """Per-epoch losses of every trained model (keyword arguments ``<stage>:<variant>`` -> history: ``rna:ppi``,
+    ``wsi:wsi``, ``multimodal:<row>``)."""
     fig = report.training_curves(histories)
     log_figure(fig, "training_curves.png")
     return fig
@@ -338,40 +252,41 @@ REPORT_TABLES = (
     "seeds_top",
     "axis_probe",
 )
-REPORT_FIGURES = ("gradcam", "km", "curves", "tsne_ppi", "tsne_chromosome", "confusion", "link_figure", "seeds_figure")
-REPORT_METRICS = ("validation", "wsi", "rna_ppi", "link_summary", "seeds_metrics")
+REPORT_FIGURES = ("gradcam", "km", "curves", "confusion", "link_figure", "seeds_figure")
+REPORT_METRICS = ("validation", "wsi", "rna_metrics", "link_summary", "seeds_metrics")
 
 
 def build_report(
     options: dict,
     split: dict,
-    cohort: dict,
-    rna_options: dict,
-    wsi_options: dict,
-    multimodal_options: dict,
+    patches: dict,
+    marker: dict,
+    rna_encoder,
+    wsi_encoder,
+    model,
     qc_pngs: dict,
     truth_drivers: pd.DataFrame,
     **items,
 ) -> str:
     """One self-contained HTML page with every table and figure of the run, under a header saying which run
-    made it (``items``: the tables, figures and metrics named in ``REPORT_*``)."""
+    made it, from what the stages wrote (the models' records, the generator's marker; ``items``: the tables,
+    figures and metrics named in ``REPORT_*``, and ``tsne_<grouping>``: Fig. 5 of each RNA encoder)."""
     cfg = ReportingConfig.from_dict(options)
     tables = {k: items[k] for k in REPORT_TABLES}
     for name in ("table2", "link_table", "seeds_summed"):
         tables[name] = report.mark_planted(tables[name], truth_drivers)
     header = report.run_header(
-        cfg,
-        SplitConfig.from_dict(split),
-        cohort,
-        RNAEncodingConfig.from_dict(rna_options),
-        WSIEncodingConfig.from_dict(wsi_options),
-        MultimodalConfig.from_dict(multimodal_options),
+        cfg, SplitConfig.from_dict(split), PatchesConfig.from_dict(patches), marker, rna_encoder, wsi_encoder, model
     )
     return report.build_report(
         tables,
         {k: items[k] for k in REPORT_METRICS},
         {k: items[k] for k in REPORT_FIGURES},
+        {k.removeprefix("tsne_"): v for k, v in items.items() if k.startswith("tsne_")},
         qc_pngs,
         cfg.report_qc_slides,
         header,
+        model.meta.get("label", model.meta.get("row", "")),
+        len(items["gradcam_patches"]),
+        profiling.current().table() if profiling.current() is not None else None,  # the run so far (not an input)
     )

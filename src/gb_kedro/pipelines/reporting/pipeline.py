@@ -1,83 +1,47 @@
-"""The ``reporting`` pipeline: Grad-CAM genes (Table 2) of the paper's best configuration (``ppi_no_recon``),
-their stability over retrainings (one namespaced pipeline per seed) and their validation against planted
-truth with a permutation null (one namespaced retraining pipeline per shuffle); the morphology-link gene table
-(genes predicted from the images of unseen lineages); every gene ranking scored against the planted drivers
-and decoys; the RNA encoders' morphology-axis probe; enrichment, survival and one HTML report."""
+"""The ``reporting`` pipeline: Grad-CAM genes (Table 2) of the model row and of its retrainings (their stability
+over seeds, their validation against planted truth with the permutation null; the models are trained by the
+multimodal pipeline), the morphology-link gene table (genes predicted from the images of unseen lineages), every
+gene ranking scored against the planted drivers and decoys, the RNA encoders' morphology-axis probe, enrichment,
+survival and one HTML report. Reporting reads models, predictions, embeddings and counts; it never trains."""
 
 from kedro.pipeline import Node, Pipeline
 
-from gb_kedro.multimodal import TABLE1_ROWS
+from gb_kedro.config import PipelineShape
 from gb_kedro.pipelines.reporting import nodes
-from gb_kedro.reporting.seeds import SEED_SLOTS
-from gb_kedro.reporting.validation import PERMUTATION_SLOTS
 
-MODEL_ROW = "ppi_no_recon"  # the paper's best row: all trainable, no reconstruction, PPI groups
-DATA = ["patch_index", "slide_manifest", "cohort_features", "cohort_samples"]
+PIXELS = ["patch_index", "patch_pixels", "cohort_features"]
 
 
-def permutation_pipeline(draw: int) -> Pipeline:
-    """Retraining ``draw`` of the permutation null and its Table 2 precision (namespace ``permutation_<draw>``)."""
-    params = ["params:reporting", "params:multimodal", "params:wsi_encoding"]
-    nodes_ = [
-        Node(
-            nodes.permutation_null_trainer(draw),
-            [
-                "wsi_encoder",
-                f"{TABLE1_ROWS[MODEL_ROW]}.rna_encoder",
-                *DATA,
-                "truth_drivers",
-                *params,
-                f"params:{MODEL_ROW}.table1_row",
-            ],
-            ["null_model", "null_history"],
-            name="train_permutation_null",
-        ),
-        Node(
-            nodes.score_permutation_null,
-            ["null_model", *DATA, "truth_drivers", *params],
-            "null_precision",
-            name="score_permutation_null",
-        ),
-    ]
-    shared = ["wsi_encoder", f"{TABLE1_ROWS[MODEL_ROW]}.rna_encoder", *DATA, "truth_drivers"]
+def counts_pipeline(namespace: str) -> Pipeline:
+    """The held-out Grad-CAM gene counts of one retraining of the model row (``seed_<k>``, ``null_<k>``)."""
     return Pipeline(
-        nodes_,
-        namespace=f"permutation_{draw}",
-        inputs={n: n for n in shared},
-        parameters={p: p for p in (*params, f"params:{MODEL_ROW}.table1_row")},
+        [
+            Node(
+                nodes.count_gradcam_genes,
+                ["multimodal_model", "retrieval_predictions", *PIXELS, "params:reporting", "params:patches"],
+                "gene_counts",
+                name="count_gradcam_genes",
+            )
+        ],
+        namespace=namespace,
+        inputs={n: n for n in PIXELS},
+        parameters={p: p for p in ("params:reporting", "params:patches")},
     )
 
 
-def seed_pipeline(slot: int) -> Pipeline:
-    """Seed retraining ``slot`` of Table 2's stability and its held-out Grad-CAM counts (namespace ``seed_<slot>``)."""
-    params = ["params:reporting", "params:multimodal", "params:wsi_encoding", f"params:{MODEL_ROW}.table1_row"]
-    shared = ["wsi_encoder", f"{TABLE1_ROWS[MODEL_ROW]}.rna_encoder", *DATA[:3]]
-    node = Node(
-        nodes.seed_trainer(slot),
-        [*shared, "cohort_samples", *params],
-        "gene_counts",
-        name="train_seed",
-    )
-    return Pipeline(
-        [node],
-        namespace=f"seed_{slot}",
-        inputs={n: n for n in [*shared, "cohort_samples"]},
-        parameters={p: p for p in params},
-    )
-
-
-def gene_nodes() -> list[Node]:
+def gene_nodes(shape: PipelineShape) -> list[Node]:
     """Table 2 across seeds, the morphology-link table, the scoring of every ranking, the RNA axis probe."""
+    model = f"{shape.model_row}.multimodal_model"
     return [
         Node(
             nodes.seed_stability,
             [
                 "gene_occurrence",
-                f"{MODEL_ROW}.multimodal_model",
-                "gene_groups_ppi",
+                model,
+                f"gene_groups_{shape.rows[shape.model_row]}",
                 "truth_drivers",
                 "params:reporting",
-                *[f"seed_{k}.gene_counts" for k in range(1, SEED_SLOTS + 1)],
+                *[f"seed_{k}.gene_counts" for k in range(1, shape.seeds)],
             ],
             ["table2_seeds", "table2_per_seed", "seed_stability", "seed_stability_figure"],
             name="gradcam_seed_stability",
@@ -110,34 +74,40 @@ def gene_nodes() -> list[Node]:
         ),
         Node(
             nodes.probe_axes,
-            [
-                "ppi.rna_embeddings",
-                "chromosome.rna_embeddings",
-                "tcga_features",
-                "tcga_split",
-                "cohort_features",
-                "cohort_samples",
-                "truth_lineages",
-                "params:reporting",
-            ],
+            {
+                "tcga_features": "tcga_features",
+                "tcga_split": "tcga_split",
+                "cohort_features": "cohort_features",
+                "cohort_samples": "cohort_samples",
+                "truth_lineages": "truth_lineages",
+                "options": "params:reporting",
+                **{g: f"{g}.rna_embeddings" for g in shape.groupings},
+            },
             "axis_probe",
             name="probe_rna_axes",
         ),
     ]
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    """Table 2, its validation with ``PERMUTATION_SLOTS`` namespaced null pipelines (the first
-    ``reporting.n_permutations`` of them train; the others pass), enrichment, survival, the report."""
-    model, predictions = f"{MODEL_ROW}.multimodal_model", f"{MODEL_ROW}.retrieval_predictions"
-    P = ["params:reporting", "params:wsi_encoding"]
-    nulls = [permutation_pipeline(j) for j in range(PERMUTATION_SLOTS)]
-    seeds = [seed_pipeline(k) for k in range(1, SEED_SLOTS + 1)]
+def create_pipeline(shape: PipelineShape | None = None, **kwargs) -> Pipeline:
+    """Table 2 of the model row, the Grad-CAM counts of its ``seed_<k>`` and ``null_<k>`` retrainings, their
+    validation, enrichment, survival, the gene tables and the report."""
+    if shape is None:
+        from gb_kedro.pipeline_registry import pipeline_shape
+
+        shape = pipeline_shape()
+    model, predictions = f"{shape.model_row}.multimodal_model", f"{shape.model_row}.retrieval_predictions"
+    grouping = shape.rows[shape.model_row]  # the model row's RNA grouping: Table 2's gene groups
+    counts = [counts_pipeline(f"seed_{k}") for k in range(1, shape.seeds)]
+    counts += [counts_pipeline(f"null_{k}") for k in range(shape.permutations)]
+    histories = {f"rna:{g}": f"{g}.rna_training_history" for g in shape.groupings}
+    histories["wsi:wsi"] = "wsi_training_history"
+    histories.update({f"multimodal:{row}": f"{row}.multimodal_history" for row in shape.rows})
     main = Pipeline(
         [
             Node(
                 nodes.rank_genes_gradcam,
-                [model, predictions, "patch_index", "slide_manifest", "cohort_features", "gene_groups_ppi", *P],
+                [model, predictions, *PIXELS, f"gene_groups_{grouping}", "params:reporting", "params:patches"],
                 ["gene_occurrence", "table2", "table2_markdown", "gradcam_groups", "gradcam_patches", "gradcam_figure"],
                 name="rank_genes_gradcam",
             ),
@@ -150,7 +120,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "cohort_features",
                     "truth_drivers",
                     "params:reporting",
-                    *[f"permutation_{j}.null_precision" for j in range(PERMUTATION_SLOTS)],
+                    *[f"null_{k}.gene_counts" for k in range(shape.permutations)],
                 ],
                 "gradcam_validation",
                 name="validate_against_truth",
@@ -163,30 +133,27 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.aggressiveness,
-                [model, *DATA, "params:reporting", "params:multimodal", "params:wsi_encoding"],
+                [
+                    "multimodal_patch_embeddings",
+                    "multimodal_rna_embeddings",
+                    "slide_manifest",
+                    "cohort_samples",
+                    "params:reporting",
+                ],
                 ["mouse_outcomes", "cluster_survival", "survival_tests", "survival_km"],
                 name="aggressiveness",
             ),
-            Node(
-                nodes.training_curves,
-                {
-                    "rna_ppi": "ppi.rna_training_history",
-                    "rna_chromosome": "chromosome.rna_training_history",
-                    "wsi_history": "wsi_training_history",
-                    **{row: f"{row}.multimodal_history" for row in TABLE1_ROWS},
-                },
-                "training_curves",
-                name="training_curves",
-            ),
+            Node(nodes.training_curves, histories, "training_curves", name="training_curves"),
             Node(
                 nodes.build_report,
                 {
                     "options": "params:reporting",
                     "split": "params:split",
-                    "cohort": "params:synthetic_cohort",
-                    "rna_options": "params:rna_encoding",
-                    "wsi_options": "params:wsi_encoding",
-                    "multimodal_options": "params:multimodal",
+                    "patches": "params:patches",
+                    "marker": "synthetic_marker",
+                    "rna_encoder": f"{grouping}.rna_encoder",
+                    "wsi_encoder": "wsi_encoder",
+                    "model": model,
                     "qc_pngs": "slide_qc_thumbnails",
                     "truth_drivers": "truth_drivers",
                     "table1": "table1",
@@ -198,13 +165,13 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "mice": "mouse_outcomes",
                     "validation": "gradcam_validation",
                     "wsi": "wsi_metrics",
-                    "rna_ppi": "ppi.rna_metrics",
+                    "rna_metrics": f"{grouping}.rna_metrics",
                     "gradcam": "gradcam_figure",
+                    "gradcam_patches": "gradcam_patches",
                     "km": "survival_km",
                     "curves": "training_curves",
-                    "tsne_ppi": "ppi.rna_tsne",
-                    "tsne_chromosome": "chromosome.rna_tsne",
-                    "confusion": f"{MODEL_ROW}.retrieval_confusion",
+                    **{f"tsne_{g}": f"{g}.rna_tsne" for g in shape.groupings},
+                    "confusion": f"{shape.model_row}.retrieval_confusion",
                     "link_table": "morphology_link",
                     "scoring": "gene_scoring",
                     "axes": "axis_recovery",
@@ -221,4 +188,4 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
         ]
     )
-    return Pipeline([*nulls, *seeds, main, Pipeline(gene_nodes())], tags="reporting")
+    return Pipeline([*counts, main, Pipeline(gene_nodes(shape))], tags="reporting")

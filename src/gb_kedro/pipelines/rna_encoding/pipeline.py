@@ -1,10 +1,10 @@
-"""The ``rna_encoding`` pipeline: one namespaced modular pipeline per gene grouping (``ppi``, ``chromosome``)."""
+"""The ``rna_encoding`` pipeline: one namespaced modular pipeline per gene grouping (``rna_encoding.groupings``)."""
 
 from kedro.pipeline import Node, Pipeline
 
+from gb_kedro.config import PipelineShape
 from gb_kedro.pipelines.rna_encoding import nodes
 
-VARIANTS = ("ppi", "chromosome")
 SHARED_INPUTS = ["tcga_features", "cohort_features", "cohort_samples", "tcga_split", "lineage_split"]
 
 
@@ -51,7 +51,12 @@ def variant_pipeline() -> Pipeline:
     )
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def create_pipeline(shape: PipelineShape | None = None, **kwargs) -> Pipeline:
+    """TCGA's held-out samples, then one namespaced encoder per gene grouping of the shape (``ppi``, ``chromosome``)."""
+    if shape is None:
+        from gb_kedro.pipeline_registry import pipeline_shape
+
+        shape = pipeline_shape()
     shared = Pipeline(
         [
             Node(
@@ -69,6 +74,6 @@ def create_pipeline(**kwargs) -> Pipeline:
             inputs={**{name: name for name in SHARED_INPUTS}, "gene_groups": f"gene_groups_{variant}"},
             parameters={"params:rna_encoding": "params:rna_encoding", "params:split": "params:split"},
         )
-        for variant in VARIANTS
+        for variant in shape.groupings
     ]
     return Pipeline([shared, *variants], tags="rna_encoding")

@@ -6,41 +6,56 @@ import pandas as pd
 
 from gb_kedro import provenance
 from gb_kedro import wsi_encoding as wsi
-from gb_kedro.config import MorphometryConfig, SplitConfig, WSIEncodingConfig
+from gb_kedro.config import MorphometryConfig, PatchesConfig, SplitConfig, WSIEncodingConfig
+from gb_kedro.datasets.patch_pixels import PatchPixels
 
 
-def measure_morphometry(patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, options: dict, morphometry: dict):
+def _pixels(pixels: PatchPixels, patch_index: pd.DataFrame, patches: dict) -> PatchesConfig:
+    cfg = PatchesConfig.from_dict(patches)
+    pixels.require(patch_index, cfg.geometry[0], "wsi_encoding")
+    return cfg
+
+
+def measure_morphometry(
+    patch_index: pd.DataFrame, pixels: PatchPixels, patches: dict, options: dict, morphometry: dict
+):
     """Pixel morphometry (nuclear size, shape, texture, spacing, density; tumour extent) of every tumour patch."""
+    _pixels(pixels, patch_index, patches)
     return wsi.measure_morphometry(
-        patch_index, slide_manifest, WSIEncodingConfig.from_dict(options), MorphometryConfig.from_dict(morphometry)
+        patch_index, pixels, WSIEncodingConfig.from_dict(options), MorphometryConfig.from_dict(morphometry)
     )
 
 
 def train_wsi_encoder(
     patch_index: pd.DataFrame,
-    slide_manifest: pd.DataFrame,
+    pixels: PatchPixels,
     morphometry_features: pd.DataFrame,
     split: dict,
+    patches: dict,
     options: dict,
 ):
     """The ViT trained on the training patches of the evaluation split; its per-epoch history."""
     split_cfg = SplitConfig.from_dict(split)
     provenance.require_split(patch_index, split_cfg.to_dict(), "patch_index", "wsi_encoding")
     model, history = wsi.train_encoder(
-        patch_index, slide_manifest, WSIEncodingConfig.from_dict(options), morphometry_features
+        patch_index,
+        pixels,
+        WSIEncodingConfig.from_dict(options),
+        _pixels(pixels, patch_index, patches),
+        morphometry_features,
     )
     return model.describe(split=split_cfg.to_dict(), patch_index=provenance.index_fingerprint(patch_index)), history
 
 
-def embed_wsi_patches(model, patch_index: pd.DataFrame, slide_manifest: pd.DataFrame, options: dict) -> pd.DataFrame:
+def embed_wsi_patches(model, patch_index: pd.DataFrame, pixels: PatchPixels, patches: dict, options: dict):
     """CLS embeddings of every tumour patch, train and held out, with the index columns."""
-    return wsi.embed_patches(model, patch_index, slide_manifest, WSIEncodingConfig.from_dict(options))
+    cfg = _pixels(pixels, patch_index, patches)
+    return wsi.embed_patches(model, patch_index, pixels, WSIEncodingConfig.from_dict(options), cfg)
 
 
 def evaluate_wsi_embeddings(
     embeddings: pd.DataFrame,
-    patch_index: pd.DataFrame,
-    slide_manifest: pd.DataFrame,
+    pixels: PatchPixels,
     model,
     morphometry_features: pd.DataFrame,
     split: dict,
@@ -49,8 +64,7 @@ def evaluate_wsi_embeddings(
     """Image-only 1-NN lineage retrieval per held-out set beside the colour and morphometry baselines; a confusion plot."""
     return wsi.evaluate_embeddings(
         embeddings,
-        patch_index,
-        slide_manifest,
+        pixels,
         model,
         SplitConfig.from_dict(split),
         WSIEncodingConfig.from_dict(options),

@@ -10,19 +10,26 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 nodes.measure_morphometry,
-                ["patch_index", "slide_manifest", "params:wsi_encoding", "params:morphometry"],
+                ["patch_index", "patch_pixels", "params:patches", "params:wsi_encoding", "params:morphometry"],
                 "morphometry_features",
                 name="measure_morphometry",
             ),
             Node(
                 nodes.train_wsi_encoder,
-                ["patch_index", "slide_manifest", "morphometry_features", "params:split", "params:wsi_encoding"],
+                [
+                    "patch_index",
+                    "patch_pixels",
+                    "morphometry_features",
+                    "params:split",
+                    "params:patches",
+                    "params:wsi_encoding",
+                ],
                 ["wsi_encoder", "wsi_training_history"],
                 name="train_wsi_encoder",
             ),
             Node(
                 nodes.embed_wsi_patches,
-                ["wsi_encoder", "patch_index", "slide_manifest", "params:wsi_encoding"],
+                ["wsi_encoder", "patch_index", "patch_pixels", "params:patches", "params:wsi_encoding"],
                 "wsi_embeddings",
                 name="embed_wsi_patches",
             ),
@@ -30,8 +37,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 nodes.evaluate_wsi_embeddings,
                 [
                     "wsi_embeddings",
-                    "patch_index",
-                    "slide_manifest",
+                    "patch_pixels",
                     "wsi_encoder",
                     "morphometry_features",
                     "params:split",

@@ -1,0 +1,137 @@
+"""Typed configs of the ``multimodal`` pipeline (``conf/base/parameters_multimodal.yml``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+from gb_kedro.config.base import Config, choice, device_name
+from gb_kedro.config.rna_encoding import GROUPINGS
+from gb_kedro.config.shared import SamplerConfig, TrainSettings
+from gb_kedro.errors import InputDataError
+
+
+class _MM(Config):
+    SOURCE: ClassVar[str] = "conf/base/parameters_multimodal.yml"
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionSettings(_MM):
+    embed_dim: int
+    fusion_depth: int
+    fusion_heads: int
+    mlp_ratio: float
+
+
+@dataclasses.dataclass(frozen=True)
+class MultimodalLossConfig(_MM):
+    temperature: float
+    itc_weight: float
+    itm_weight: float
+    mask_rna: bool
+    gene_dropout: float
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrievalConfig(_MM):
+    top_k: int
+    n_boot: int
+    rna_batch_size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Table1Shape(_MM):
+    """``multimodal.table1``: Table 1's trained rows (row -> the RNA grouping it uses; each row's settings in
+    ``<row>.table1_row``) and the row whose model the reporting stage reads (Table 2, its seeds and nulls,
+    survival). Part of the pipeline's shape: read when the pipelines are built."""
+
+    rows: dict
+    model_row: str
+
+    def __post_init__(self):
+        if not self.rows:
+            raise InputDataError(self.SOURCE, "multimodal.table1.rows is empty")
+        for row, grouping in self.rows.items():
+            choice(grouping, GROUPINGS, f"multimodal.table1.rows.{row}", self.SOURCE)
+        choice(self.model_row, tuple(self.rows), "multimodal.table1.model_row", self.SOURCE)
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrainingsConfig(_MM):
+    """``multimodal.retrainings``: the model row trained again. ``seeds``: models in all for Table 2's seed
+    stability (seed 0 = the Table 1 model, then ``seeds - 1`` retrainings with ``multimodal.seed + k``);
+    ``permutations``: permutation-null retrainings (patches paired with another lineage's RNA). Part of the
+    pipeline's shape: one namespace per retraining, built from conf (a run's ``--params`` may ask for fewer)."""
+
+    seeds: int
+    permutations: int
+
+    def __post_init__(self):
+        if self.seeds < 1 or self.permutations < 0:
+            raise InputDataError(
+                self.SOURCE,
+                f"multimodal.retrainings: seeds must be >= 1 and permutations >= 0 (got {self.seeds}, {self.permutations})",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class MultimodalConfig(_MM):
+    KEY: ClassVar[str] = "multimodal"
+    model: FusionSettings
+    loss: MultimodalLossConfig
+    sampler: SamplerConfig
+    train: TrainSettings
+    encoder_lr_scale: float  # learning rate of the pretrained encoders relative to train.lr (the rest at 1)
+    val_fraction: float
+    evaluation: RetrievalConfig
+    device: str
+    seed: int
+    checkpoint_dir: str
+    table1: Table1Shape
+    retrainings: RetrainingsConfig
+
+    def __post_init__(self):
+        device_name(self.device, f"{self.KEY}.device", self.SOURCE)
+        if not 0.0 <= self.encoder_lr_scale <= 1.0:
+            raise InputDataError(
+                self.SOURCE, f"multimodal.encoder_lr_scale must be in [0, 1], not {self.encoder_lr_scale}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class Table1Row(_MM):
+    """One configuration of Table 1 (``params:<row>.table1_row``)."""
+
+    KEY: ClassVar[str] = "<row>.table1_row"
+    name: str
+    label: str
+    pretrained: bool
+    train: bool
+    freeze_encoders: bool
+    recon_weight: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ColourRow(_MM):
+    """The non-deep row of Table 1 (``params:colour_baseline.table1_row``)."""
+
+    KEY: ClassVar[str] = "colour_baseline.table1_row"
+    name: str
+    label: str
+    histogram_bins: int
+    ridge_log10_alphas: list
+
+
+@dataclasses.dataclass(frozen=True)
+class MorphometryRow(_MM):
+    """The pixel-morphometry row of Table 1 (``params:morphometry_baseline.table1_row``)."""
+
+    KEY: ClassVar[str] = "morphometry_baseline.table1_row"
+    name: str
+    label: str
+    ridge_log10_alphas: list
+
+
+ROOTS = (MultimodalConfig,)
+# Table 1's non-deep rows (each its own node; settings in <name>.table1_row)
+BASELINE_ROWS = {"colour_baseline": ColourRow, "morphometry_baseline": MorphometryRow}

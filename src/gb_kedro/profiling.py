@@ -1,0 +1,91 @@
+"""The time profile of a run: every node's wall time and, for the training nodes, epochs, seconds per epoch and
+samples per second (read from the per-epoch ``time/*`` columns that :func:`gb_kedro.training.fit` records in a
+stage's history).
+
+:class:`gb_kedro.hooks.ProfileHooks` fills the run's profile as nodes finish and writes it at the end
+(``data/08_reporting/timings.json``, the catalog entry ``timings``, and the MLflow parent run); the report's node
+reads the profile so far (:func:`current`: every node but the report itself).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+import pandas as pd
+
+
+@dataclass
+class NodeTime:
+    """One node's wall time; for a training node, its epochs, mean seconds per epoch and training samples/s."""
+
+    node: str
+    seconds: float
+    epochs: int | None = None
+    epoch_seconds: float | None = None
+    samples_per_s: float | None = None
+
+
+@dataclass
+class RunProfile:
+    """The nodes of one run, in the order they finished."""
+
+    pipelines: str
+    started: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    nodes: list[NodeTime] = field(default_factory=list)
+    _clock: dict[str, float] = field(default_factory=dict, repr=False)
+    _begun: float = field(default_factory=time.perf_counter, repr=False)
+
+    def start(self, node: str) -> None:
+        self._clock[node] = time.perf_counter()
+
+    def stop(self, node: str, outputs: dict | None = None) -> NodeTime:
+        """The node's wall time; a history among its outputs (a table with ``time/epoch_s``) adds the epochs."""
+        record = NodeTime(node, round(time.perf_counter() - self._clock.pop(node, time.perf_counter()), 3))
+        for value in (outputs or {}).values():
+            if isinstance(value, pd.DataFrame) and "time/epoch_s" in value.columns and len(value):
+                record.epochs = int(len(value))
+                record.epoch_seconds = round(float(value["time/epoch_s"].mean()), 3)
+                record.samples_per_s = round(float(value["time/samples_per_s"].mean()), 1)
+        self.nodes.append(record)
+        return record
+
+    def table(self) -> pd.DataFrame:
+        """One row per node, longest first, with its share of the run."""
+        frame = pd.DataFrame([asdict(n) for n in self.nodes], columns=list(NodeTime.__dataclass_fields__))
+        frame["share"] = frame["seconds"] / max(frame["seconds"].sum(), 1e-9)
+        return frame.sort_values("seconds", ascending=False, kind="stable").reset_index(drop=True)
+
+    def to_dict(self) -> dict:
+        import torch
+
+        return {
+            "pipelines": self.pipelines,
+            "started_utc": self.started,
+            "wall_seconds": round(time.perf_counter() - self._begun, 1),
+            "node_seconds": round(sum(n.seconds for n in self.nodes), 1),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "torch_threads": torch.get_num_threads(),
+                "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                "platform": platform.platform(),
+            },
+            "nodes": [asdict(n) for n in self.nodes],
+        }
+
+
+_CURRENT: list[RunProfile] = []
+
+
+def begin(pipelines: str) -> RunProfile:
+    """A new profile for the run that starts now (the previous one is dropped)."""
+    _CURRENT[:] = [RunProfile(pipelines)]
+    return _CURRENT[0]
+
+
+def current() -> RunProfile | None:
+    """The profile of the run in progress (None outside ``kedro run``)."""
+    return _CURRENT[0] if _CURRENT else None

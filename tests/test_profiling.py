@@ -1,0 +1,44 @@
+"""The run's time profile: node wall times, and epochs / seconds per epoch / samples per second of the trainings."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pandas as pd
+
+from gb_kedro import profiling
+
+
+def test_a_profile_times_nodes_and_reads_the_training_histories():
+    profile = profiling.begin("demo")
+    assert profiling.current() is profile
+    profile.start("split")
+    time.sleep(0.01)
+    profile.stop("split", {"tcga_split": pd.DataFrame({"x": [1]})})
+    history = pd.DataFrame({"epoch": [0, 1], "time/epoch_s": [2.0, 4.0], "time/samples_per_s": [100.0, 50.0]})
+    profile.start("train_wsi_encoder")
+    profile.stop("train_wsi_encoder", {"wsi_encoder": object(), "wsi_training_history": history})
+    table = profile.table()
+    assert table["node"].tolist() == ["split", "train_wsi_encoder"] or table["seconds"].is_monotonic_decreasing
+    train = table.set_index("node").loc["train_wsi_encoder"]
+    assert (train["epochs"], train["epoch_seconds"], train["samples_per_s"]) == (2, 3.0, 75.0)
+    assert table.set_index("node").loc["split", "seconds"] >= 0.01 and pd.isna(
+        table.set_index("node").loc["split", "epochs"]
+    )
+    document = json.loads(json.dumps(profile.to_dict()))
+    assert document["pipelines"] == "demo" and len(document["nodes"]) == 2 and document["machine"]["cpus"] >= 1
+
+
+def test_every_run_writes_its_time_profile(tiny_project):
+    """The default run's report shows its profile (every node but the report); ``timings.json`` is the profile of
+    the project's last run (other tests rerun parts of the tiny project, a failing one included: its profile
+    holds the nodes it ran)."""
+    html = (tiny_project / "data" / "08_reporting" / "report.html").read_text()
+    section = html[html.index("Time profile of this run</h2>") :]
+    row = section[section.index("<td>train_wsi_encoder</td>") :].split("</tr>")[0]
+    assert "<td>40</td>" in row  # its epochs, from the training history
+    assert "ppi.train_rna_encoder" in section and "in the" in section and "training nodes" in section
+    document = json.loads((tiny_project / "data" / "08_reporting" / "timings.json").read_text())
+    assert document["nodes"] and document["node_seconds"] <= document["wall_seconds"]
+    assert {"node", "seconds", "epochs", "epoch_seconds", "samples_per_s"} == set(document["nodes"][0])
