@@ -66,7 +66,8 @@ def test_dihedral_views_make_embeddings_blind_to_orientation():
 def test_patch_dataset_takes_the_centre_window_without_augmentation():
     images = np.arange(2 * 3 * 8 * 8, dtype=np.uint8).reshape(2, 3, 8, 8)
     data = wsi.PatchTensorDataset(images, np.array([0, 1]), augment=None, crop=4)
-    x, label, _mouse, _target = data[1]
+    x, labels, _mice, _targets = data.collate([data[1]])
+    x, label = x[0], int(labels[0])
     assert label == 1 and x.shape == (3, 4, 4)
     torch.testing.assert_close(x, torch.from_numpy(images[1, :, 2:6, 2:6].copy()).float() / 255.0)
 
@@ -99,5 +100,6 @@ def test_anti_shortcut_terms_enter_the_loss_as_configured():
         mice=[7, 8],
         targets=np.ones((2, 4)),
     )
-    image, label, mouse, target = data[1]
-    assert (label, mouse) == (1, 8) and target.shape == (4,) and image.shape == (3, 32, 32)
+    images, labels, mice, targets = data.collate([data[1], data[0]])
+    assert labels.tolist() == [1, 0] and mice.tolist() == [8, 7]
+    assert targets.shape == (2, 4) and images.shape == (2, 3, 32, 32) and images.dtype == torch.float32

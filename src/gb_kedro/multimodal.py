@@ -47,7 +47,7 @@ from gb_kedro.models.vit import VisionTransformer
 from gb_kedro.provenance import fingerprint, made_with
 from gb_kedro.slides.augment import Augment, StainMix
 from gb_kedro.slides.morphometry import FEATURES as MORPHOMETRY_FEATURES
-from gb_kedro.slides.patches import training_view, window_batches
+from gb_kedro.slides.patches import apply_views, draw_view, window_batches
 from gb_kedro.slides.sampling import PKSampler
 from gb_kedro.tracking import (
     git_commit,
@@ -100,12 +100,18 @@ class PairDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int):
-        stain = self.stain.on(int(self.slides[i])) if self.stain is not None else None
-        x = training_view(self.images[i], self.crop, self.augment, stain)
+        """The item's window (uint8), random draws and RNA; :meth:`collate` does the pixel work batch-wise."""
+        slide = int(self.slides[i]) if self.slides is not None else 0
+        window, draws = draw_view(self.images[i], self.crop, self.augment, self.stain, slide)
         label = int(self.labels[i])
         options = self.rna_of_label[label]
         rna = options[int(torch.randint(len(options), (1,)))] if len(options) > 1 else options[0]
-        return x, rna, label
+        return window, draws, rna, label
+
+    def collate(self, items: list) -> tuple[torch.Tensor, ...]:
+        """A batch ``(image [N, 3, S, S] float, rna [N, G], label)``, the views made for the whole batch at once."""
+        windows, draws, rna, labels = zip(*items, strict=True)
+        return apply_views(torch.stack(windows), torch.stack(draws), self.stain), torch.stack(rna), torch.tensor(labels)
 
 
 class MultimodalStep:
@@ -223,7 +229,7 @@ def embed_rna(model: MultimodalModel, rna: np.ndarray, batch_size: int, device="
     """Projected RNA embeddings (no masking) [N, n_genes] -> [N, E], L2-normalised."""
     model.eval().to(device)
     out = [
-        model.encode_rna(torch.as_tensor(rna[i : i + batch_size], dtype=torch.float32, device=device))[0].float().cpu()
+        model.encode_rna(torch.tensor(rna[i : i + batch_size], dtype=torch.float32, device=device))[0].float().cpu()
         for i in range(0, len(rna), batch_size)
     ]
     return torch.cat(out).numpy()

@@ -6,7 +6,8 @@ a checkpoint after every epoch and resume from it, ``device: auto``, bf16 autoca
 reproducible: each epoch re-seeds from ``(seed, epoch)``, so a run killed after epoch k and resumed from its
 checkpoint ends with the same weights as an uninterrupted run. Several processes: :mod:`gb_kedro.distributed`.
 
-A step is ``step(model, batch, device, gather) -> {"loss": ..., other metrics}``; ``gather`` is True when the
+A dataset with a ``collate`` method makes its batches itself (e.g. the whole batch's augmentation at once). A step
+is ``step(model, batch, device, gather) -> {"loss": ..., other metrics}``; ``gather`` is True when the
 batch is one rank's share of a global batch (training with several ranks), so its batch-level losses gather the
 rows of every rank, and False otherwise (one process, and every validation pass).
 """
@@ -257,7 +258,14 @@ def evaluate(
     torch.manual_seed(config.seed)
     sums: dict[str, float] = {}
     count = 0
-    for batch in DataLoader(dataset, batch_size=config.batch_size, shuffle=False, num_workers=config.num_workers):
+    loader = DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=False,
+        num_workers=config.num_workers,
+        collate_fn=getattr(dataset, "collate", None),
+    )
+    for batch in loader:
         # every rank scores the whole validation set, its own rows only: the same figures, the same decisions
         metrics = step(model, batch, device, False)
         n = _batch_len(batch)
@@ -302,17 +310,19 @@ def _resume(ckpt: Path | None, fingerprint: str | None, model, optimizer, schedu
 def _epoch_loader(
     train_set: Dataset, config: TrainConfig, epoch: int, batch_sampler, rank: int = 0, world: int = 1
 ) -> DataLoader:
+    collate = getattr(train_set, "collate", None)  # a dataset that makes its batches itself (batched augmentation)
     if batch_sampler is not None:
         batches = batch_sampler(epoch)
         if world > 1:
             batches = [distributed.share(list(b), rank, world) for b in batches]
-        return DataLoader(train_set, batch_sampler=batches, num_workers=config.num_workers)
+        return DataLoader(train_set, batch_sampler=batches, num_workers=config.num_workers, collate_fn=collate)
     return DataLoader(
         train_set,
         batch_size=config.batch_size,
         shuffle=True,
         num_workers=config.num_workers,
         generator=torch.Generator().manual_seed(config.seed + epoch),
+        collate_fn=collate,
     )
 
 

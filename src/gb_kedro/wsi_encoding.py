@@ -32,7 +32,7 @@ from gb_kedro.provenance import fingerprint, made_with
 from gb_kedro.slides.augment import Augment, StainMix
 from gb_kedro.slides.fanout import map_slides
 from gb_kedro.slides.morphometry import FEATURES, chunk_features, feature_frame, fill_missing
-from gb_kedro.slides.patches import training_view, window_batches
+from gb_kedro.slides.patches import apply_views, draw_view, window_batches
 from gb_kedro.slides.sampling import PKSampler
 from gb_kedro.tracking import git_commit, log_evaluation, log_metrics, log_torch_model, nested_run
 from gb_kedro.training import TrainConfig, fit, kept_epoch, resolve_device
@@ -71,9 +71,17 @@ class PatchTensorDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int):
-        stain = self.stain.on(int(self.slides[i])) if self.stain is not None else None
-        x = training_view(self.images[i], self.crop, self.augment, stain)
-        return x, int(self.labels[i]), int(self.mice[i]), self.targets[i]
+        """The item's window (uint8) and random draws; :meth:`collate` does the pixel work batch-wise."""
+        slide = int(self.slides[i]) if self.slides is not None else 0
+        window, draws = draw_view(self.images[i], self.crop, self.augment, self.stain, slide)
+        return window, draws, int(self.labels[i]), int(self.mice[i]), self.targets[i]
+
+    def collate(self, items: list) -> tuple[torch.Tensor, ...]:
+        """A batch ``(image [N, 3, S, S] float, label, mouse, target)``: the views made for the whole batch at once
+        (the pixels of :func:`~gb_kedro.slides.patches.training_view`, item by item)."""
+        windows, draws, labels, mice, targets = zip(*items, strict=True)
+        x = apply_views(torch.stack(windows), torch.stack(draws), self.stain)
+        return x, torch.tensor(labels), torch.tensor(mice), torch.stack(targets)
 
 
 class TripletStep:

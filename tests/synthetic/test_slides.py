@@ -96,3 +96,16 @@ def test_survival_follows_aggressiveness(rendered):
     assert np.corrcoef(merged["aggressiveness"], merged["survival_days"])[0, 1] < -0.8
     assert (mice.groupby("lineage_id").size() >= 3).all()
     assert MORPHOLOGY_AXES[0] in lineages.columns
+
+
+def test_slides_rendered_ahead_in_worker_processes_are_the_same_files(tmp_path):
+    """``render_workers`` > 1 renders the next slides in spawned processes: the same pixels, the same file bytes."""
+    from gb_kedro.synthetic.slides import SlideSpec, lazy_scenes, write_pyramid_tiff
+
+    code = dict(zip(MORPHOLOGY_AXES, (1, 0, 1, -1, 0, 1), strict=True))
+    specs = [SlideSpec(f"S{i}", f"M{i}", "L1", "P1", code, seed=30 + i, width=1024, height=1024) for i in range(3)]
+    for workers in (1, 2):
+        for slide_id, scene in sorted(lazy_scenes(specs, workers).items()):
+            write_pyramid_tiff(tmp_path / f"{slide_id}_{workers}.tif", scene())
+    for i in range(3):
+        assert (tmp_path / f"S{i}_1.tif").read_bytes() == (tmp_path / f"S{i}_2.tif").read_bytes()

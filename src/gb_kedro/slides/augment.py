@@ -1,4 +1,9 @@
-"""Stain-safe augmentations of RGB patches (torch, on [3, H, W] or [N, 3, H, W] tensors in [0, 1])."""
+"""Stain-safe augmentations of RGB patches (torch, on [3, H, W] or [N, 3, H, W] tensors in [0, 1]).
+
+A training item's random view is drawn in two steps (:mod:`gb_kedro.slides.patches`): its random numbers, drawn
+per item from torch's generator in a fixed order (window, stain mixing, flip, rotation, HED jitter), then the
+pixel work on the whole batch at once (:func:`stain_transfer_batch`, :func:`hed_jitter` with per-item draws).
+"""
 
 from __future__ import annotations
 
@@ -11,37 +16,23 @@ HED_FROM_RGB = torch.linalg.inv(RGB_FROM_HED)
 
 
 def hed_jitter(x: torch.Tensor, sigma: float, bias: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Scale each stain's optical density by U(1 - sigma, 1 + sigma) and shift it by U(-bias, bias)."""
+    """Scale each stain's optical density by U(1 - sigma, 1 + sigma) and shift it by U(-bias, bias), per image of
+    [3, H, W] or [N, 3, H, W] (the draws here; :func:`hed_jitter_batch` applies drawn ones)."""
     batched = x.dim() == 4
     x = x if batched else x[None]
     n = x.shape[0]
-    od = -torch.log10(x.clamp(min=1.0 / 255.0)).permute(0, 2, 3, 1) @ HED_FROM_RGB  # [N, H, W, 3] stain densities
     alpha = 1.0 + (torch.rand(n, 1, 1, 3, generator=generator) * 2 - 1) * sigma
     beta = (torch.rand(n, 1, 1, 3, generator=generator) * 2 - 1) * bias
-    rgb = torch.pow(10.0, -((od * alpha + beta) @ RGB_FROM_HED)).permute(0, 3, 1, 2).clamp(0.0, 1.0)
+    rgb = hed_jitter_batch(x, alpha.reshape(n, 3), beta.reshape(n, 3))
     return rgb if batched else rgb[0]
 
 
-def flip_rotate(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """A random element of the dihedral group: optional horizontal flip, then 0/90/180/270-degree rotation."""
-    if torch.rand(1, generator=generator).item() < 0.5:
-        x = x.flip(-1)
-    k = int(torch.randint(4, (1,), generator=generator))
-    return torch.rot90(x, k, dims=(-2, -1))
-
-
 class Augment:
-    """Flips, 90-degree rotations and HED stain jitter (params: ``flips``, ``hed_sigma``, ``hed_bias``)."""
+    """Flips, 90-degree rotations and HED stain jitter (params: ``flips``, ``hed_sigma``, ``hed_bias``): what
+    :func:`gb_kedro.slides.patches.draw_view` draws for a training view."""
 
     def __init__(self, flips: bool, hed_sigma: float, hed_bias: float):
         self.flips, self.hed_sigma, self.hed_bias = flips, hed_sigma, hed_bias
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.flips:
-            x = flip_rotate(x)
-        if self.hed_sigma or self.hed_bias:
-            x = hed_jitter(x, self.hed_sigma, self.hed_bias)
-        return x
 
 
 def stain_statistics(images: np.ndarray, slides: np.ndarray, n_slides: int, max_pixels: int = 200_000) -> np.ndarray:
@@ -69,19 +60,35 @@ def stain_statistics(images: np.ndarray, slides: np.ndarray, n_slides: int, max_
     return out
 
 
+def stain_transfer_batch(x: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """:func:`stain_transfer` of a batch [N, 3, H, W], item i from stain statistics ``source[i]`` to
+    ``target[i]`` ([N, 2, 3] each)."""
+    od = -torch.log10(x.clamp(min=1.0 / 255.0)).permute(0, 2, 3, 1) @ HED_FROM_RGB  # [N, H, W, 3]
+    src, dst = source[:, None, None], target[:, None, None]  # [N, 1, 1, 2, 3]
+    od = (od - src[..., 0, :]) / src[..., 1, :] * dst[..., 1, :] + dst[..., 0, :]
+    return torch.pow(10.0, -(od @ RGB_FROM_HED)).permute(0, 3, 1, 2).clamp(0.0, 1.0)
+
+
+def hed_jitter_batch(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """:func:`hed_jitter` of a batch [N, 3, H, W] with the per-item scales ``alpha`` and shifts ``beta`` [N, 3]
+    already drawn."""
+    od = -torch.log10(x.clamp(min=1.0 / 255.0)).permute(0, 2, 3, 1) @ HED_FROM_RGB
+    rgb = torch.pow(10.0, -((od * alpha[:, None, None] + beta[:, None, None]) @ RGB_FROM_HED))
+    return rgb.permute(0, 3, 1, 2).clamp(0.0, 1.0)
+
+
 def stain_transfer(x: torch.Tensor, source: np.ndarray, target: np.ndarray) -> torch.Tensor:
     """Reinhard-style transfer in stain (HED optical-density) space: each stain of ``x`` [3, H, W] in [0, 1],
     standardised by the statistics of its own slide ``source`` [2, 3] (mean, std), takes those of
     another slide ``target``. The nuclei keep their shape and texture; the slide's stain is replaced."""
-    od = -torch.log10(x.clamp(min=1.0 / 255.0)).permute(1, 2, 0) @ HED_FROM_RGB  # [H, W, 3]
-    src, dst = torch.as_tensor(source), torch.as_tensor(target)
-    od = (od - src[0]) / src[1] * dst[1] + dst[0]
-    return torch.pow(10.0, -(od @ RGB_FROM_HED)).permute(2, 0, 1).clamp(0.0, 1.0)
+    src, dst = (torch.as_tensor(np.asarray(s))[None] for s in (source, target))
+    return stain_transfer_batch(x[None], src, dst)[0]
 
 
 class StainMix:
     """With probability ``p``, a training patch takes the stain statistics of a random training slide
-    (:func:`stain_transfer`): stain stops telling slides, and so lineages, apart."""
+    (:func:`stain_transfer`; drawn by :func:`gb_kedro.slides.patches.draw_view`): stain stops telling slides, and
+    so lineages, apart. ``statistics``: per slide, the mean and standard deviation of each stain [n_slides, 2, 3]."""
 
     def __init__(self, statistics: np.ndarray, p: float):
         self.statistics, self.p = statistics, p
@@ -92,13 +99,3 @@ class StainMix:
         if not p or slides is None:
             return None
         return cls(stain_statistics(images, slides, int(slides.max()) + 1), p)
-
-    def on(self, slide: int):
-        """This mix applied as coming from ``slide``: the ``stain`` callable of :func:`training_view`."""
-        return lambda x: self(x, slide)
-
-    def __call__(self, x: torch.Tensor, slide: int) -> torch.Tensor:
-        if self.p <= 0 or float(torch.rand(1)) >= self.p:
-            return x
-        other = int(torch.randint(len(self.statistics), (1,)))
-        return stain_transfer(x, self.statistics[slide], self.statistics[other])

@@ -24,7 +24,7 @@ from gb_kedro.config import PatchesConfig
 from gb_kedro.datasets.patch_pixels import PatchPixels, pixels_key
 from gb_kedro.datasets.patch_store import read_images, slide_file_key, write_images
 from gb_kedro.provenance import fingerprint
-from gb_kedro.slides.augment import Augment
+from gb_kedro.slides.augment import Augment, StainMix, hed_jitter_batch, stain_transfer_batch
 from gb_kedro.slides.dataset import PatchDataset
 from gb_kedro.slides.fanout import map_slides
 from gb_kedro.slides.manifest import slide_paths
@@ -103,24 +103,71 @@ def decode_patches(
     return PatchPixels(images, pixels_key(index, px))
 
 
-def training_view(
-    image: np.ndarray, crop: int | None = None, augment: Augment | None = None, stain=None
-) -> torch.Tensor:
-    """A uint8 patch [3, S, S] as float [0, 1] (a copy: rows of a disk cache are read-only), cut to a
-    ``crop`` x ``crop`` window (random with ``augment``, the centre one without), given another slide's
-    stain by ``stain`` (a callable on the window) and augmented."""
-    x = torch.from_numpy(np.array(image)).float().div_(255.0)
-    if crop and crop < x.shape[-1]:
-        span = x.shape[-1] - crop
+# The random numbers of one training view, as a row of floats: window corner (y, x), stain mixing (on, the item's
+# slide, the slide whose statistics it takes), flip, quarter turns, HED jitter (on, scale (3), shift (3)).
+VIEW_FIELDS = 14
+
+
+def draw_view(
+    image: np.ndarray, crop: int | None, augment: Augment | None, stain: StainMix | None, slide: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One item's random view, drawn from torch's generator in the order the pixels use it: the uint8 window
+    [3, crop, crop] (random with ``augment``, the centre one without) and its draws ([VIEW_FIELDS] floats);
+    :func:`apply_views` does the pixel work for a whole batch."""
+    size = image.shape[-1]
+    draws = torch.zeros(VIEW_FIELDS)
+    if crop and crop < size:
+        span = size - crop
         y0, x0 = (
             (int(torch.randint(span + 1, (1,))), int(torch.randint(span + 1, (1,))))
             if augment is not None
             else (span // 2, span // 2)
         )
-        x = x[:, y0 : y0 + crop, x0 : x0 + crop]
-    if stain is not None:
-        x = stain(x)
-    return augment(x) if augment is not None else x
+        image = image[:, y0 : y0 + crop, x0 : x0 + crop]
+        draws[0], draws[1] = y0, x0
+    if stain is not None and stain.p > 0 and float(torch.rand(1)) < stain.p:
+        draws[2:5] = torch.tensor([1.0, slide, int(torch.randint(len(stain.statistics), (1,)))])
+    if augment is not None and augment.flips:
+        draws[5] = float(torch.rand(1).item() < 0.5)
+        draws[6] = int(torch.randint(4, (1,)))
+    if augment is not None and (augment.hed_sigma or augment.hed_bias):
+        draws[7] = 1.0
+        draws[8:11] = (1.0 + (torch.rand(1, 1, 1, 3) * 2 - 1) * augment.hed_sigma).reshape(3)
+        draws[11:14] = ((torch.rand(1, 1, 1, 3) * 2 - 1) * augment.hed_bias).reshape(3)
+    return torch.from_numpy(np.array(image)), draws  # a copy: rows of a memory map are read-only
+
+
+def apply_views(windows: torch.Tensor, draws: torch.Tensor, stain: StainMix | None) -> torch.Tensor:
+    """The pixel work of a batch of views (uint8 windows [N, 3, S, S] and their :func:`draw_view` draws
+    [N, VIEW_FIELDS]), the batch at once: float [0, 1], another slide's stain where drawn, flip and quarter turns,
+    HED jitter. Item by item the same pixels as :func:`training_view` gives with the same draws."""
+    x = windows.float().div_(255.0)
+    mixed = draws[:, 2] > 0
+    if stain is not None and mixed.any():
+        statistics = torch.as_tensor(stain.statistics)
+        pairs = draws[mixed][:, 3:5].long()
+        x[mixed] = stain_transfer_batch(x[mixed], statistics[pairs[:, 0]], statistics[pairs[:, 1]])
+    if (draws[:, 5] > 0).any() or (draws[:, 6] > 0).any():
+        x = torch.stack(
+            [
+                torch.rot90(v.flip(-1) if f > 0 else v, int(k), dims=(-2, -1))
+                for v, f, k in zip(x, draws[:, 5], draws[:, 6])
+            ]
+        )
+    jitter = draws[:, 7] > 0
+    if jitter.any():
+        x[jitter] = hed_jitter_batch(x[jitter], draws[jitter][:, 8:11], draws[jitter][:, 11:14])
+    return x
+
+
+def training_view(
+    image: np.ndarray, crop: int | None = None, augment: Augment | None = None, stain=None, slide: int = 0
+) -> torch.Tensor:
+    """A uint8 patch [3, S, S] as float [0, 1], cut to a ``crop`` x ``crop`` window (random with ``augment``,
+    the centre one without), given another slide's stain by ``stain`` (a :class:`StainMix`; ``slide``: the
+    patch's own) and augmented: :func:`draw_view` then :func:`apply_views` on a batch of one."""
+    window, draws = draw_view(image, crop, augment, stain, slide)
+    return apply_views(window[None], draws[None], stain)[0]
 
 
 def windows(images: torch.Tensor, crop: int | None) -> list[torch.Tensor]:

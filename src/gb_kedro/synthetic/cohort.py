@@ -127,6 +127,7 @@ class SyntheticConfig(Config):
     raw_dir: str
     preset: str
     seed: int
+    render_workers: int  # slides rendered ahead in this many processes (the same pixels; 1 = in the run's process)
     presets: dict[str, Preset]
 
 

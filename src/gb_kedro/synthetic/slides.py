@@ -413,19 +413,62 @@ def oracle_features(scene: Scene, x: int, y: int, size: int) -> np.ndarray:
     )
 
 
-def lazy_scenes(specs: list) -> dict:
-    """Slide ID -> a callable that builds the slide's :class:`Scene` when the catalog is about to render and
-    write it (one progress bar over all slides), so no slide is held in memory before its turn."""
+STRIP = 512  # rows rendered at a time: the strip of write_pyramid_tiff (so the pixels are the ones it would render)
+
+
+@dataclass
+class RenderedScene:
+    """A slide already rendered at level 0 (``rgb`` [height, width, 3]), with the interface the writer reads."""
+
+    spec: SlideSpec
+    rgb: np.ndarray
+
+    def render(self, x0: int, y0: int, w: int, h: int) -> np.ndarray:
+        return self.rgb[y0 : y0 + h, x0 : x0 + w]
+
+
+def render_slide(spec: SlideSpec) -> np.ndarray:
+    """The slide's level 0, rendered strip by strip as :func:`write_pyramid_tiff` renders it (a worker's job)."""
+    scene = make_scene(spec)
+    strips = [scene.render(0, y0, spec.width, min(STRIP, spec.height - y0)) for y0 in range(0, spec.height, STRIP)]
+    return np.concatenate(strips, axis=0)
+
+
+def lazy_scenes(specs: list, workers: int) -> dict:
+    """Slide ID -> a callable that gives the slide's scene when the catalog is about to write it (one progress bar
+    over all slides). With ``workers`` > 1 the slides are rendered ahead in that many spawned processes, in the
+    order the catalog writes them (slide ID order), at most ``workers + 1`` slides in memory; the pixels are the
+    same (each worker renders the writer's strips). With 1, each scene is built when its turn comes."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(specs), desc="Synthetic slides", unit="slide", leave=False, disable=None)
+    order = [spec.slide_id for spec in sorted(specs, key=lambda spec: spec.slide_id)]
+    by_id = {spec.slide_id: spec for spec in specs}
+    futures: dict = {}
+    done: set[str] = set()
+    pool = None
+    if workers > 1 and len(specs) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
     def lazy(spec):
         def scene():
             bar.update()
             if bar.n == bar.total:
                 bar.close()
-            return make_scene(spec)
+            if pool is None:
+                return make_scene(spec)
+            start = order.index(spec.slide_id)
+            for slide_id in order[start : start + workers + 1]:  # this slide and the next ones, rendered ahead
+                if slide_id not in futures and slide_id not in done:
+                    futures[slide_id] = pool.submit(render_slide, by_id[slide_id])
+            done.add(spec.slide_id)
+            rgb = futures.pop(spec.slide_id).result()
+            if len(done) == len(specs):
+                pool.shutdown()
+            return RenderedScene(spec, rgb)
 
         return scene
 

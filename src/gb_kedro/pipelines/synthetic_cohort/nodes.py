@@ -28,11 +28,12 @@ def generate_synthetic_cohort(marker: dict) -> dict:
     return out
 
 
-def generate_slides(marker: dict, lineages: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
+def generate_slides(marker: dict, lineages: pd.DataFrame, options: dict) -> tuple[dict, pd.DataFrame]:
     """One slide per mouse, ``mice_per_lineage`` mice per lineage, rendered lazily at save time.
 
     Returns ``(slides, manifest)``: slide ID -> callable returning the slide's scene (the catalog's
-    ``PyramidTiffDataset`` renders and writes it strip by strip), and the slide manifest (``slide_id``,
+    ``PyramidTiffDataset`` writes it strip by strip; ``render_workers`` processes render the next slides ahead),
+    and the slide manifest (``slide_id``,
     ``mouse_id``, ``lineage_id``, ``patient_id``, ``survival_days``, ``path`` relative to the manifest).
     """
     sizes = Preset.from_dict(marker["sizes"])
@@ -46,7 +47,7 @@ def generate_slides(marker: dict, lineages: pd.DataFrame) -> tuple[dict, pd.Data
     )
     manifest["path"] = "images/" + manifest["slide_id"] + ".tif"
     logger.info("Rendering %d synthetic slides of %dx%d px", len(specs), specs[0].width, specs[0].height)
-    slides = lazy_scenes(specs)
+    slides = lazy_scenes(specs, SyntheticConfig.from_dict(options).render_workers)
     return slides, manifest
 
 

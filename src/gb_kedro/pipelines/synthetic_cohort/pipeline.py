@@ -42,7 +42,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 generate_slides,
-                inputs=["synthetic_marker", "truth_lineages"],
+                inputs=["synthetic_marker", "truth_lineages", "params:synthetic_cohort"],
                 outputs=["slide_images", "slide_manifest"],
                 name="generate_slides",
             ),
