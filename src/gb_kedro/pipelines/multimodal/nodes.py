@@ -33,33 +33,13 @@ def _trained(wsi_encoder, patch_index: pd.DataFrame, split: dict) -> dict:
     return split_cfg
 
 
-def train_multimodal(
-    wsi_encoder,
-    rna_encoder,
-    patch_index: pd.DataFrame,
-    pixels: PatchPixels,
-    cohort_features: pd.DataFrame,
-    cohort_samples: pd.DataFrame,
-    split: dict,
-    options: dict,
-    patches: dict,
-    row: dict,
-):
-    """The model of one Table 1 row trained on the training patches paired with their lineage's RNA; its history."""
-    split_cfg = _trained(wsi_encoder, patch_index, split)
-    data, views = _cohort(patch_index, pixels, cohort_features, cohort_samples, patches)
-    model, history = mm.train_row(
-        wsi_encoder, rna_encoder, data, MultimodalConfig.from_dict(options), views, Table1Row.from_dict(row)
-    )
-    return model.describe(split=split_cfg, patch_index=provenance.index_fingerprint(patch_index)), history
+def trainer(kind: str = "row", slot: int = 0):
+    """The training node of one model: ``row``, a Table 1 row; ``seed``, retraining ``slot`` of the model row with
+    another seed (Table 2's seed stability, slots 1 ..); ``null``, the model row trained on every training
+    lineage's patches paired with another lineage's RNA (the permutation null, slots 0 ..). One namespaced pipeline
+    per row or slot."""
 
-
-def retrainer(kind: str, slot: int):
-    """The training node of retraining ``slot`` of the model row: ``seed`` (Table 2's seed stability, slots 1 ..)
-    or ``null`` (the permutation null, slots 0 ..); one namespaced pipeline per slot."""
-    train = mm.train_seed if kind == "seed" else mm.train_null
-
-    def train_retraining(
+    def train(
         wsi_encoder,
         rna_encoder,
         patch_index: pd.DataFrame,
@@ -71,16 +51,18 @@ def retrainer(kind: str, slot: int):
         patches: dict,
         row: dict,
     ):
-        """The model row trained again (another seed, or patches paired with another lineage's RNA)."""
+        """The model trained on the training patches paired with RNA (see :func:`trainer`); its history."""
         split_cfg = _trained(wsi_encoder, patch_index, split)
         data, views = _cohort(patch_index, pixels, cohort_features, cohort_samples, patches)
-        model, history = train(
-            wsi_encoder, rna_encoder, data, MultimodalConfig.from_dict(options), views, Table1Row.from_dict(row), slot
-        )
+        args = (wsi_encoder, rna_encoder, data, MultimodalConfig.from_dict(options), views, Table1Row.from_dict(row))
+        if kind == "row":
+            model, history = mm.train_row(*args)
+        else:
+            model, history = (mm.train_seed if kind == "seed" else mm.train_null)(*args, slot)
         return model.describe(split=split_cfg, patch_index=provenance.index_fingerprint(patch_index)), history
 
-    train_retraining.__name__ = f"train_{kind}"
-    return train_retraining
+    train.__name__ = train.__qualname__ = "train_multimodal" if kind == "row" else f"train_{kind}"
+    return train
 
 
 def _require_model(model, patch_index: pd.DataFrame, split: dict) -> SplitConfig:
@@ -96,52 +78,45 @@ def _require_model(model, patch_index: pd.DataFrame, split: dict) -> SplitConfig
     return split_cfg
 
 
-def evaluate_multimodal(
-    model,
-    patch_index: pd.DataFrame,
-    pixels: PatchPixels,
-    cohort_features: pd.DataFrame,
-    cohort_samples: pd.DataFrame,
-    split: dict,
-    options: dict,
-    patches: dict,
-):
-    """Eq. 9 on the held-out patches: the row's Table 1 metrics, confusion plot and per-patch predictions."""
-    split_cfg = _require_model(model, patch_index, split)
-    data, views = _cohort(patch_index, pixels, cohort_features, cohort_samples, patches)
-    return mm.evaluate_row(model, data, split_cfg, MultimodalConfig.from_dict(options), views)
+def _with_model(name: str, apply, doc: str):
+    """A node that checks a trained model against the patch index and split, then ``apply(model, data, split,
+    options, patches)`` on the paired cohort."""
+
+    def node(
+        model,
+        patch_index: pd.DataFrame,
+        pixels: PatchPixels,
+        cohort_features: pd.DataFrame,
+        cohort_samples: pd.DataFrame,
+        split: dict,
+        options: dict,
+        patches: dict,
+    ):
+        split_cfg = _require_model(model, patch_index, split)
+        data, views = _cohort(patch_index, pixels, cohort_features, cohort_samples, patches)
+        return apply(model, data, split_cfg, MultimodalConfig.from_dict(options), views)
+
+    node.__name__ = node.__qualname__ = name
+    node.__doc__ = doc
+    return node
 
 
-def predict_held_out(
-    model,
-    patch_index: pd.DataFrame,
-    pixels: PatchPixels,
-    cohort_features: pd.DataFrame,
-    cohort_samples: pd.DataFrame,
-    split: dict,
-    options: dict,
-    patches: dict,
-) -> pd.DataFrame:
-    """The RNA samples each held-out patch retrieves (eq. 9) with a retrained model (empty when not trained)."""
-    _require_model(model, patch_index, split)
-    data, views = _cohort(patch_index, pixels, cohort_features, cohort_samples, patches)
-    return mm.predict_held_out(model, data, MultimodalConfig.from_dict(options), views)
-
-
-def embed_cohort(
-    model,
-    patch_index: pd.DataFrame,
-    pixels: PatchPixels,
-    cohort_features: pd.DataFrame,
-    cohort_samples: pd.DataFrame,
-    split: dict,
-    options: dict,
-    patches: dict,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The model row's embeddings of every tumour patch and every cohort RNA sample (for the survival analysis)."""
-    _require_model(model, patch_index, split)
-    data, views = _cohort(patch_index, pixels, cohort_features, cohort_samples, patches)
-    return mm.embed_cohort(model, data, MultimodalConfig.from_dict(options), views)
+train_multimodal = trainer("row")
+evaluate_multimodal = _with_model(
+    "evaluate_multimodal",
+    mm.evaluate_row,
+    "Eq. 9 on the held-out patches: the row's Table 1 metrics, confusion plot and per-patch predictions.",
+)
+predict_held_out = _with_model(
+    "predict_held_out",
+    lambda model, data, _split, cfg, views: mm.predict_held_out(model, data, cfg, views),
+    "The RNA samples each held-out patch retrieves (eq. 9) with a retrained model (empty when not trained).",
+)
+embed_cohort = _with_model(
+    "embed_cohort",
+    lambda model, data, _split, cfg, views: mm.embed_cohort(model, data, cfg, views),
+    "The model row's embeddings of every tumour patch and every cohort RNA sample (for the survival analysis).",
+)
 
 
 def colour_baseline(

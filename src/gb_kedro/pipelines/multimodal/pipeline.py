@@ -43,7 +43,7 @@ def retraining_pipeline(kind: str, slot: int) -> Pipeline:
     return Pipeline(
         [
             Node(
-                nodes.retrainer(kind, slot),
+                nodes.trainer(kind, slot),
                 ["wsi_encoder", "rna_encoder", *DATA, *PARAMS, "params:table1_row"],
                 ["multimodal_model", "multimodal_history"],
                 name=f"train_{kind}",
