@@ -12,7 +12,7 @@ with survival (as k-means on an RNA embedding unrelated to survival would), and 
 
 A valid test rejects in about 5 % of null draws::
 
-    python benchmarks/bench_survival_null.py --out benchmarks/results/bench_survival_null.json   # ~3 min
+    python benchmarks/bench_survival_null.py --out benchmarks/results/bench_survival_null.json   # ~11 min
 """
 
 from __future__ import annotations
