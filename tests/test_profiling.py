@@ -26,6 +26,11 @@ def test_a_profile_times_nodes_and_reads_the_training_histories():
     assert table.set_index("node").loc["split", "seconds"] >= 0.01 and pd.isna(
         table.set_index("node").loc["split", "epochs"]
     )
+    profile.saving("split")  # a lazily written output does its work while it is saved: the node's time has it
+    time.sleep(0.02)
+    profile.saved("split")
+    split = profile.table().set_index("node").loc["split"]
+    assert split["save_seconds"] >= 0.02 and split["seconds"] >= 0.03
     document = json.loads(json.dumps(profile.to_dict()))
     assert document["pipelines"] == "demo" and len(document["nodes"]) == 2 and document["machine"]["cpus"] >= 1
 
@@ -41,4 +46,6 @@ def test_every_run_writes_its_time_profile(tiny_project):
     assert "ppi.train_rna_encoder" in section and "in the" in section and "training nodes" in section
     document = json.loads((tiny_project / "data" / "08_reporting" / "timings.json").read_text())
     assert document["nodes"] and document["node_seconds"] <= document["wall_seconds"]
-    assert {"node", "seconds", "epochs", "epoch_seconds", "samples_per_s"} == set(document["nodes"][0])
+    assert {"node", "seconds", "save_seconds", "epochs", "epoch_seconds", "samples_per_s"} == set(document["nodes"][0])
+    slides = next(n for n in document["nodes"] if n["node"] == "generate_slides")
+    assert slides["save_seconds"] > 0 and slides["seconds"] >= slides["save_seconds"]  # slides render as they are saved

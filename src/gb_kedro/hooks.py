@@ -130,7 +130,8 @@ class CleanInputErrorHooks:
 
 
 class ProfileHooks:
-    """The run's time profile (:mod:`gb_kedro.profiling`): each node's wall time, epochs and throughput; written at
+    """The run's time profile (:mod:`gb_kedro.profiling`): each node's wall time (saving its outputs included),
+    epochs and throughput; written at
     the end to the catalog entry ``timings`` and logged to the MLflow parent run (``time/<node>`` metrics and the
     JSON), also when the run fails (the nodes done so far)."""
 
@@ -154,6 +155,16 @@ class ProfileHooks:
     def after_node_run(self, node, catalog, inputs, outputs, is_async, run_id) -> None:
         if profiling.current() is not None:
             profiling.current().stop(node.name, outputs)
+
+    @hook_impl
+    def before_dataset_saved(self, dataset_name: str, data, node) -> None:
+        if profiling.current() is not None:
+            profiling.current().saving(node.name)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data, node) -> None:
+        if profiling.current() is not None:
+            profiling.current().saved(node.name)
 
     @hook_impl
     def on_node_error(self, error, node, catalog, inputs, is_async, run_id) -> None:

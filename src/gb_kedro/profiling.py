@@ -1,4 +1,5 @@
-"""The time profile of a run: every node's wall time and, for the training nodes, epochs, seconds per epoch and
+"""The time profile of a run: every node's wall time (running it and saving its outputs: a lazily written dataset,
+such as the synthetic slides, does its work while it is saved) and, for the training nodes, epochs, seconds per epoch and
 samples per second (read from the per-epoch ``time/*`` columns that :func:`gb_kedro.training.fit` records in a
 stage's history).
 
@@ -20,10 +21,12 @@ import pandas as pd
 
 @dataclass
 class NodeTime:
-    """One node's wall time; for a training node, its epochs, mean seconds per epoch and training samples/s."""
+    """One node's wall time (``seconds``: running it and saving its outputs; ``save_seconds``: the saving part); for
+    a training node, its epochs, mean seconds per epoch and training samples/s."""
 
     node: str
     seconds: float
+    save_seconds: float = 0.0
     epochs: int | None = None
     epoch_seconds: float | None = None
     samples_per_s: float | None = None
@@ -52,6 +55,20 @@ class RunProfile:
                 record.samples_per_s = round(float(value["time/samples_per_s"].mean()), 1)
         self.nodes.append(record)
         return record
+
+    def saving(self, node: str) -> None:
+        """One of the node's outputs starts being saved (after :meth:`stop`)."""
+        self._clock[f"save:{node}"] = time.perf_counter()
+
+    def saved(self, node: str) -> None:
+        """That output is saved: its time joins the node's wall time and its ``save_seconds``."""
+        begun = self._clock.pop(f"save:{node}", None)
+        record = next((n for n in reversed(self.nodes) if n.node == node), None)
+        if begun is None or record is None:
+            return
+        spent = time.perf_counter() - begun
+        record.seconds = round(record.seconds + spent, 3)
+        record.save_seconds = round(record.save_seconds + spent, 3)
 
     def table(self) -> pd.DataFrame:
         """One row per node, longest first, with its share of the run."""
