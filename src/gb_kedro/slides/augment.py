@@ -2,7 +2,7 @@
 
 A training item's random view is drawn in two steps (:mod:`gb_kedro.slides.patches`): its random numbers, drawn
 per item from torch's generator in a fixed order (window, stain mixing, flip, rotation, HED jitter), then the
-pixel work on the whole batch at once (:func:`stain_transfer_batch`, :func:`hed_jitter` with per-item draws).
+pixel work on the whole batch at once (:func:`stain_transfer_batch`, :func:`hed_jitter_batch` with per-item draws).
 """
 
 from __future__ import annotations
@@ -60,21 +60,27 @@ def stain_statistics(images: np.ndarray, slides: np.ndarray, n_slides: int, max_
     return out
 
 
+def _stain_density(x: torch.Tensor) -> torch.Tensor:
+    """Stain densities (H, E, DAB optical density) [N, H, W, 3] of RGB images [N, 3, H, W] in [0, 1]."""
+    return -torch.log10(x.clamp(min=1.0 / 255.0)).permute(0, 2, 3, 1) @ HED_FROM_RGB
+
+
+def _rgb(od: torch.Tensor) -> torch.Tensor:
+    """RGB images [N, 3, H, W] in [0, 1] of stain densities [N, H, W, 3] (:func:`_stain_density`'s inverse)."""
+    return torch.pow(10.0, -(od @ RGB_FROM_HED)).permute(0, 3, 1, 2).clamp(0.0, 1.0)
+
+
 def stain_transfer_batch(x: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """:func:`stain_transfer` of a batch [N, 3, H, W], item i from stain statistics ``source[i]`` to
     ``target[i]`` ([N, 2, 3] each)."""
-    od = -torch.log10(x.clamp(min=1.0 / 255.0)).permute(0, 2, 3, 1) @ HED_FROM_RGB  # [N, H, W, 3]
     src, dst = source[:, None, None], target[:, None, None]  # [N, 1, 1, 2, 3]
-    od = (od - src[..., 0, :]) / src[..., 1, :] * dst[..., 1, :] + dst[..., 0, :]
-    return torch.pow(10.0, -(od @ RGB_FROM_HED)).permute(0, 3, 1, 2).clamp(0.0, 1.0)
+    return _rgb((_stain_density(x) - src[..., 0, :]) / src[..., 1, :] * dst[..., 1, :] + dst[..., 0, :])
 
 
 def hed_jitter_batch(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     """:func:`hed_jitter` of a batch [N, 3, H, W] with the per-item scales ``alpha`` and shifts ``beta`` [N, 3]
     already drawn."""
-    od = -torch.log10(x.clamp(min=1.0 / 255.0)).permute(0, 2, 3, 1) @ HED_FROM_RGB
-    rgb = torch.pow(10.0, -((od * alpha[:, None, None] + beta[:, None, None]) @ RGB_FROM_HED))
-    return rgb.permute(0, 3, 1, 2).clamp(0.0, 1.0)
+    return _rgb(_stain_density(x) * alpha[:, None, None] + beta[:, None, None])
 
 
 def stain_transfer(x: torch.Tensor, source: np.ndarray, target: np.ndarray) -> torch.Tensor:
