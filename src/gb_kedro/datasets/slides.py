@@ -181,13 +181,16 @@ class OmeTiffSlide:
         self._tif.close()
 
 
+STRIP = 512  # level-0 rows rendered at a time by write_pyramid_tiff
+
+
 def write_pyramid_tiff(
-    path, scene, downsamples=(1, 4, 16), tile: int = 256, strip: int = 512, quality: int = 90
+    path, scene, downsamples=(1, 4, 16), tile: int = 256, strip: int = STRIP, quality: int = 90
 ) -> None:
     """Render ``scene`` strip by strip into a JPEG-tiled pyramidal TIFF.
 
     ``scene``: any object with ``spec`` (``slide_id``, ``width``, ``height``, ``mpp``) and
-    ``render(level, x, y, width, height) -> uint8 [height, width, 3]`` (e.g. a synthetic ``Scene``).
+    ``render(x, y, width, height) -> uint8 [height, width, 3]`` at level 0 (e.g. a synthetic ``Scene``).
 
     Each level is its own top-level page (``subfiletype`` 0 for level 0, 1 for the others) with
     resolution tags, which OpenSlide's generic-tiff driver reads as a pyramid with known microns per pixel.

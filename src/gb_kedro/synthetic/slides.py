@@ -28,7 +28,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from gb_kedro.datasets.slides import write_pyramid_tiff  # noqa: F401  (the writer of these scenes; re-exported)
+from gb_kedro.datasets.slides import (
+    STRIP,
+    write_pyramid_tiff,  # noqa: F401  (the writer of these scenes; re-exported)
+)
 
 GRID = 16  # coarse-grid step (px) for the geometry fields
 
@@ -413,9 +416,6 @@ def oracle_features(scene: Scene, x: int, y: int, size: int) -> np.ndarray:
     )
 
 
-STRIP = 512  # rows rendered at a time: the strip of write_pyramid_tiff (so the pixels are the ones it would render)
-
-
 @dataclass
 class RenderedScene:
     """A slide already rendered at level 0 (``rgb`` [height, width, 3]), with the interface the writer reads."""
@@ -428,7 +428,8 @@ class RenderedScene:
 
 
 def render_slide(spec: SlideSpec) -> np.ndarray:
-    """The slide's level 0, rendered strip by strip as :func:`write_pyramid_tiff` renders it (a worker's job)."""
+    """The slide's level 0, rendered strip by strip as :func:`write_pyramid_tiff` renders it (a worker's job; a
+    scene's noise is seeded by the window's corner, so the strips must be the writer's)."""
     scene = make_scene(spec)
     strips = [scene.render(0, y0, spec.width, min(STRIP, spec.height - y0)) for y0 in range(0, spec.height, STRIP)]
     return np.concatenate(strips, axis=0)
