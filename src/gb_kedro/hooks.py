@@ -131,9 +131,8 @@ class CleanInputErrorHooks:
 
 class ProfileHooks:
     """The run's time profile (:mod:`gb_kedro.profiling`): each node's wall time (saving its outputs included),
-    epochs and throughput; written at
-    the end to the catalog entry ``timings`` and logged to the MLflow parent run (``time/<node>`` metrics and the
-    JSON), also when the run fails (the nodes done so far)."""
+    epochs and throughput; written at the end to the catalog entry ``timings`` and logged to the MLflow parent run
+    (``time/<node>`` metrics and the JSON), also when the run fails (the nodes done so far)."""
 
     def __init__(self):
         self._run_id: str | None = None

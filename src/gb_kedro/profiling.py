@@ -1,6 +1,6 @@
 """The time profile of a run: every node's wall time (running it and saving its outputs: a lazily written dataset,
-such as the synthetic slides, does its work while it is saved) and, for the training nodes, epochs, seconds per epoch and
-samples per second (read from the per-epoch ``time/*`` columns that :func:`gb_kedro.training.fit` records in a
+such as the synthetic slides, does its work while it is saved) and, for the training nodes, epochs, seconds per
+epoch and samples per second (read from the per-epoch ``time/*`` columns that :func:`gb_kedro.training.fit` records in a
 stage's history).
 
 :class:`gb_kedro.hooks.ProfileHooks` fills the run's profile as nodes finish and writes it at the end

@@ -374,7 +374,8 @@ def _profile_section(profile: pd.DataFrame) -> str:
             f"{total:.0f} s in {len(profile)} nodes before this report; {training['seconds'].sum():.0f} s "
             f"({training['seconds'].sum() / max(total, 1e-9):.0%}) in the {len(training)} training nodes. seconds: "
             "running the node and saving its outputs (save_seconds: the saving part; a lazily written dataset, such as "
-            "the synthetic slides, does its work while it is saved). epoch_seconds: mean wall time of an epoch (training and validation); samples_per_s: training samples per second. "
+            "the synthetic slides, does its work while it is saved). epoch_seconds: mean wall time of an epoch "
+            "(training and validation); samples_per_s: training samples per second. "
             "All of it in data/08_reporting/timings.json once the run ends, and in the MLflow run (time/<node>)."
         )
     )
