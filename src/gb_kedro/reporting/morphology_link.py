@@ -30,6 +30,7 @@ from statsmodels.stats.multitest import multipletests
 from gb_kedro.config import MorphologyLinkConfig
 from gb_kedro.errors import InputDataError, listed
 from gb_kedro.genes import gene_labels
+from gb_kedro.slides.morphometry import FEATURES
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +181,12 @@ def link_table(
         )
     blocks = {
         "wsi": lineage_means(wsi_embeddings, lineages, "wsi_embeddings"),
-        "morphometry": lineage_means(morphometry_features, lineages, "morphometry_features"),
+        # the 20 baseline features (the richer set of the classifier row is not part of this table's definition)
+        "morphometry": lineage_means(
+            morphometry_features[[c for c in (*INDEX_COLUMNS, *FEATURES) if c in morphometry_features]],
+            lineages,
+            "morphometry_features",
+        ),
     }
     patient = cohort_samples.drop_duplicates("lineage_id").set_index("lineage_id")["patient_id"]
     groups = np.asarray(lineages) if cfg.cv_unit == "lineage" else patient.loc[lineages].to_numpy()
