@@ -121,7 +121,7 @@ def main() -> None:
     from kedro.framework.startup import bootstrap_project
 
     from gb_kedro import wsi_encoding as wsi
-    from gb_kedro.config import PatchesConfig, SplitConfig, WSIEncodingConfig
+    from gb_kedro.config import LineageClassifierConfig, PatchesConfig, SplitConfig, WSIEncodingConfig
 
     bootstrap_project(args.project)
     with KedroSession.create(project_path=args.project) as session:
@@ -131,7 +131,9 @@ def main() -> None:
         pixels = catalog.load("patch_pixels")
         manifest = catalog.load("slide_manifest")
         morph = catalog.load("morphometry_features")
+        colour = catalog.load("colour_features")
     split = SplitConfig.from_dict(params["split"])
+    classifier = LineageClassifierConfig.from_dict(params["lineage_classifier"])
     result = {
         "project": str(args.project.resolve()),
         "cohort": cohort_of(Path(args.project) / params["synthetic_cohort"]["raw_dir"], manifest),
@@ -166,7 +168,7 @@ def main() -> None:
             model, history = wsi.train_encoder(index, pixels, cfg, views, morph, on_epoch=score)
             train_s = time.perf_counter() - start - scoring[0]
             emb = wsi.embed_patches(model, index, pixels, cfg, views)
-            metrics, _ = wsi.evaluate_embeddings(emb, pixels, model, split, cfg, morph)
+            metrics, _ = wsi.evaluate_embeddings(emb, colour, model, split, cfg, morph, classifier)
             windows_only = one_nn(
                 emb if views.test_views == "none" else wsi.embed_patches(model, index, pixels, cfg, plain)
             )

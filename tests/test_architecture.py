@@ -201,7 +201,7 @@ def _owners() -> dict[str, str]:
 
 def test_pipelines_read_only_their_own_parameters_and_the_shared_entries():
     """A node reads ``params:<key>`` only when its pipeline's parameter file defines ``<key>`` or ``<key>`` is a
-    documented shared entry of ``conf/base/parameters.yml`` (``split``, ``patches``)."""
+    documented shared entry of ``conf/base/parameters.yml`` (``split``, ``patches``, ``lineage_classifier``)."""
     import os
 
     from kedro.framework.startup import bootstrap_project
@@ -216,7 +216,7 @@ def test_pipelines_read_only_their_own_parameters_and_the_shared_entries():
     finally:
         os.chdir(cwd)
     owners = _owners()
-    assert {k for k, v in owners.items() if v == "shared"} == {"split", "patches"}
+    assert {k for k, v in owners.items() if v == "shared"} == {"split", "patches", "lineage_classifier"}
     wrong = []
     for name in ("synthetic_cohort", "data_engineering", "rna_encoding", "wsi_encoding", "multimodal", "reporting"):
         for node in pipelines[name].nodes:

@@ -57,6 +57,14 @@ def test_a_run_may_ask_for_fewer_retrainings_than_the_pipelines_hold_not_more():
         check_parameters(other, SHAPE)
 
 
+def test_the_paired_reference_is_a_table1_row():
+    params = base_parameters()
+    evaluation = {**params["multimodal"]["evaluation"], "paired_reference": "no_such_row"}
+    bad = {**params, "multimodal": {**params["multimodal"], "evaluation": evaluation}}
+    with pytest.raises(InputDataError, match=r"paired_reference' is 'no_such_row'; allowed: .*morphometry_classifier"):
+        check_parameters(bad, SHAPE)
+
+
 def test_table1_rows_use_rna_encoders_that_are_trained():
     params = base_parameters()
     rna = {**params["rna_encoding"], "groupings": ["ppi"]}

@@ -16,6 +16,7 @@ import json
 
 import pandas as pd
 
+from gb_kedro.config import BASELINE_ROWS
 from tests.conftest import shared_file
 from tests.helpers import base_options, copy_project, kedro_cli
 
@@ -133,7 +134,7 @@ def test_the_whole_analysis_runs_on_real_files(tmp_path):
 
     # Table 1: every row on every held-out set
     table1 = pd.read_csv(rep / "table1.csv")
-    rows = set(base_options("multimodal.table1")["rows"]) | {"colour_baseline", "morphometry_baseline"}
+    rows = set(base_options("multimodal.table1")["rows"]) | set(BASELINE_ROWS)
     assert len(table1) == len(rows) * 4 and table1["lineage_accuracy"].between(0, 1).all()
     # gene tables: no gene constant across the cohort is ranked, and the null holds the kept genes only
     cohort = pd.read_parquet(out / "05_model_input" / "cohort_features.parquet")

@@ -164,10 +164,11 @@ def flat_set_metrics(sets: dict[str, dict]) -> dict:
 
 def table1(rows: list[dict]) -> pd.DataFrame:
     """Table 1 in long form: one row per (configuration, held-out set); patient and lineage accuracy with
-    95 % intervals, then the extra columns (balanced, top-k, chance, errors within the patient, sizes)."""
+    95 % intervals, then the extra columns (balanced, top-k, chance, errors within the patient, sizes; a row's
+    lists, e.g. the genes of the expression bridge, stay in its metrics JSON)."""
     records = [
         {
-            **{k: v for k, v in row.items() if k != "sets"},
+            **{k: v for k, v in row.items() if k != "sets" and not isinstance(v, list | dict)},
             "held_out": name,
             "held_out_set": SET_LABELS[name],
             **metrics,
@@ -223,6 +224,91 @@ def table1_markdown(table: pd.DataFrame) -> str:
     lines += ["", "Behind each figure:", "", *_markdown(table1_sizes(table))]
     lines += ["", "Intervals: 95 % bootstrap over slides."]
     return "\n".join(lines) + "\n"
+
+
+def paired_difference(correct, reference_correct, slide_id, n_boot: int, seed: int) -> dict:
+    """One row's accuracy minus the reference row's on the SAME patches, with a bootstrap that resamples the same
+    slides for both (patches of a slide are not independent; both rows answer on them): the difference, its 95 %
+    interval and the share of resamples in which the row is at least as accurate."""
+    frame = pd.DataFrame(
+        {"slide": np.asarray(slide_id), "a": np.asarray(correct, float), "b": np.asarray(reference_correct, float)}
+    )
+    per = frame.groupby("slide").agg(a=("a", "sum"), b=("b", "sum"), n=("a", "size")).to_numpy(float)
+    draws = np.random.default_rng(seed).integers(0, len(per), size=(n_boot, len(per)))
+    sums = per[draws].sum(axis=1)  # [n_boot, 3]
+    diff = (sums[:, 0] - sums[:, 1]) / sums[:, 2]
+    accuracy, reference = per[:, 0].sum() / per[:, 2].sum(), per[:, 1].sum() / per[:, 2].sum()
+    low, high = _ci(diff)
+    return {
+        "patches": int(per[:, 2].sum()),
+        "slides": len(per),
+        "accuracy": float(accuracy),
+        "reference_accuracy": float(reference),
+        "difference": float(accuracy - reference),
+        "difference_ci_low": low,
+        "difference_ci_high": high,
+        "share_at_least_as_accurate": float((diff >= 0).mean()),
+    }
+
+
+def paired_rows(predictions: dict[str, pd.DataFrame], reference: str, n_boot: int, seed: int) -> pd.DataFrame:
+    """Every row of ``predictions`` (row name -> its per-patch predictions: slide_id, x, y, lineage_id, held_out,
+    predicted_lineage) minus ``reference`` per held-out set, on the patches both answered (:func:`paired_difference`).
+    A row without predictions (not trained) is left out."""
+    if reference not in predictions:
+        raise KeyError(f"the paired reference row {reference!r} is not among the rows: {sorted(predictions)}")
+    key = ["slide_id", "x", "y"]
+
+    def hits(frame: pd.DataFrame) -> pd.DataFrame:
+        out = frame[[*key, "held_out"]].copy()
+        out["correct"] = (frame["predicted_lineage"] == frame["lineage_id"]).to_numpy()
+        return out
+
+    base = hits(predictions[reference])
+    records = []
+    for row, frame in predictions.items():
+        if row == reference or frame.empty or "predicted_lineage" not in frame:
+            continue
+        both = hits(frame).merge(base, on=[*key, "held_out"], suffixes=("", "_reference"))
+        for name in SET_LABELS:
+            part = both[both["held_out"] == name]
+            if len(part):
+                records.append(
+                    {
+                        "row": row,
+                        "reference": reference,
+                        "held_out": name,
+                        **paired_difference(part["correct"], part["correct_reference"], part["slide_id"], n_boot, seed),
+                    }
+                )
+    return pd.DataFrame(records)
+
+
+def paired_wide(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows x held-out sets of :func:`paired_rows`: the difference to the reference (95 % slide-paired interval)."""
+    sets = [s for s in SET_LABELS if s in set(table["held_out"])]
+    wide = pd.DataFrame({"Row": list(dict.fromkeys(table["row"]))})
+    for name in sets:
+        part = table[table["held_out"] == name].set_index("row")
+        wide[SET_SHORT[name]] = [
+            f"{part.loc[r, 'difference']:+.3f} ({part.loc[r, 'difference_ci_low']:+.3f} to "
+            f"{part.loc[r, 'difference_ci_high']:+.3f})"
+            if r in part.index
+            else ""
+            for r in wide["Row"]
+        ]
+    return wide
+
+
+def paired_markdown(table: pd.DataFrame) -> str:
+    """Markdown of :func:`paired_rows` (:func:`paired_wide`, under a line naming the reference)."""
+    if table.empty:
+        return "No row to compare.\n"
+    lines = [
+        f"Lineage accuracy minus `{table['reference'].iloc[0]}` on the same patches "
+        "(95 % interval, slides resampled for both):"
+    ]
+    return "\n".join([*lines, "", *_markdown(paired_wide(table))]) + "\n"
 
 
 def nearest_neighbour_eval(train_x, train_y, test_x, test_y, patient_of: dict) -> dict:

@@ -28,8 +28,23 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch.utils.data import Dataset
 
-from gb_kedro.baselines import colour_histogram_features
-from gb_kedro.config import ColourRow, MorphometryRow, MultimodalConfig, PatchesConfig, SplitConfig, Table1Row
+from gb_kedro.baselines import (
+    classifier_similarity,
+    colour_columns,
+    expression_bridge,
+    fit_lineage_classifier,
+)
+from gb_kedro.config import (
+    BridgeRow,
+    ClassifierRow,
+    ColourRow,
+    LineageClassifierConfig,
+    MorphometryRow,
+    MultimodalConfig,
+    PatchesConfig,
+    SplitConfig,
+    Table1Row,
+)
 from gb_kedro.datasets.patch_pixels import PatchPixels
 from gb_kedro.errors import InputDataError, listed
 from gb_kedro.evaluation import (
@@ -46,6 +61,7 @@ from gb_kedro.models.rna_mae import RNAMaskedAutoencoder
 from gb_kedro.models.vit import VisionTransformer
 from gb_kedro.provenance import fingerprint, made_with
 from gb_kedro.slides.augment import Augment, StainMix
+from gb_kedro.slides.morphometry import ALL_FEATURES as ALL_MORPHOMETRY_FEATURES
 from gb_kedro.slides.morphometry import FEATURES as MORPHOMETRY_FEATURES
 from gb_kedro.slides.patches import apply_views, draw_view, window_batches
 from gb_kedro.slides.sampling import PKSampler
@@ -731,12 +747,15 @@ def _confusion(predictions: pd.DataFrame, metrics: dict) -> Figure:
 
 
 # --- the non-deep rows -----------------------------------------------------------------------------
-def colour_row(data: PairedCohort, split: SplitConfig, cfg: MultimodalConfig, row: ColourRow) -> dict:
-    """The colour row of Table 1: colour histogram + stain statistics -> RNA vector by ridge regression fit
-    on the training pairs, then the same retrieval as eq. 9 (cosine to every cohort RNA sample)."""
-    colour = colour_histogram_features(np.moveaxis(data.pixels.images, 1, -1), row.histogram_bins)
-    features = f"RGB histograms ({row.histogram_bins} bins) + channel mean/std"
-    return feature_row(colour, features, data, split, cfg, row)
+def colour_row(
+    colour_features: pd.DataFrame, data: PairedCohort, split: SplitConfig, cfg: MultimodalConfig, row: ColourRow
+) -> tuple[dict, pd.DataFrame]:
+    """The colour row of Table 1: colour histogram + stain statistics (``colour_features``, rows as the patch index)
+    -> RNA vector by ridge regression fit on the training pairs, then the same retrieval as eq. 9 (cosine to every
+    cohort RNA sample)."""
+    columns = colour_columns(colour_features)
+    features = f"RGB histograms + channel mean/std ({len(columns)} colour features)"
+    return feature_row(colour_features[columns].to_numpy(np.float64), features, data, split, cfg, row)
 
 
 def morphometry_row(
@@ -745,7 +764,7 @@ def morphometry_row(
     split: SplitConfig,
     cfg: MultimodalConfig,
     row: MorphometryRow,
-) -> dict:
+) -> tuple[dict, pd.DataFrame]:
     """The pixel-morphometry row of Table 1: per-patch nuclear features -> RNA vector by ridge regression fit on
     the training pairs, then the same retrieval as eq. 9."""
     values = morphometry_features[list(MORPHOMETRY_FEATURES)].to_numpy(np.float64)
@@ -753,17 +772,81 @@ def morphometry_row(
     return feature_row(values, features, data, split, cfg, row)
 
 
+def _split_rows(data: PairedCohort):
+    """(samples, their RNA vectors over every cohort gene, paired index, training-row mask, held-out rows)."""
+    samples, rna, index, _, test = held_out_pairs(data, list(data.features.columns))
+    train_rows = ((index["split"] == "train") & index["lineage_id"].isin(samples["lineage_id"])).to_numpy()
+    return samples, rna, index, train_rows, test
+
+
 def feature_retrieval(values: np.ndarray, data: PairedCohort, ridge_log10_alphas: list[float]):
     """Per-patch features ``values`` (rows as the patch index) -> RNA vector by a ridge map fit on the training
     pairs only, then eq. 9's cosine retrieval of every held-out patch among the cohort's RNA samples. Returns
     (similarities [held-out patches, samples], fitted map, samples, paired index, held-out rows)."""
-    samples, rna, index, test_rows, test = held_out_pairs(data, list(data.features.columns))
-    train_rows = ((index["split"] == "train") & index["lineage_id"].isin(samples["lineage_id"])).to_numpy()
+    samples, rna, index, train_rows, test = _split_rows(data)
     row_of_lineage = {lab: i for i, lab in enumerate(samples["lineage_id"])}  # one sample per lineage: the first
     train_rna = rna[[row_of_lineage[lab] for lab in index.loc[train_rows, "lineage_id"]]]
     alphas = np.logspace(*ridge_log10_alphas)
+    test_rows = index.index.isin(test.index)
     sim, fitted = feature_baseline_retrieval(values[train_rows], train_rna, values[test_rows], rna, alphas)
     return sim, fitted, samples, index, test
+
+
+def classifier_retrieval(values: np.ndarray, data: PairedCohort, classifier: LineageClassifierConfig):
+    """Per-patch features -> the lineage classifier (fit on the training patches only, its penalty chosen on whole
+    training mice) -> eq. 9's ranking of the cohort's RNA samples by :func:`~gb_kedro.baselines.classifier_similarity`
+    (the classifier's lineage first). Returns (similarities, fitted classifier, its choice, samples, paired index,
+    held-out rows)."""
+    samples, rna, index, train_rows, test = _split_rows(data)
+    train = index[train_rows]
+    fitted, choice = fit_lineage_classifier(
+        values[train_rows], train["lineage_id"].to_numpy(), train["mouse_id"].to_numpy(), classifier
+    )
+    test_rows = index.index.isin(test.index)
+    proba = fitted.predict_proba(values[test_rows])
+    sim = classifier_similarity(proba, fitted.classes_, samples["lineage_id"].to_numpy(), rna)
+    return sim, fitted, choice, samples, index, test
+
+
+def bridge_retrieval(values: np.ndarray, data: PairedCohort, row: BridgeRow):
+    """Per-patch features -> :func:`~gb_kedro.baselines.expression_bridge` (genes chosen and the map fit on the
+    training lineages and patches only) -> similarities to every cohort RNA sample. Returns (similarities, the
+    bridge's record, samples, paired index, held-out rows)."""
+    samples, rna, index, train_rows, test = _split_rows(data)
+    train = index[train_rows]
+    first = samples.drop_duplicates("lineage_id").reset_index()  # one sample per lineage: the first
+    lineage_rna = {lab: rna[i] for i, lab in zip(first["index"], first["lineage_id"], strict=True)}
+    lineage_rna = {lab: v for lab, v in lineage_rna.items() if lab in set(train["lineage_id"])}
+    test_rows = index.index.isin(test.index)
+    sim, record = expression_bridge(
+        values[train_rows],
+        train["lineage_id"].to_numpy(),
+        lineage_rna,
+        values[test_rows],
+        rna,
+        row.n_genes,
+        row.inner_folds,
+        np.logspace(*row.ridge_log10_alphas),
+    )
+    return sim, record, samples, index, test
+
+
+def _row_result(
+    row, split: SplitConfig, cfg: MultimodalConfig, sim, samples, index, test, extra: dict, run
+) -> tuple[dict, pd.DataFrame]:
+    sets = score_sets(sim, test, samples, index, cfg)
+    metrics = {
+        "configuration": row.label,
+        "row": row.name,
+        "split": split.mode,
+        "rna_grouping": None,
+        **extra,
+        "sets": sets,
+    }
+    log_metrics(run, {f"eval/{k}": v for k, v in flat_set_metrics(sets).items()})
+    _log_sets(row.name, split, sets)
+    ranked = np.argsort(-sim, axis=1, kind="stable")[:, : min(cfg.evaluation.top_k, len(samples))]
+    return metrics, _predictions(test, samples, sim, ranked)
 
 
 def feature_row(
@@ -773,22 +856,72 @@ def feature_row(
     split: SplitConfig,
     cfg: MultimodalConfig,
     row: ColourRow | MorphometryRow,
-) -> dict:
+) -> tuple[dict, pd.DataFrame]:
     """A non-deep Table 1 row: per-patch features ``values`` (rows as the patch index) -> RNA vector by
-    ridge regression fit on the training pairs only, then eq. 9's retrieval on every held-out set."""
+    ridge regression fit on the training pairs only, then eq. 9's retrieval on every held-out set. Returns its
+    metrics and per-patch predictions (top-k samples, as the deep rows')."""
     params = {"row": row.name, "label": row.label, "features": features, "map": "StandardScaler + RidgeCV"}
     with nested_run(f"multimodal.{row.name}", params) as run:
         sim, fitted, samples, index, test = feature_retrieval(values, data, row.ridge_log10_alphas)
-        sets = score_sets(sim, test, samples, index, cfg)
-        metrics = {
-            "configuration": row.label,
-            "row": row.name,
-            "split": split.mode,
-            "rna_grouping": None,
-            "ridge_alpha": float(fitted[-1].alpha_),
-            "sets": sets,
-        }
-        log_metrics(run, {f"eval/{k}": v for k, v in flat_set_metrics(sets).items()})
         log_sklearn_model(run, fitted)
-    _log_sets(row.name, split, sets)
-    return metrics
+        return _row_result(row, split, cfg, sim, samples, index, test, {"ridge_alpha": float(fitted[-1].alpha_)}, run)
+
+
+def classifier_row(
+    morphometry_features: pd.DataFrame,
+    data: PairedCohort,
+    split: SplitConfig,
+    cfg: MultimodalConfig,
+    row: ClassifierRow,
+    classifier: LineageClassifierConfig,
+) -> tuple[dict, pd.DataFrame]:
+    """The strong baseline row of Table 1: the richer morphometry (:data:`~gb_kedro.slides.morphometry.ALL_FEATURES`)
+    -> a logistic regression of the training patches' lineage -> that lineage's RNA sample first (eq. 9's ranking
+    of :func:`classifier_retrieval`). Metrics and per-patch predictions."""
+    values = morphometry_features[list(ALL_MORPHOMETRY_FEATURES)].to_numpy(np.float64)
+    params = {
+        "row": row.name,
+        "label": row.label,
+        "features": f"{len(ALL_MORPHOMETRY_FEATURES)} morphometry features (slides/morphometry.py ALL_FEATURES)",
+        "map": "StandardScaler + LogisticRegression (C by GroupKFold over training mice)",
+    }
+    with nested_run(f"multimodal.{row.name}", params) as run:
+        sim, fitted, choice, samples, index, test = classifier_retrieval(values, data, classifier)
+        log_metrics(run, {f"cv_accuracy_C_{c:g}": a for c, a in choice["cv_accuracy"].items()})
+        log_sklearn_model(run, fitted)
+        extra = {"inverse_penalty": choice["inverse_penalty"]}
+        return _row_result(row, split, cfg, sim, samples, index, test, extra, run)
+
+
+def bridge_row(
+    morphometry_features: pd.DataFrame,
+    data: PairedCohort,
+    split: SplitConfig,
+    cfg: MultimodalConfig,
+    row: BridgeRow,
+) -> tuple[dict, pd.DataFrame]:
+    """The expression-bridge row of Table 1: the richer morphometry -> the expression of the genes that follow it
+    across the training lineages (how many: chosen on held-out training lineages) -> the nearest RNA sample in those
+    genes (a row that can answer for unseen lineages). Metrics (with the genes kept) and per-patch predictions."""
+    values = morphometry_features[list(ALL_MORPHOMETRY_FEATURES)].to_numpy(np.float64)
+    params = {
+        "row": row.name,
+        "label": row.label,
+        "features": f"{len(ALL_MORPHOMETRY_FEATURES)} morphometry features (slides/morphometry.py ALL_FEATURES)",
+        "n_genes": row.n_genes,
+        "map": "genes by leave-one-training-lineage-out ridge R^2; StandardScaler + RidgeCV to their z-scores",
+    }
+    with nested_run(f"multimodal.{row.name}", params) as run:
+        sim, record, samples, index, test = bridge_retrieval(values, data, row)
+        genes = np.asarray(data.features.columns)[record["genes"]]
+        r2 = record["r2"][record["genes"]]
+        extra = {
+            "ridge_alpha": record["ridge_alpha"],
+            "n_genes_kept": len(genes),
+            "genes_r2_min": float(r2.min()),
+            "inner_accuracy": {str(n): a for n, a in record["inner_accuracy"].items()},
+            "genes": [str(g) for g in genes],
+        }
+        log_metrics(run, {f"inner_accuracy_{n}_genes": a for n, a in record["inner_accuracy"].items()})
+        log_sklearn_model(run, record["model"])
+        return _row_result(row, split, cfg, sim, samples, index, test, extra, run)

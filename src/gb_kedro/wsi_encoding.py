@@ -21,17 +21,17 @@ from matplotlib.figure import Figure
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import Dataset
 
-from gb_kedro.baselines import colour_histogram_features
-from gb_kedro.config import MorphometryConfig, PatchesConfig, SplitConfig, WSIEncodingConfig
+from gb_kedro.baselines import colour_columns, colour_feature_names, colour_histogram_features, fit_lineage_classifier
+from gb_kedro.config import LineageClassifierConfig, MorphometryConfig, PatchesConfig, SplitConfig, WSIEncodingConfig
 from gb_kedro.datasets.atomic import atomic_path
 from gb_kedro.datasets.patch_pixels import PatchPixels
-from gb_kedro.evaluation import SET_LABELS, confusion_figure, nearest_neighbour_eval
+from gb_kedro.evaluation import SET_LABELS, confusion_figure, nearest_neighbour_eval, paired_difference
 from gb_kedro.losses import batch_hard_triplet, reverse_gradient, within_label_group_loss
 from gb_kedro.models.vit import VisionTransformer, vit
 from gb_kedro.provenance import fingerprint, made_with
 from gb_kedro.slides.augment import Augment, StainMix
 from gb_kedro.slides.fanout import map_slides
-from gb_kedro.slides.morphometry import FEATURES, chunk_features, feature_frame, fill_missing
+from gb_kedro.slides.morphometry import ALL_FEATURES, FEATURES, chunk_features, feature_frame, fill_missing
 from gb_kedro.slides.patches import apply_views, draw_view, window_batches
 from gb_kedro.slides.sampling import PKSampler
 from gb_kedro.tracking import git_commit, log_evaluation, log_metrics, log_torch_model, nested_run
@@ -146,11 +146,13 @@ class TripletStep:
 def measure_morphometry(
     patch_index: pd.DataFrame, pixels: PatchPixels, cfg: WSIEncodingConfig, morph: MorphometryConfig
 ) -> pd.DataFrame:
-    """:data:`~gb_kedro.slides.morphometry.FEATURES` of every tumour patch (cached in ``checkpoint_dir`` by
-    the patches' content key and the parameters), beside the index columns."""
+    """:data:`~gb_kedro.slides.morphometry.ALL_FEATURES` of every tumour patch (cached in ``checkpoint_dir`` by
+    the patches' content key, the parameters and the feature list), beside the index columns."""
     index = patch_index.reset_index(drop=True)
     images = pixels.images
-    key = fingerprint(index[["slide_id", "x", "y"]].to_numpy().astype(str).tolist(), images.shape, morph.to_dict())
+    key = fingerprint(
+        index[["slide_id", "x", "y"]].to_numpy().astype(str).tolist(), images.shape, morph.to_dict(), ALL_FEATURES
+    )
     cache = Path(cfg.checkpoint_dir) / f"morphometry_{key}.npy"
     if cache.exists():
         values = np.load(cache)
@@ -163,13 +165,25 @@ def measure_morphometry(
             (source or np.asarray(images[a : a + step]), a, min(a + step, len(index)), options)
             for a in range(0, len(index), step)
         ]
-        raw = np.empty((len(index), len(FEATURES)))
+        raw = np.empty((len(index), len(ALL_FEATURES)))
         for start, part in map_slides(chunk_features, jobs, "local", morph.n_workers, desc="morphometry"):
             raw[start : start + len(part)] = part
         values = fill_missing(raw).astype(np.float32)
         with atomic_path(cache) as tmp:
             np.save(tmp, values)
     return feature_frame(index, values)
+
+
+def measure_colour(patch_index: pd.DataFrame, pixels: PatchPixels, cfg: WSIEncodingConfig) -> pd.DataFrame:
+    """Colour statistics of every tumour patch (``cfg.colour_bins``-bin RGB histograms, channel means and
+    standard deviations), beside the index columns: computed once per run for every consumer (the colour row of
+    Table 1, the image-only baselines, the image axis probe)."""
+    values = colour_histogram_features(np.moveaxis(pixels.images, 1, -1), cfg.colour_bins)
+    frame = patch_index.reset_index(drop=True)
+    frame = frame[
+        [c for c in ("slide_id", "x", "y", "lineage_id", "patient_id", "mouse_id", "split", "held_out") if c in frame]
+    ]
+    return pd.concat([frame, pd.DataFrame(values, columns=colour_feature_names(cfg.colour_bins))], axis=1)
 
 
 def _codes(values) -> np.ndarray:
@@ -209,7 +223,7 @@ def train_encoder(
 ) -> tuple[VisionTransformer, pd.DataFrame]:
     """Train the ViT on the ``train`` patches of the evaluation split (held-out patches never seen), in a
     nested MLflow run ``wsi_encoding``. ``morphometry_features`` (rows as ``patch_index``): the auxiliary
-    target when ``loss.morphometry_weight`` > 0. ``on_epoch(epoch, model)``: called after each epoch (the
+    target (all 40 features, standardised on the training patches) when ``loss.morphometry_weight`` > 0. ``on_epoch(epoch, model)``: called after each epoch (the
     model as trained so far; the next epoch puts it back in training mode), e.g. to score it against
     training length. Returns the model (``meta``: lineages, MLflow run) and the history."""
     train_rows = (patch_index["split"] == "train").to_numpy()
@@ -222,7 +236,7 @@ def train_encoder(
     if cfg.loss.morphometry_weight:
         if morphometry_features is None:
             raise ValueError("wsi_encoding.loss.morphometry_weight > 0 needs the morphometry features")
-        values = morphometry_features[list(FEATURES)].to_numpy(np.float32)[train_rows]
+        values = morphometry_features[list(ALL_FEATURES)].to_numpy(np.float32)[train_rows]
         targets = StandardScaler().fit_transform(values).astype(np.float32)
     stain = StainMix.fit(images, slides, patches.augment.stain_mix)
     val = np.random.default_rng(cfg.seed).random(len(labels)) < cfg.val_fraction
@@ -353,16 +367,21 @@ def embed_patches(
 
 def evaluate_embeddings(
     embeddings: pd.DataFrame,
-    pixels: PatchPixels,
+    colour_features: pd.DataFrame,
     model: VisionTransformer,
     split: SplitConfig,
     cfg: WSIEncodingConfig,
     morphometry_features: pd.DataFrame,
+    classifier: LineageClassifierConfig,
 ):
     """Image-only lineage retrieval: 1-NN of the held-out patches of seen lineages (held-out patches of seen
     slides; unseen mice) against the training patches, beside the colour-histogram and pixel-morphometry
-    baselines (1-NN on standardised features) and chance; a confusion plot (unseen mice when there are).
-    Unseen lineages cannot be retrieved image-only (no training patch of theirs): not scored here."""
+    baselines (1-NN on standardised features) and chance; then the stronger protocol, a regularised classifier
+    of the training patches' lineage (:func:`~gb_kedro.baselines.fit_lineage_classifier`) on the embedding
+    (``model_classifier``) and on the 40 morphometry features (``morphometry_classifier``, the strong baseline),
+    each encoder answer minus the strong baseline's on the same patches with a slide-paired 95 % interval
+    (``<set>/<what>_minus_morphometry_classifier``); a confusion plot (unseen mice when there are). Unseen lineages cannot be retrieved image-only (no training
+    patch of theirs): not scored here."""
     cols = [c for c in embeddings.columns if c.startswith("e")]
     held = (
         embeddings["held_out"].to_numpy()
@@ -372,7 +391,7 @@ def evaluate_embeddings(
     train = (embeddings["split"] == "train").to_numpy()
     patient_of = dict(zip(embeddings["lineage_id"], embeddings["patient_id"], strict=False))
     y = embeddings["lineage_id"].to_numpy()
-    colour = colour_histogram_features(np.moveaxis(pixels.images, 1, -1), cfg.colour_bins)
+    colour = colour_features[colour_columns(colour_features)].to_numpy(np.float64)
     features = {
         "model": embeddings[cols].to_numpy(),
         "colour_baseline": StandardScaler().fit(colour[train]).transform(colour),
@@ -380,8 +399,18 @@ def evaluate_embeddings(
         .fit(morphometry_features.loc[train, list(FEATURES)])
         .transform(morphometry_features[list(FEATURES)]),
     }
+    classifiers = {
+        "model_classifier": embeddings[cols].to_numpy(),
+        "morphometry_classifier": morphometry_features[list(ALL_FEATURES)].to_numpy(np.float64),
+    }
     metrics: dict = {"split_mode": split.mode}
     shown = None
+    fitted = {}
+    if (held == "patch").any() or (held == "mouse").any():
+        mouse = embeddings["mouse_id"].to_numpy()
+        for what, x in classifiers.items():
+            fitted[what], choice = fit_lineage_classifier(x[train], y[train], mouse[train], classifier)
+            metrics[f"{what}_inverse_penalty"] = choice["inverse_penalty"]
     for name in ("patch", "mouse"):
         test = held == name
         if not test.any():
@@ -390,7 +419,22 @@ def evaluate_embeddings(
             ev = nearest_neighbour_eval(x[train], y[train], x[test], y[test], patient_of)
             metrics.update({f"{name}/{what}_{k}": v for k, v in ev.items() if k != "predicted"})
             if what == "model":
+                ev_model = ev
                 shown = (name, test, ev)
+        hits = {"model": ev_model["predicted"] == y[test]}
+        for what, x in classifiers.items():
+            hits[what] = correct = fitted[what].predict(x[test]) == y[test]
+            metrics[f"{name}/{what}_accuracy"] = float(correct.mean())
+            metrics[f"{name}/{what}_balanced_accuracy"] = float(pd.Series(correct).groupby(y[test]).mean().mean())
+        slide = embeddings.loc[test, "slide_id"].to_numpy()
+        for what in ("model", "model_classifier"):  # the encoder against the strong baseline, same slides resampled
+            paired = paired_difference(hits[what], hits["morphometry_classifier"], slide, cfg.n_boot, cfg.seed)
+            key = f"{name}/{what}_minus_morphometry_classifier"
+            metrics[key] = paired["difference"]
+            metrics[key + "_ci_low"], metrics[key + "_ci_high"] = (
+                paired["difference_ci_low"],
+                paired["difference_ci_high"],
+            )
     if shown is None:  # split.mode lineage: nothing to retrieve image-only
         logger.warning("wsi_encoding: no held-out patch of a seen lineage; image-only retrieval not scored")
         figure = Figure(figsize=(4, 1.5))
@@ -408,11 +452,14 @@ def evaluate_embeddings(
     for name in ("patch", "mouse"):
         if f"{name}/model_accuracy" in metrics:
             logger.info(
-                "wsi_encoding (%s): 1-NN lineage accuracy %.3f, colour %.3f, morphometry %.3f, chance %.3f",
+                "wsi_encoding (%s): 1-NN lineage accuracy %.3f, colour %.3f, morphometry %.3f, chance %.3f; "
+                "classifier on the embedding %.3f, on 40 morphometry features %.3f",
                 SET_LABELS[name],
                 metrics[f"{name}/model_accuracy"],
                 metrics[f"{name}/colour_baseline_accuracy"],
                 metrics[f"{name}/morphometry_baseline_accuracy"],
                 metrics[f"{name}/model_chance"],
+                metrics[f"{name}/model_classifier_accuracy"],
+                metrics[f"{name}/morphometry_classifier_accuracy"],
             )
     return metrics, figure

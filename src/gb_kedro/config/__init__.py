@@ -28,6 +28,8 @@ from gb_kedro.config.data_engineering import (
 )
 from gb_kedro.config.multimodal import (
     BASELINE_ROWS,
+    BridgeRow,
+    ClassifierRow,
     ColourRow,
     FusionSettings,
     MorphometryRow,
@@ -45,6 +47,7 @@ from gb_kedro.config.reporting import (
     AxisProbeConfig,
     EnrichmentConfig,
     GeneScoringConfig,
+    ImageAxisProbeConfig,
     MorphologyLinkConfig,
     ReportingConfig,
     SurvivalConfig,
@@ -67,6 +70,7 @@ from gb_kedro.config.shared import (
     AugmentConfig,
     DecodeConfig,
     DistributedSettings,
+    LineageClassifierConfig,
     PatchesConfig,
     SamplerConfig,
     SplitConfig,
@@ -155,6 +159,14 @@ def check_parameters(parameters: dict, shape: PipelineShape | None = None) -> Pi
         Table1Row.from_dict(_tree(parameters, f"{row}.table1_row"), key=f"{row}.table1_row")
     for row, cls in BASELINE_ROWS.items():
         cls.from_dict(_tree(parameters, f"{row}.table1_row"), key=f"{row}.table1_row")
+    reference = _tree(parameters, "multimodal.evaluation.paired_reference")
+    if reference is not None:
+        choice(
+            reference,
+            (*run_shape.rows, *BASELINE_ROWS),
+            "multimodal.evaluation.paired_reference",
+            MultimodalConfig.SOURCE,
+        )
     return run_shape
 
 
@@ -168,6 +180,8 @@ __all__ = [
     "SPLIT_MODES",
     "AugmentConfig",
     "AxisProbeConfig",
+    "BridgeRow",
+    "ClassifierRow",
     "CohortReadConfig",
     "CohortStageSettings",
     "ColourRow",
@@ -180,6 +194,8 @@ __all__ = [
     "GeneScoringConfig",
     "GroupingConfig",
     "HarmoniseConfig",
+    "ImageAxisProbeConfig",
+    "LineageClassifierConfig",
     "MinimumsConfig",
     "MorphologyLinkConfig",
     "MorphometryConfig",

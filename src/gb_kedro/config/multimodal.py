@@ -37,6 +37,7 @@ class RetrievalConfig(_MM):
     top_k: int
     n_boot: int
     rna_batch_size: int
+    paired_reference: str  # the row every other Table 1 row is compared with, slide-paired (table1_paired)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +119,6 @@ class ColourRow(_MM):
     KEY: ClassVar[str] = "colour_baseline.table1_row"
     name: str
     label: str
-    histogram_bins: int
     ridge_log10_alphas: list
 
 
@@ -132,6 +132,42 @@ class MorphometryRow(_MM):
     ridge_log10_alphas: list
 
 
+@dataclasses.dataclass(frozen=True)
+class ClassifierRow(_MM):
+    """The strong baseline row of Table 1 (``params:morphometry_classifier.table1_row``): the richer morphometry
+    -> the lineage classifier of ``params:lineage_classifier`` -> that lineage's RNA sample."""
+
+    KEY: ClassVar[str] = "morphometry_classifier.table1_row"
+    name: str
+    label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class BridgeRow(_MM):
+    """The expression-bridge row of Table 1 (``params:expression_bridge.table1_row``): images -> the expression
+    of the genes that follow morphology across the training lineages -> the nearest RNA sample in those genes."""
+
+    KEY: ClassVar[str] = "expression_bridge.table1_row"
+    name: str
+    label: str
+    n_genes: list  # candidate numbers of genes; the one kept is chosen on held-out training lineages
+    inner_folds: int
+    ridge_log10_alphas: list
+
+    def __post_init__(self):
+        if not self.n_genes or min(self.n_genes) < 1:
+            raise InputDataError(self.SOURCE, f"expression_bridge.table1_row.n_genes must be >= 1: {self.n_genes}")
+        if self.inner_folds < 2:
+            raise InputDataError(
+                self.SOURCE, f"expression_bridge.table1_row.inner_folds must be >= 2: {self.inner_folds}"
+            )
+
+
 ROOTS = (MultimodalConfig,)
 # Table 1's non-deep rows (each its own node; settings in <name>.table1_row)
-BASELINE_ROWS = {"colour_baseline": ColourRow, "morphometry_baseline": MorphometryRow}
+BASELINE_ROWS = {
+    "colour_baseline": ColourRow,
+    "morphometry_baseline": MorphometryRow,
+    "morphometry_classifier": ClassifierRow,
+    "expression_bridge": BridgeRow,
+}

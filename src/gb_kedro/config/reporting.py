@@ -73,6 +73,14 @@ class AxisProbeConfig(_Reporting):
 
 
 @dataclasses.dataclass(frozen=True)
+class ImageAxisProbeConfig(_Reporting):
+    """``reporting.image_axis_probe``: the per-axis linear probe of every image representation."""
+
+    inverse_penalty: float
+    max_iter: int
+
+
+@dataclasses.dataclass(frozen=True)
 class ReportingConfig(_Reporting):
     KEY: ClassVar[str] = "reporting"
     top_k_per_patch: int
@@ -84,6 +92,7 @@ class ReportingConfig(_Reporting):
     morphology_link: MorphologyLinkConfig
     scoring: GeneScoringConfig
     axis_probe: AxisProbeConfig
+    image_axis_probe: ImageAxisProbeConfig
     enrichment: EnrichmentConfig
     survival: SurvivalConfig
     report_qc_slides: int

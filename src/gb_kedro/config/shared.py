@@ -124,4 +124,24 @@ class TrainSettings(Config):
         choice(self.keep, ("best", "last"), "<stage>.train.keep", self.SOURCE)
 
 
-ROOTS = (SplitConfig, PatchesConfig)
+@dataclasses.dataclass(frozen=True)
+class LineageClassifierConfig(_Shared):
+    """``params:lineage_classifier``: the regularised classifier of a patch's lineage that the strong baselines use
+    (the morphometry row of Table 1, the WSI metrics' classifier rows): standardised features -> multinomial
+    logistic regression, its inverse penalty chosen by accuracy on whole training mice held out in turn."""
+
+    KEY: ClassVar[str] = "lineage_classifier"
+    inverse_penalties: list
+    cv_folds: int
+    max_iter: int
+
+    def __post_init__(self):
+        if not self.inverse_penalties or min(self.inverse_penalties) <= 0:
+            raise InputDataError(
+                self.SOURCE, f"lineage_classifier.inverse_penalties must be > 0: {self.inverse_penalties}"
+            )
+        if self.cv_folds < 2:
+            raise InputDataError(self.SOURCE, f"lineage_classifier.cv_folds must be >= 2, not {self.cv_folds}")
+
+
+ROOTS = (SplitConfig, PatchesConfig, LineageClassifierConfig)

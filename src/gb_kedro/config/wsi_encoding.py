@@ -54,6 +54,7 @@ class WSIEncodingConfig(_WSI):
     train: TrainSettings
     val_fraction: float
     colour_bins: int
+    n_boot: int  # slide-paired bootstrap draws: the encoder minus the strong baseline
     device: str
     seed: int
     checkpoint_dir: str

@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from gb_kedro.config import PatchesConfig, ReportingConfig, SplitConfig
-from gb_kedro.evaluation import SET_LABELS, table1_sizes, table1_wide
+from gb_kedro.evaluation import SET_LABELS, paired_wide, table1_sizes, table1_wide
 from gb_kedro.genes import strip_version
 from gb_kedro.reporting.gene_scoring import gene_roles
 from gb_kedro.tracking import git_commit
@@ -123,18 +123,52 @@ def _note(text: str) -> str:
     return f'<p class="note">{html.escape(text)}</p>'
 
 
-def _table1_section(table1: pd.DataFrame, wsi_metrics: dict, confusion_png: bytes) -> str:
+def paired_verdicts(paired: pd.DataFrame, table1: pd.DataFrame) -> list[str]:
+    """On unseen mice: which rows are above / below the reference with a slide-paired interval that excludes 0."""
+    part = paired[paired["held_out"] == "mouse"]
+    if part.empty:
+        return []
+    labels = dict(zip(table1["row"], table1["configuration"], strict=False)) if "row" in table1 else {}
+    reference = labels.get(part["reference"].iloc[0], part["reference"].iloc[0])
+    above = [labels.get(r, r) for r in part.loc[part["difference_ci_low"] > 0, "row"]]
+    below = [labels.get(r, r) for r in part.loc[part["difference_ci_high"] < 0, "row"]]
+    return [
+        f"Unseen mice, against the strong baseline ({reference}): "
+        + (f"above it: {'; '.join(above)}. " if above else "no row is above it with a slide-paired interval above 0. ")
+        + (f"Below it: {'; '.join(below)}." if below else "")
+    ]
+
+
+def _table1_section(table1: pd.DataFrame, paired: pd.DataFrame, wsi_metrics: dict, confusion_png: bytes) -> str:
     wsi = "; ".join(
-        f"{SET_LABELS[name]}: {wsi_metrics[f'{name}/model_accuracy']:.3f} (colour 1-NN "
+        f"{SET_LABELS[name]}: {wsi_metrics[f'{name}/model_accuracy']:.3f} 1-NN, "
+        f"{wsi_metrics.get(f'{name}/model_classifier_accuracy', float('nan')):.3f} classifier (colour 1-NN "
         f"{wsi_metrics[f'{name}/colour_baseline_accuracy']:.3f}, morphometry 1-NN "
-        f"{wsi_metrics.get(f'{name}/morphometry_baseline_accuracy', float('nan')):.3f})"
+        f"{wsi_metrics.get(f'{name}/morphometry_baseline_accuracy', float('nan')):.3f}, 40-feature morphometry "
+        f"classifier {wsi_metrics.get(f'{name}/morphometry_classifier_accuracy', float('nan')):.3f}; 1-NN minus it "
+        f"{wsi_metrics.get(f'{name}/model_minus_morphometry_classifier', float('nan')):+.3f}, slide-paired 95 % "
+        f"interval {wsi_metrics.get(f'{name}/model_minus_morphometry_classifier_ci_low', float('nan')):+.3f} to "
+        f"{wsi_metrics.get(f'{name}/model_minus_morphometry_classifier_ci_high', float('nan')):+.3f})"
         for name in ("patch", "mouse")
         if f"{name}/model_accuracy" in wsi_metrics
     )
+    paired_html = ""
+    if len(paired):
+        paired_html = (
+            f"<h3>Every row minus the strong baseline ({html.escape(str(paired['reference'].iloc[0]))}), "
+            "same patches</h3>"
+            + "".join(verdict(line) for line in paired_verdicts(paired, table1))
+            + table_html(paired_wide(paired))
+            + _note(
+                "Lineage accuracy difference on the patches both rows answered; 95 % interval of a bootstrap that "
+                "resamples the same slides for both rows (patches of one slide are not independent)."
+            )
+        )
     return (
         "".join(verdict(line) for line in table1_verdicts(table1))
         + "<h3>Lineage accuracy (95 % CI)</h3>"
         + table_html(table1_wide(table1))
+        + paired_html
         + "<h3>Patient accuracy (95 % CI)</h3>"
         + table_html(table1_wide(table1, "patient_accuracy"))
         + "<h3>Behind each figure</h3>"
@@ -143,9 +177,37 @@ def _table1_section(table1: pd.DataFrame, wsi_metrics: dict, confusion_png: byte
             f"Split mode: {table1['split'].iloc[0]}. One training; every row evaluated on each held-out set. "
             "Held-out patches of seen slides share their slide's stain and neighbours with training patches: only "
             "the unseen-mouse and unseen-lineage columns measure morphology. Intervals: 95 % bootstrap over slides. "
-            f"Image-only (WSI encoder 1-NN against training patches) lineage accuracy: {wsi}."
+            "The morphometry classifier answers the RNA sample of the lineage it predicts (a lineage it never saw "
+            "only by the nearest RNA to its probability-weighted guess); the expression bridge predicts the "
+            "expression of the genes that follow morphology across the training lineages and can name unseen "
+            f"lineages. Image-only lineage accuracy of the WSI encoder against the training patches: {wsi}."
         )
         + _img(confusion_png, "retrieval confusion")
+    )
+
+
+def _image_axes_section(probe: pd.DataFrame, axes: pd.DataFrame, figure_png: bytes) -> str:
+    from gb_kedro.reporting.image_axis_probe import SCORED_SETS, wide
+
+    parts = []
+    for name, label in SCORED_SETS.items():
+        if name in set(probe["held_out"]):
+            parts.append(f"<h3>{html.escape(label)}</h3>" + table_html(wide(probe, name).round(3).reset_index()))
+    link = axes[axes["ranking"].str.startswith("link_")] if len(axes) else axes
+    if len(link):
+        auroc = link.pivot(index="ranking", columns="axis", values="auroc_vs_decoys").round(3).reset_index()
+        parts.append("<h3>Morphology-link genes: AUROC drivers vs decoys, per axis</h3>" + table_html(auroc))
+    return (
+        "".join(parts)
+        + _img(figure_png, "image axis probe")
+        + _note(
+            "Accuracy of each planted axis's level (-1 / 0 / +1) of a patch's lineage, read by a logistic regression "
+            "from each image representation, fit on training patches only and scored on the patches of unseen mice "
+            "and unseen lineages; chance = always the commonest training level. The WSI encoder and the multimodal "
+            "image tower were trained on the training patches' lineages, never on axis levels or held-out patches; "
+            "morphometry (40 features) and colour are not trained. The AUROC table: the morphology-link rankings' "
+            "planted drivers of each axis against the matched decoys."
+        )
     )
 
 
@@ -420,7 +482,7 @@ def build_report(
     sections = [
         (
             "Table 1: WSI patch -> RNA retrieval",
-            _table1_section(tables["table1"], metrics["wsi"], figures["confusion"]),
+            _table1_section(tables["table1"], tables["table1_paired"], metrics["wsi"], figures["confusion"]),
         ),
         (
             "Table 2: Grad-CAM genes",
@@ -499,6 +561,13 @@ def build_report(
             ),
         )
     )
+    if len(tables["image_axes"]):
+        sections.append(
+            (
+                "Image representations: which morphology axes they read",
+                _image_axes_section(tables["image_axes"], tables["axes"], figures["image_axes_figure"]),
+            )
+        )
     if len(tables["axis_probe"]):
         sections.append(
             ("RNA encoders: morphology axes read from the embeddings", _axis_probe_section(tables["axis_probe"], rna))

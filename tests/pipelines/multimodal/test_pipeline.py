@@ -3,11 +3,12 @@ import json
 import mlflow
 import pandas as pd
 
+from gb_kedro.config import BASELINE_ROWS
 from tests.helpers import base_options
 
 ROWS = base_options("multimodal.table1")["rows"]
 TORCH_ROWS = list(ROWS)
-ALL_ROWS = [*ROWS, "colour_baseline", "morphometry_baseline"]
+ALL_ROWS = [*ROWS, *BASELINE_ROWS]
 SETS = ["patch", "mouse", "lineage", "lineage_only"]
 
 
@@ -52,6 +53,15 @@ def test_table1_rows_outputs_and_mlflow(tiny_project):
     predictions = pd.read_parquet(data / "07_model_output" / "retrieval_predictions_ppi_no_recon.parquet")
     index = pd.read_parquet(data / "03_primary" / "patch_index.parquet")
     assert len(predictions) == int((index["split"] == "test").sum())
+    for row in BASELINE_ROWS:  # the non-deep rows answer the same patches
+        answers = pd.read_parquet(data / "07_model_output" / f"retrieval_predictions_{row}.parquet")
+        assert answers[["slide_id", "x", "y"]].equals(predictions[["slide_id", "x", "y"]]), row
+    paired = pd.read_csv(data / "08_reporting" / "table1_paired.csv")
+    reference = base_options("multimodal.evaluation")["paired_reference"]
+    assert set(paired["row"]) == set(ALL_ROWS) - {reference} and (paired["reference"] == reference).all()
+    assert (paired["difference_ci_low"] <= paired["difference"]).all() and set(paired["held_out"]) == set(SETS[:3])
+    bridge = json.loads((data / "08_reporting" / "retrieval_metrics_expression_bridge.json").read_text())
+    assert bridge["n_genes_kept"] == len(bridge["genes"]) >= 1
     history = pd.read_csv(data / "08_reporting" / "multimodal_history_ppi_no_recon.tsv", sep="\t")
     assert history["train/itc"].iloc[-1] < history["train/itc"].iloc[0]
 

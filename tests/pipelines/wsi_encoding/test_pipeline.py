@@ -18,7 +18,7 @@ def test_outputs_metrics_and_mlflow_run(tiny_project):
     assert metrics["patch/model_n_test"] == int((index["held_out"] == "patch").sum())
     assert "lineage/model_accuracy" not in metrics  # unseen lineages have no training patch to be retrieved
     assert metrics["mouse/model_chance"] == 1 / index.loc[index["split"] == "train", "lineage_id"].nunique()
-    for name in ("model", "colour_baseline", "morphometry_baseline"):
+    for name in ("model", "colour_baseline", "morphometry_baseline", "model_classifier", "morphometry_classifier"):
         assert 0 <= metrics[f"mouse/{name}_accuracy"] <= 1
     features = pd.read_parquet(data / "04_feature" / "morphometry_features.parquet")
     assert len(features) == len(index) and features["nuclei_count"].notna().all()

@@ -6,7 +6,17 @@ import pandas as pd
 
 from gb_kedro import evaluation, provenance
 from gb_kedro import multimodal as mm
-from gb_kedro.config import ColourRow, MorphometryRow, MultimodalConfig, PatchesConfig, SplitConfig, Table1Row
+from gb_kedro.config import (
+    BridgeRow,
+    ClassifierRow,
+    ColourRow,
+    LineageClassifierConfig,
+    MorphometryRow,
+    MultimodalConfig,
+    PatchesConfig,
+    SplitConfig,
+    Table1Row,
+)
 from gb_kedro.datasets.patch_pixels import PatchPixels
 from gb_kedro.tracking import log_parent_metrics
 
@@ -119,21 +129,31 @@ embed_cohort = _with_model(
 )
 
 
+def _features_cohort(features: pd.DataFrame, name: str, patch_index, cohort_features, cohort_samples, split: dict):
+    """A non-deep row's cohort (the patch index and the RNA; per-patch ``features`` instead of pixels, checked to be
+    the index's patches in order) and its split."""
+    split_cfg = SplitConfig.from_dict(split)
+    provenance.require_split(patch_index, split_cfg.to_dict(), "patch_index", "multimodal")
+    provenance.require_rows(features, patch_index, name, "multimodal")
+    return mm.PairedCohort(patch_index, None, cohort_features, cohort_samples), split_cfg
+
+
 def colour_baseline(
+    colour_features: pd.DataFrame,
     patch_index: pd.DataFrame,
-    pixels: PatchPixels,
     cohort_features: pd.DataFrame,
     cohort_samples: pd.DataFrame,
     split: dict,
     options: dict,
-    patches: dict,
     row: dict,
-) -> dict:
-    """The non-deep Table 1 row: colour statistics -> RNA by ridge, then the same retrieval."""
-    split_cfg = SplitConfig.from_dict(split)
-    provenance.require_split(patch_index, split_cfg.to_dict(), "patch_index", "multimodal")
-    data, _ = _cohort(patch_index, pixels, cohort_features, cohort_samples, patches)
-    return mm.colour_row(data, split_cfg, MultimodalConfig.from_dict(options), ColourRow.from_dict(row))
+) -> tuple[dict, pd.DataFrame]:
+    """The colour Table 1 row: colour statistics -> RNA by ridge, then the same retrieval (metrics, predictions)."""
+    data, split_cfg = _features_cohort(
+        colour_features, "colour_features", patch_index, cohort_features, cohort_samples, split
+    )
+    return mm.colour_row(
+        colour_features, data, split_cfg, MultimodalConfig.from_dict(options), ColourRow.from_dict(row)
+    )
 
 
 def morphometry_baseline(
@@ -144,14 +164,65 @@ def morphometry_baseline(
     split: dict,
     options: dict,
     row: dict,
-) -> dict:
+) -> tuple[dict, pd.DataFrame]:
     """The pixel-morphometry Table 1 row: nuclear features -> RNA by ridge, then the same retrieval."""
-    split_cfg = SplitConfig.from_dict(split)
-    provenance.require_split(patch_index, split_cfg.to_dict(), "patch_index", "multimodal")
-    data = mm.PairedCohort(patch_index, None, cohort_features, cohort_samples)  # features, not pixels
+    data, split_cfg = _features_cohort(
+        morphometry_features, "morphometry_features", patch_index, cohort_features, cohort_samples, split
+    )
     return mm.morphometry_row(
         morphometry_features, data, split_cfg, MultimodalConfig.from_dict(options), MorphometryRow.from_dict(row)
     )
+
+
+def morphometry_classifier(
+    morphometry_features: pd.DataFrame,
+    patch_index: pd.DataFrame,
+    cohort_features: pd.DataFrame,
+    cohort_samples: pd.DataFrame,
+    split: dict,
+    options: dict,
+    classifier: dict,
+    row: dict,
+) -> tuple[dict, pd.DataFrame]:
+    """The strong baseline row: 40 morphometry features -> lineage classifier -> that lineage's RNA sample."""
+    data, split_cfg = _features_cohort(
+        morphometry_features, "morphometry_features", patch_index, cohort_features, cohort_samples, split
+    )
+    return mm.classifier_row(
+        morphometry_features,
+        data,
+        split_cfg,
+        MultimodalConfig.from_dict(options),
+        ClassifierRow.from_dict(row),
+        LineageClassifierConfig.from_dict(classifier),
+    )
+
+
+def expression_bridge(
+    morphometry_features: pd.DataFrame,
+    patch_index: pd.DataFrame,
+    cohort_features: pd.DataFrame,
+    cohort_samples: pd.DataFrame,
+    split: dict,
+    options: dict,
+    row: dict,
+) -> tuple[dict, pd.DataFrame]:
+    """The expression-bridge row: morphometry -> expression of morphology-following genes -> nearest RNA sample."""
+    data, split_cfg = _features_cohort(
+        morphometry_features, "morphometry_features", patch_index, cohort_features, cohort_samples, split
+    )
+    return mm.bridge_row(
+        morphometry_features, data, split_cfg, MultimodalConfig.from_dict(options), BridgeRow.from_dict(row)
+    )
+
+
+def compare_rows(options: dict, **predictions: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Every Table 1 row minus the reference row (``multimodal.evaluation.paired_reference``) on the same held-out
+    patches, with a bootstrap that resamples the same slides for both (``table1_paired``) and its markdown."""
+    cfg = MultimodalConfig.from_dict(options)
+    table = evaluation.paired_rows(predictions, cfg.evaluation.paired_reference, cfg.evaluation.n_boot, cfg.seed)
+    log_parent_metrics({f"table1_paired/{r.row}/{r.held_out}/difference": r.difference for r in table.itertuples()})
+    return table, evaluation.paired_markdown(table)
 
 
 def assemble_table1(*rows: dict) -> tuple[pd.DataFrame, str]:

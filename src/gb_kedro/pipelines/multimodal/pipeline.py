@@ -1,5 +1,6 @@
-"""The ``multimodal`` pipeline: one namespaced modular pipeline per Table 1 row, the colour and morphometry rows,
-Table 1; the model row trained again (``seed_<k>``: Table 2's seed stability; ``null_<k>``: its permutation null),
+"""The ``multimodal`` pipeline: one namespaced modular pipeline per Table 1 row, the non-deep rows (colour,
+morphometry, the strong morphometry classifier, the expression bridge), Table 1 and every row paired with the
+strong baseline by slide; the model row trained again (``seed_<k>``: Table 2's seed stability; ``null_<k>``: its permutation null),
 each retraining with its held-out predictions; the model row's embeddings of the whole cohort.
 
 The shape (rows and their RNA groupings, the model row, the number of retrainings) is
@@ -7,7 +8,7 @@ The shape (rows and their RNA groupings, the model row, the number of retraining
 
 from kedro.pipeline import Node, Pipeline
 
-from gb_kedro.config import PipelineShape
+from gb_kedro.config import BASELINE_ROWS, PipelineShape
 from gb_kedro.pipelines.multimodal import nodes
 
 DATA = ["patch_index", "patch_pixels", "cohort_features", "cohort_samples"]
@@ -84,32 +85,45 @@ def create_pipeline(shape: PipelineShape | None = None, **kwargs) -> Pipeline:
         for kind, slots in (("seed", range(1, shape.seeds)), ("null", range(shape.permutations)))
         for slot in slots
     ]
+    features = ["morphometry_features", "patch_index", "cohort_features", "cohort_samples", "params:split"]
     baselines = Pipeline(
         [
             Node(
                 nodes.colour_baseline,
-                [*DATA, *PARAMS, "params:colour_baseline.table1_row"],
-                "colour_baseline.retrieval_metrics",
+                ["colour_features", *features[1:], "params:multimodal", "params:colour_baseline.table1_row"],
+                ["colour_baseline.retrieval_metrics", "colour_baseline.retrieval_predictions"],
                 name="colour_baseline",
                 namespace="colour_baseline",
             ),
             Node(
                 nodes.morphometry_baseline,
-                [
-                    "morphometry_features",
-                    "patch_index",
-                    "cohort_features",
-                    "cohort_samples",
-                    "params:split",
-                    "params:multimodal",
-                    "params:morphometry_baseline.table1_row",
-                ],
-                "morphometry_baseline.retrieval_metrics",
+                [*features, "params:multimodal", "params:morphometry_baseline.table1_row"],
+                ["morphometry_baseline.retrieval_metrics", "morphometry_baseline.retrieval_predictions"],
                 name="morphometry_baseline",
                 namespace="morphometry_baseline",
             ),
+            Node(
+                nodes.morphometry_classifier,
+                [
+                    *features,
+                    "params:multimodal",
+                    "params:lineage_classifier",
+                    "params:morphometry_classifier.table1_row",
+                ],
+                ["morphometry_classifier.retrieval_metrics", "morphometry_classifier.retrieval_predictions"],
+                name="morphometry_classifier",
+                namespace="morphometry_classifier",
+            ),
+            Node(
+                nodes.expression_bridge,
+                [*features, "params:multimodal", "params:expression_bridge.table1_row"],
+                ["expression_bridge.retrieval_metrics", "expression_bridge.retrieval_predictions"],
+                name="expression_bridge",
+                namespace="expression_bridge",
+            ),
         ]
     )
+    table_rows = (*shape.rows, *BASELINE_ROWS)
     cohort = Pipeline(
         [
             Node(
@@ -120,9 +134,15 @@ def create_pipeline(shape: PipelineShape | None = None, **kwargs) -> Pipeline:
             ),
             Node(
                 nodes.assemble_table1,
-                [f"{row}.retrieval_metrics" for row in (*shape.rows, "colour_baseline", "morphometry_baseline")],
+                [f"{row}.retrieval_metrics" for row in table_rows],
                 ["table1", "table1_markdown"],
                 name="assemble_table1",
+            ),
+            Node(
+                nodes.compare_rows,
+                {"options": "params:multimodal", **{row: f"{row}.retrieval_predictions" for row in table_rows}},
+                ["table1_paired", "table1_paired_markdown"],
+                name="compare_rows",
             ),
         ]
     )

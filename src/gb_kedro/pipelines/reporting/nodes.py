@@ -16,6 +16,7 @@ from gb_kedro.reporting import (
     enrichment,
     gene_scoring,
     gradcam,
+    image_axis_probe,
     morphology_link,
     report,
     seeds,
@@ -214,6 +215,37 @@ def probe_axes(
     return table
 
 
+def probe_image_axes(
+    wsi_embeddings: pd.DataFrame,
+    multimodal_patch_embeddings: pd.DataFrame,
+    morphometry_features: pd.DataFrame,
+    colour_features: pd.DataFrame,
+    patch_index: pd.DataFrame,
+    truth_lineages: pd.DataFrame,
+    options: dict,
+) -> tuple[pd.DataFrame, Figure]:
+    """Embedded cohort only: each planted morphology axis read from each image representation (WSI encoder,
+    multimodal image tower, 40 morphometry features, colour statistics) by a probe fit on training patches, scored
+    on unseen mice and unseen lineages."""
+    if truth_lineages.empty:
+        logger.info("reporting: no planted truth (synthetic_truth/lineages.tsv): image axis probe skipped")
+        empty = Figure(figsize=(4, 1.2))
+        empty.text(0.5, 0.5, "no planted truth: image axis probe skipped", ha="center", fontsize=8)
+        return pd.DataFrame(columns=["representation", "held_out", "axis", "accuracy", "chance"]), empty
+    cfg = ReportingConfig.from_dict(options).image_axis_probe
+    index = patch_index.reset_index(drop=True)
+    reps = image_axis_probe.representations(
+        index, wsi_embeddings, multimodal_patch_embeddings, morphometry_features, colour_features
+    )
+    table = image_axis_probe.image_axis_probe(reps, index, truth_lineages, cfg)
+    figure = image_axis_probe.figure(table)
+    log_parent_metrics(
+        {f"image_axis_probe/{r.representation}/{r.held_out}/{r.axis}": r.accuracy for r in table.itertuples()}
+    )
+    log_figure(figure, "image_axis_probe.png")
+    return table, figure
+
+
 def aggressiveness(
     patch_embeddings: pd.DataFrame,
     rna_embeddings: pd.DataFrame,
@@ -239,6 +271,7 @@ def training_curves(**histories: pd.DataFrame) -> Figure:
 
 REPORT_TABLES = (
     "table1",
+    "table1_paired",
     "table2",
     "enrichment",
     "gradcam_groups",
@@ -251,8 +284,9 @@ REPORT_TABLES = (
     "seeds_summed",
     "seeds_top",
     "axis_probe",
+    "image_axes",
 )
-REPORT_FIGURES = ("gradcam", "km", "curves", "confusion", "link_figure", "seeds_figure")
+REPORT_FIGURES = ("gradcam", "km", "curves", "confusion", "link_figure", "seeds_figure", "image_axes_figure")
 REPORT_METRICS = ("validation", "wsi", "rna_metrics", "link_summary", "seeds_metrics")
 
 

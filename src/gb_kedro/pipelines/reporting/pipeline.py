@@ -86,6 +86,20 @@ def gene_nodes(shape: PipelineShape) -> list[Node]:
             "axis_probe",
             name="probe_rna_axes",
         ),
+        Node(
+            nodes.probe_image_axes,
+            [
+                "wsi_embeddings",
+                "multimodal_patch_embeddings",
+                "morphometry_features",
+                "colour_features",
+                "patch_index",
+                "truth_lineages",
+                "params:reporting",
+            ],
+            ["image_axis_probe", "image_axis_probe_figure"],
+            name="probe_image_axes",
+        ),
     ]
 
 
@@ -157,6 +171,7 @@ def create_pipeline(shape: PipelineShape | None = None, **kwargs) -> Pipeline:
                     "qc_pngs": "slide_qc_thumbnails",
                     "truth_drivers": "truth_drivers",
                     "table1": "table1",
+                    "table1_paired": "table1_paired",
                     "table2": "table2",
                     "enrichment": "enrichment",
                     "gradcam_groups": "gradcam_groups",
@@ -178,6 +193,8 @@ def create_pipeline(shape: PipelineShape | None = None, **kwargs) -> Pipeline:
                     "seeds_summed": "table2_seeds",
                     "seeds_top": "table2_per_seed",
                     "axis_probe": "axis_probe",
+                    "image_axes": "image_axis_probe",
+                    "image_axes_figure": "image_axis_probe_figure",
                     "link_figure": "morphology_link_figure",
                     "seeds_figure": "seed_stability_figure",
                     "link_summary": "morphology_link_summary",

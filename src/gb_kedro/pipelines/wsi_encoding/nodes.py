@@ -6,7 +6,13 @@ import pandas as pd
 
 from gb_kedro import provenance
 from gb_kedro import wsi_encoding as wsi
-from gb_kedro.config import MorphometryConfig, PatchesConfig, SplitConfig, WSIEncodingConfig
+from gb_kedro.config import (
+    LineageClassifierConfig,
+    MorphometryConfig,
+    PatchesConfig,
+    SplitConfig,
+    WSIEncodingConfig,
+)
 from gb_kedro.datasets.patch_pixels import PatchPixels
 
 
@@ -24,6 +30,12 @@ def measure_morphometry(
     return wsi.measure_morphometry(
         patch_index, pixels, WSIEncodingConfig.from_dict(options), MorphometryConfig.from_dict(morphometry)
     )
+
+
+def measure_colour(patch_index: pd.DataFrame, pixels: PatchPixels, patches: dict, options: dict) -> pd.DataFrame:
+    """Colour statistics (RGB histograms, channel means and stds) of every tumour patch, once per run."""
+    _pixels(pixels, patch_index, patches)
+    return wsi.measure_colour(patch_index, pixels, WSIEncodingConfig.from_dict(options))
 
 
 def train_wsi_encoder(
@@ -55,18 +67,21 @@ def embed_wsi_patches(model, patch_index: pd.DataFrame, pixels: PatchPixels, pat
 
 def evaluate_wsi_embeddings(
     embeddings: pd.DataFrame,
-    pixels: PatchPixels,
+    colour_features: pd.DataFrame,
     model,
     morphometry_features: pd.DataFrame,
     split: dict,
     options: dict,
+    classifier: dict,
 ):
-    """Image-only 1-NN lineage retrieval per held-out set beside the colour and morphometry baselines; a confusion plot."""
+    """Image-only lineage retrieval per held-out set (1-NN; a lineage classifier on the embedding and on the richer
+    morphometry) beside the colour and morphometry baselines; a confusion plot."""
     return wsi.evaluate_embeddings(
         embeddings,
-        pixels,
+        colour_features,
         model,
         SplitConfig.from_dict(split),
         WSIEncodingConfig.from_dict(options),
         morphometry_features,
+        LineageClassifierConfig.from_dict(classifier),
     )

@@ -15,6 +15,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="measure_morphometry",
             ),
             Node(
+                nodes.measure_colour,
+                ["patch_index", "patch_pixels", "params:patches", "params:wsi_encoding"],
+                "colour_features",
+                name="measure_colour",
+            ),
+            Node(
                 nodes.train_wsi_encoder,
                 [
                     "patch_index",
@@ -37,11 +43,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 nodes.evaluate_wsi_embeddings,
                 [
                     "wsi_embeddings",
-                    "patch_pixels",
+                    "colour_features",
                     "wsi_encoder",
                     "morphometry_features",
                     "params:split",
                     "params:wsi_encoding",
+                    "params:lineage_classifier",
                 ],
                 ["wsi_metrics", "wsi_confusion"],
                 name="evaluate_wsi_embeddings",

@@ -1,0 +1,140 @@
+"""Which morphology axes does each image representation read, for animals and lineages it never saw?
+
+Per image representation (the WSI encoder's embedding, the multimodal model's image tower, the 40 morphometry
+features, the colour statistics) and per planted morphology axis (nucleus size, elongation, arrangement, chromatin
+texture, cell density, invasion; three levels each): a multinomial logistic regression of the patch's axis level
+(its lineage's, from ``synthetic_truth/lineages.tsv``) on the standardised representation, fit on the TRAINING
+patches only and scored on the patches of unseen mice and of unseen lineages; beside it the accuracy of always
+answering the commonest training level (chance). What each representation has seen: the WSI encoder and the image
+tower were trained on the training patches' lineages (never on axis levels, never on held-out patches); the
+morphometry and colour features are not trained at all. Embedded cohort only.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from gb_kedro.baselines import colour_columns
+from gb_kedro.config import ImageAxisProbeConfig
+from gb_kedro.provenance import require_rows
+from gb_kedro.slides.morphometry import ALL_FEATURES
+
+SCORED_SETS = {"mouse": "unseen mice", "lineage": "unseen lineages"}
+
+
+def _columns(frame: pd.DataFrame, index: pd.DataFrame, name: str, prefix: str) -> np.ndarray:
+    """The ``prefix``-numbered columns of ``frame`` after checking its rows are the patch index's, in order."""
+    require_rows(frame, index, name, "reporting")
+    cols = [c for c in frame.columns if c.startswith(prefix) and c[len(prefix) :].isdigit()]
+    return frame[cols].to_numpy(float)
+
+
+def representations(
+    index: pd.DataFrame,
+    wsi_embeddings: pd.DataFrame,
+    multimodal_patch_embeddings: pd.DataFrame,
+    morphometry_features: pd.DataFrame,
+    colour_features: pd.DataFrame,
+) -> dict[str, np.ndarray]:
+    """Per patch (patch-index order): the WSI encoder's embedding, the multimodal model's image tower (the model
+    row), the 40 morphometry features, the colour statistics."""
+    index = index.reset_index(drop=True)
+    require_rows(morphometry_features, index, "morphometry_features", "reporting")
+    require_rows(colour_features, index, "colour_features", "reporting")
+    return {
+        "wsi_encoder": _columns(wsi_embeddings, index, "wsi_embeddings", "e"),
+        "multimodal_image": _columns(multimodal_patch_embeddings, index, "multimodal_patch_embeddings", "z"),
+        "morphometry": morphometry_features[list(ALL_FEATURES)].to_numpy(float),
+        "colour": colour_features[colour_columns(colour_features)].to_numpy(float),
+    }
+
+
+def truth_axes(truth_lineages: pd.DataFrame) -> list[str]:
+    """The morphology axes of the planted truth (every column but the lineage's identity and summaries)."""
+    return [c for c in truth_lineages.columns if c not in ("patient_id", "lineage_id", "shared_axes", "aggressiveness")]
+
+
+def probe(
+    x: np.ndarray, levels: np.ndarray, train: np.ndarray, test: np.ndarray, cfg: ImageAxisProbeConfig
+) -> tuple[float, float]:
+    """(accuracy on ``test`` of a probe fit on ``train`` rows only, accuracy of the commonest training level)."""
+    values, counts = np.unique(levels[train], return_counts=True)
+    commonest = values[counts.argmax()]
+    chance = float((levels[test] == commonest).mean())
+    if len(values) < 2:
+        return chance, chance
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.inverse_penalty, max_iter=cfg.max_iter))
+    model.fit(x[train], levels[train])
+    return float((model.predict(x[test]) == levels[test]).mean()), chance
+
+
+def image_axis_probe(
+    representations: dict[str, np.ndarray],
+    index: pd.DataFrame,
+    truth_lineages: pd.DataFrame,
+    cfg: ImageAxisProbeConfig,
+) -> pd.DataFrame:
+    """Long table: representation, held-out set, axis, accuracy, chance, patches; ``representations``: name ->
+    per-patch values [patches, dims] in ``index`` order (``index``: lineage_id, split, held_out per patch)."""
+    truth = truth_lineages.set_index("lineage_id")
+    known = index["lineage_id"].isin(truth.index).to_numpy()
+    train = known & (index["split"] == "train").to_numpy()
+    rows = []
+    for axis in truth_axes(truth_lineages):
+        levels = index["lineage_id"].map(truth[axis]).to_numpy()
+        for name, label in SCORED_SETS.items():
+            test = known & (index["held_out"] == name).to_numpy()
+            if not test.any():
+                continue
+            for rep, x in representations.items():
+                accuracy, chance = probe(np.asarray(x, float), levels, train, test, cfg)
+                rows.append(
+                    {
+                        "representation": rep,
+                        "held_out": name,
+                        "held_out_set": label,
+                        "axis": axis,
+                        "accuracy": accuracy,
+                        "chance": chance,
+                        "patches": int(test.sum()),
+                        "lineages": int(index.loc[test, "lineage_id"].nunique()),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def wide(table: pd.DataFrame, held_out: str) -> pd.DataFrame:
+    """Representations x axes (accuracy) of one held-out set, a ``chance`` row (commonest training level)."""
+    part = table[table["held_out"] == held_out]
+    out = part.pivot(index="representation", columns="axis", values="accuracy")
+    out = out.loc[list(dict.fromkeys(part["representation"])), list(dict.fromkeys(part["axis"]))]
+    chance = part.drop_duplicates("axis").set_index("axis")["chance"]
+    out.loc["chance (commonest training level)"] = chance.loc[out.columns].to_numpy()
+    return out
+
+
+def figure(table: pd.DataFrame) -> Figure:
+    """One heat map per held-out set: accuracy of each representation (rows) on each axis (columns)."""
+    sets = [s for s in SCORED_SETS if s in set(table["held_out"])]
+    fig = Figure(figsize=(5.2 * max(len(sets), 1), 3.4), dpi=110)
+    for i, name in enumerate(sets):
+        frame = wide(table, name)
+        ax = fig.add_subplot(1, len(sets), i + 1)
+        image = ax.imshow(frame.to_numpy(float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        ax.set_xticks(range(frame.shape[1]), [c.replace("_", " ") for c in frame.columns], rotation=35, ha="right")
+        ax.set_yticks(range(frame.shape[0]), frame.index, fontsize=7)
+        for (r, c), v in np.ndenumerate(frame.to_numpy(float)):
+            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6, color="white" if v < 0.6 else "black")
+        ax.set_title(
+            textwrap.fill(f"axis level read on {SCORED_SETS[name]} (probe fit on training patches)", 50), fontsize=8
+        )
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.tight_layout()
+    return fig
