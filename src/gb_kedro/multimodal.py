@@ -773,21 +773,21 @@ def morphometry_row(
 
 
 def _split_rows(data: PairedCohort):
-    """(samples, their RNA vectors over every cohort gene, paired index, training-row mask, held-out rows)."""
-    samples, rna, index, _, test = held_out_pairs(data, list(data.features.columns))
+    """(samples, their RNA vectors over every cohort gene, paired index, training-row mask, held-out-row mask,
+    held-out rows)."""
+    samples, rna, index, test_rows, test = held_out_pairs(data, list(data.features.columns))
     train_rows = ((index["split"] == "train") & index["lineage_id"].isin(samples["lineage_id"])).to_numpy()
-    return samples, rna, index, train_rows, test
+    return samples, rna, index, train_rows, test_rows, test
 
 
 def feature_retrieval(values: np.ndarray, data: PairedCohort, ridge_log10_alphas: list[float]):
     """Per-patch features ``values`` (rows as the patch index) -> RNA vector by a ridge map fit on the training
     pairs only, then eq. 9's cosine retrieval of every held-out patch among the cohort's RNA samples. Returns
     (similarities [held-out patches, samples], fitted map, samples, paired index, held-out rows)."""
-    samples, rna, index, train_rows, test = _split_rows(data)
+    samples, rna, index, train_rows, test_rows, test = _split_rows(data)
     row_of_lineage = {lab: i for i, lab in enumerate(samples["lineage_id"])}  # one sample per lineage: the first
     train_rna = rna[[row_of_lineage[lab] for lab in index.loc[train_rows, "lineage_id"]]]
     alphas = np.logspace(*ridge_log10_alphas)
-    test_rows = index.index.isin(test.index)
     sim, fitted = feature_baseline_retrieval(values[train_rows], train_rna, values[test_rows], rna, alphas)
     return sim, fitted, samples, index, test
 
@@ -797,12 +797,11 @@ def classifier_retrieval(values: np.ndarray, data: PairedCohort, classifier: Lin
     training mice) -> eq. 9's ranking of the cohort's RNA samples by :func:`~gb_kedro.baselines.classifier_similarity`
     (the classifier's lineage first). Returns (similarities, fitted classifier, its choice, samples, paired index,
     held-out rows)."""
-    samples, rna, index, train_rows, test = _split_rows(data)
+    samples, rna, index, train_rows, test_rows, test = _split_rows(data)
     train = index[train_rows]
     fitted, choice = fit_lineage_classifier(
         values[train_rows], train["lineage_id"].to_numpy(), train["mouse_id"].to_numpy(), classifier
     )
-    test_rows = index.index.isin(test.index)
     proba = fitted.predict_proba(values[test_rows])
     sim = classifier_similarity(proba, fitted.classes_, samples["lineage_id"].to_numpy(), rna)
     return sim, fitted, choice, samples, index, test
@@ -812,12 +811,11 @@ def bridge_retrieval(values: np.ndarray, data: PairedCohort, row: BridgeRow):
     """Per-patch features -> :func:`~gb_kedro.baselines.expression_bridge` (genes chosen and the map fit on the
     training lineages and patches only) -> similarities to every cohort RNA sample. Returns (similarities, the
     bridge's record, samples, paired index, held-out rows)."""
-    samples, rna, index, train_rows, test = _split_rows(data)
+    samples, rna, index, train_rows, test_rows, test = _split_rows(data)
     train = index[train_rows]
     first = samples.drop_duplicates("lineage_id").reset_index()  # one sample per lineage: the first
     lineage_rna = {lab: rna[i] for i, lab in zip(first["index"], first["lineage_id"], strict=True)}
     lineage_rna = {lab: v for lab, v in lineage_rna.items() if lab in set(train["lineage_id"])}
-    test_rows = index.index.isin(test.index)
     sim, record = expression_bridge(
         values[train_rows],
         train["lineage_id"].to_numpy(),

@@ -179,11 +179,7 @@ def measure_colour(patch_index: pd.DataFrame, pixels: PatchPixels, cfg: WSIEncod
     standard deviations), beside the index columns: computed once per run for every consumer (the colour row of
     Table 1, the image-only baselines, the image axis probe)."""
     values = colour_histogram_features(np.moveaxis(pixels.images, 1, -1), cfg.colour_bins)
-    frame = patch_index.reset_index(drop=True)
-    frame = frame[
-        [c for c in ("slide_id", "x", "y", "lineage_id", "patient_id", "mouse_id", "split", "held_out") if c in frame]
-    ]
-    return pd.concat([frame, pd.DataFrame(values, columns=colour_feature_names(cfg.colour_bins))], axis=1)
+    return feature_frame(patch_index.reset_index(drop=True), values, colour_feature_names(cfg.colour_bins))
 
 
 def _codes(values) -> np.ndarray:

@@ -216,10 +216,11 @@ def fill_missing(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def feature_frame(index: pd.DataFrame, values: np.ndarray) -> pd.DataFrame:
-    """The index columns of each patch beside its features (one column per :data:`ALL_FEATURES`)."""
+def feature_frame(index: pd.DataFrame, values: np.ndarray, columns=ALL_FEATURES) -> pd.DataFrame:
+    """The index columns of each patch beside its per-patch features (``columns``: their names, by default one per
+    :data:`ALL_FEATURES`; the colour features use it too)."""
     cols = [
         c for c in ("slide_id", "x", "y", "lineage_id", "patient_id", "mouse_id", "split", "held_out") if c in index
     ]
     frame = index[cols].reset_index(drop=True)
-    return pd.concat([frame, pd.DataFrame(values, columns=list(ALL_FEATURES))], axis=1)
+    return pd.concat([frame, pd.DataFrame(values, columns=list(columns))], axis=1)

@@ -7,11 +7,8 @@ import pandas as pd
 from gb_kedro import evaluation, provenance
 from gb_kedro import multimodal as mm
 from gb_kedro.config import (
-    BridgeRow,
-    ClassifierRow,
-    ColourRow,
+    BASELINE_ROWS,
     LineageClassifierConfig,
-    MorphometryRow,
     MultimodalConfig,
     PatchesConfig,
     SplitConfig,
@@ -138,82 +135,39 @@ def _features_cohort(features: pd.DataFrame, name: str, patch_index, cohort_feat
     return mm.PairedCohort(patch_index, None, cohort_features, cohort_samples), split_cfg
 
 
-def colour_baseline(
-    colour_features: pd.DataFrame,
-    patch_index: pd.DataFrame,
-    cohort_features: pd.DataFrame,
-    cohort_samples: pd.DataFrame,
-    split: dict,
-    options: dict,
-    row: dict,
-) -> tuple[dict, pd.DataFrame]:
-    """The colour Table 1 row: colour statistics -> RNA by ridge, then the same retrieval (metrics, predictions)."""
-    data, split_cfg = _features_cohort(
-        colour_features, "colour_features", patch_index, cohort_features, cohort_samples, split
-    )
-    return mm.colour_row(
-        colour_features, data, split_cfg, MultimodalConfig.from_dict(options), ColourRow.from_dict(row)
-    )
+# Table 1's non-deep rows: row -> (its per-patch features in the catalog, its stage function, the shared configs it
+# reads beside its own ``<row>.table1_row``, whose typed config is ``BASELINE_ROWS[row]``)
+NON_DEEP_ROWS = {
+    "colour_baseline": ("colour_features", mm.colour_row, ()),
+    "morphometry_baseline": ("morphometry_features", mm.morphometry_row, ()),
+    "morphometry_classifier": ("morphometry_features", mm.classifier_row, (LineageClassifierConfig,)),
+    "expression_bridge": ("morphometry_features", mm.bridge_row, ()),
+}
 
 
-def morphometry_baseline(
-    morphometry_features: pd.DataFrame,
-    patch_index: pd.DataFrame,
-    cohort_features: pd.DataFrame,
-    cohort_samples: pd.DataFrame,
-    split: dict,
-    options: dict,
-    row: dict,
-) -> tuple[dict, pd.DataFrame]:
-    """The pixel-morphometry Table 1 row: nuclear features -> RNA by ridge, then the same retrieval."""
-    data, split_cfg = _features_cohort(
-        morphometry_features, "morphometry_features", patch_index, cohort_features, cohort_samples, split
-    )
-    return mm.morphometry_row(
-        morphometry_features, data, split_cfg, MultimodalConfig.from_dict(options), MorphometryRow.from_dict(row)
-    )
+def non_deep_row(name: str):
+    """The node of the non-deep Table 1 row ``name`` (see :data:`NON_DEEP_ROWS`): its per-patch features, checked to
+    be the patch index's patches, -> the row's stage function -> (metrics, per-patch predictions)."""
+    source, stage, shared = NON_DEEP_ROWS[name]
 
+    def row_node(
+        features: pd.DataFrame,
+        patch_index: pd.DataFrame,
+        cohort_features: pd.DataFrame,
+        cohort_samples: pd.DataFrame,
+        split: dict,
+        options: dict,
+        row: dict,
+        *shared_options: dict,
+    ) -> tuple[dict, pd.DataFrame]:
+        data, split_cfg = _features_cohort(features, source, patch_index, cohort_features, cohort_samples, split)
+        configs = [cls.from_dict(tree) for cls, tree in zip(shared, shared_options, strict=True)]
+        cfg = MultimodalConfig.from_dict(options)
+        return stage(features, data, split_cfg, cfg, BASELINE_ROWS[name].from_dict(row), *configs)
 
-def morphometry_classifier(
-    morphometry_features: pd.DataFrame,
-    patch_index: pd.DataFrame,
-    cohort_features: pd.DataFrame,
-    cohort_samples: pd.DataFrame,
-    split: dict,
-    options: dict,
-    classifier: dict,
-    row: dict,
-) -> tuple[dict, pd.DataFrame]:
-    """The strong baseline row: 40 morphometry features -> lineage classifier -> that lineage's RNA sample."""
-    data, split_cfg = _features_cohort(
-        morphometry_features, "morphometry_features", patch_index, cohort_features, cohort_samples, split
-    )
-    return mm.classifier_row(
-        morphometry_features,
-        data,
-        split_cfg,
-        MultimodalConfig.from_dict(options),
-        ClassifierRow.from_dict(row),
-        LineageClassifierConfig.from_dict(classifier),
-    )
-
-
-def expression_bridge(
-    morphometry_features: pd.DataFrame,
-    patch_index: pd.DataFrame,
-    cohort_features: pd.DataFrame,
-    cohort_samples: pd.DataFrame,
-    split: dict,
-    options: dict,
-    row: dict,
-) -> tuple[dict, pd.DataFrame]:
-    """The expression-bridge row: morphometry -> expression of morphology-following genes -> nearest RNA sample."""
-    data, split_cfg = _features_cohort(
-        morphometry_features, "morphometry_features", patch_index, cohort_features, cohort_samples, split
-    )
-    return mm.bridge_row(
-        morphometry_features, data, split_cfg, MultimodalConfig.from_dict(options), BridgeRow.from_dict(row)
-    )
+    row_node.__name__ = row_node.__qualname__ = name
+    row_node.__doc__ = f"The non-deep Table 1 row {name} ({source} -> {stage.__name__}): metrics, predictions."
+    return row_node
 
 
 def compare_rows(options: dict, **predictions: pd.DataFrame) -> tuple[pd.DataFrame, str]:

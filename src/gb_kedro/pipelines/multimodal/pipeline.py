@@ -85,42 +85,26 @@ def create_pipeline(shape: PipelineShape | None = None, **kwargs) -> Pipeline:
         for kind, slots in (("seed", range(1, shape.seeds)), ("null", range(shape.permutations)))
         for slot in slots
     ]
-    features = ["morphometry_features", "patch_index", "cohort_features", "cohort_samples", "params:split"]
     baselines = Pipeline(
         [
             Node(
-                nodes.colour_baseline,
-                ["colour_features", *features[1:], "params:multimodal", "params:colour_baseline.table1_row"],
-                ["colour_baseline.retrieval_metrics", "colour_baseline.retrieval_predictions"],
-                name="colour_baseline",
-                namespace="colour_baseline",
-            ),
-            Node(
-                nodes.morphometry_baseline,
-                [*features, "params:multimodal", "params:morphometry_baseline.table1_row"],
-                ["morphometry_baseline.retrieval_metrics", "morphometry_baseline.retrieval_predictions"],
-                name="morphometry_baseline",
-                namespace="morphometry_baseline",
-            ),
-            Node(
-                nodes.morphometry_classifier,
+                nodes.non_deep_row(row),
                 [
-                    *features,
+                    features,
+                    "patch_index",
+                    "cohort_features",
+                    "cohort_samples",
+                    "params:split",
                     "params:multimodal",
-                    "params:lineage_classifier",
-                    "params:morphometry_classifier.table1_row",
+                    f"params:{row}.table1_row",
+                    *(f"params:{cls.KEY}" for cls in shared),
                 ],
-                ["morphometry_classifier.retrieval_metrics", "morphometry_classifier.retrieval_predictions"],
-                name="morphometry_classifier",
-                namespace="morphometry_classifier",
-            ),
-            Node(
-                nodes.expression_bridge,
-                [*features, "params:multimodal", "params:expression_bridge.table1_row"],
-                ["expression_bridge.retrieval_metrics", "expression_bridge.retrieval_predictions"],
-                name="expression_bridge",
-                namespace="expression_bridge",
-            ),
+                [f"{row}.retrieval_metrics", f"{row}.retrieval_predictions"],
+                name=row,
+                namespace=row,
+            )
+            for row in BASELINE_ROWS
+            for features, _, shared in [nodes.NON_DEEP_ROWS[row]]
         ]
     )
     table_rows = (*shape.rows, *BASELINE_ROWS)
