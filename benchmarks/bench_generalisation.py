@@ -168,7 +168,7 @@ def main() -> None:
             model, history = wsi.train_encoder(index, pixels, cfg, views, morph, on_epoch=score)
             train_s = time.perf_counter() - start - scoring[0]
             emb = wsi.embed_patches(model, index, pixels, cfg, views)
-            metrics, _ = wsi.evaluate_embeddings(emb, colour, model, split, cfg, morph, classifier)
+            metrics, _ = wsi.evaluate_embeddings(emb, colour, split, cfg, morph, classifier)
             windows_only = one_nn(
                 emb if views.test_views == "none" else wsi.embed_patches(model, index, pixels, cfg, plain)
             )

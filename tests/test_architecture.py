@@ -48,6 +48,7 @@ LAYERS = [
             "gb_kedro.wsi_encoding",
             "gb_kedro.multimodal",
             "gb_kedro.evaluation",
+            "gb_kedro.patch_features",
             "gb_kedro.reporting",
         ),
     ),

@@ -45,7 +45,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "synthetic_cohort": synthetic_cohort.create_pipeline(),
         "data_engineering": data_engineering.create_pipeline(),
         "rna_encoding": rna_encoding.create_pipeline(shape=shape),
-        "wsi_encoding": wsi_encoding.create_pipeline(),
+        "wsi_encoding": wsi_encoding.create_pipeline(shape=shape),
         "multimodal": multimodal.create_pipeline(shape=shape),
         "reporting": reporting.create_pipeline(shape=shape),
     }

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from gb_kedro import distributed
 from gb_kedro.config import TrainSettings
+from gb_kedro.models.device import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -53,13 +54,6 @@ class TrainConfig(TrainSettings):
         """From a stage's :class:`~gb_kedro.config.TrainSettings` (extra stage fields ignored)."""
         values = {f.name: getattr(settings, f.name) for f in fields(TrainSettings)}
         return cls(**values, seed=int(seed), device=str(device))
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:

@@ -34,7 +34,7 @@ from gb_kedro.slides.fanout import map_slides
 from gb_kedro.slides.morphometry import ALL_FEATURES, FEATURES, chunk_features, feature_frame, fill_missing
 from gb_kedro.slides.patches import apply_views, draw_view, window_batches
 from gb_kedro.slides.sampling import PKSampler
-from gb_kedro.tracking import git_commit, log_evaluation, log_metrics, log_torch_model, nested_run
+from gb_kedro.tracking import git_commit, log_evaluation, log_metrics, log_parent_metrics, log_torch_model, nested_run
 from gb_kedro.training import TrainConfig, fit, kept_epoch, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -364,11 +364,12 @@ def embed_patches(
 def evaluate_embeddings(
     embeddings: pd.DataFrame,
     colour_features: pd.DataFrame,
-    model: VisionTransformer,
     split: SplitConfig,
     cfg: WSIEncodingConfig,
     morphometry_features: pd.DataFrame,
     classifier: LineageClassifierConfig,
+    label: str = "WSI encoder",
+    mlflow_run_id: str | None = None,
 ):
     """Image-only lineage retrieval: 1-NN of the held-out patches of seen lineages (held-out patches of seen
     slides; unseen mice) against the training patches, beside the colour-histogram and pixel-morphometry
@@ -377,7 +378,8 @@ def evaluate_embeddings(
     (``model_classifier``) and on the 40 morphometry features (``morphometry_classifier``, the strong baseline),
     each encoder answer minus the strong baseline's on the same patches with a slide-paired 95 % interval
     (``<set>/<what>_minus_morphometry_classifier``); a confusion plot (unseen mice when there are). Unseen lineages cannot be retrieved image-only (no training
-    patch of theirs): not scored here."""
+    patch of theirs): not scored here. ``label`` names the representation in the figure and the log;
+    ``mlflow_run_id``: the training run the metrics and figure are added to (none: not logged there)."""
     cols = [c for c in embeddings.columns if c.startswith("e")]
     held = (
         embeddings["held_out"].to_numpy()
@@ -432,7 +434,7 @@ def evaluate_embeddings(
                 paired["difference_ci_high"],
             )
     if shown is None:  # split.mode lineage: nothing to retrieve image-only
-        logger.warning("wsi_encoding: no held-out patch of a seen lineage; image-only retrieval not scored")
+        logger.warning("%s: no held-out patch of a seen lineage; image-only retrieval not scored", label)
         figure = Figure(figsize=(4, 1.5))
         figure.text(0.5, 0.5, "no held-out patch of a seen lineage (split.mode lineage)", ha="center", fontsize=8)
         return metrics, figure
@@ -440,16 +442,17 @@ def evaluate_embeddings(
     figure = confusion_figure(
         y[test],
         ev["predicted"],
-        f"WSI encoder, 1-NN lineage retrieval ({SET_LABELS[name]}): {ev['accuracy']:.2f} "
+        f"{label}, 1-NN lineage retrieval ({SET_LABELS[name]}): {ev['accuracy']:.2f} "
         f"(colour {metrics[f'{name}/colour_baseline_accuracy']:.2f}, morphometry "
         f"{metrics[f'{name}/morphometry_baseline_accuracy']:.2f}, chance {ev['chance']:.2f})",
     )
-    log_evaluation("wsi_encoding", model.meta.get("mlflow_run_id"), metrics, figure, "wsi_confusion.png")
+    log_evaluation("wsi_encoding", mlflow_run_id, metrics, figure, "wsi_confusion.png")
     for name in ("patch", "mouse"):
         if f"{name}/model_accuracy" in metrics:
             logger.info(
-                "wsi_encoding (%s): 1-NN lineage accuracy %.3f, colour %.3f, morphometry %.3f, chance %.3f; "
+                "%s (%s): 1-NN lineage accuracy %.3f, colour %.3f, morphometry %.3f, chance %.3f; "
                 "classifier on the embedding %.3f, on 40 morphometry features %.3f",
+                label,
                 SET_LABELS[name],
                 metrics[f"{name}/model_accuracy"],
                 metrics[f"{name}/colour_baseline_accuracy"],
@@ -458,4 +461,36 @@ def evaluate_embeddings(
                 metrics[f"{name}/model_classifier_accuracy"],
                 metrics[f"{name}/morphometry_classifier_accuracy"],
             )
+    return metrics, figure
+
+
+def evaluate_patch_features(
+    embeddings: pd.DataFrame,
+    colour_features: pd.DataFrame,
+    split: SplitConfig,
+    cfg: WSIEncodingConfig,
+    morphometry_features: pd.DataFrame,
+    classifier: LineageClassifierConfig,
+    name: str,
+    match: dict,
+):
+    """:func:`evaluate_embeddings` of a patch encoder of the user's own (``gb_kedro.patch_features``) on the
+    patches that have a feature row -- the baselines on the same patches -- with its match counts
+    (``matched``, ``missing``); its figures logged to the MLflow parent run as ``patch_features/<name>/*``."""
+    has = np.isfinite(embeddings[[c for c in embeddings.columns if c.startswith("e")]].to_numpy()).all(axis=1)
+
+    def rows(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[has].reset_index(drop=True)
+
+    metrics, figure = evaluate_embeddings(
+        rows(embeddings),
+        rows(colour_features),
+        split,
+        cfg,
+        rows(morphometry_features),
+        classifier,
+        label=f"{name} features",
+    )
+    metrics = {"encoder": name, "matched": match["matched"], "missing": match["missing"], **metrics}
+    log_parent_metrics({f"patch_features/{name}/{k}": v for k, v in metrics.items() if isinstance(v, int | float)})
     return metrics, figure

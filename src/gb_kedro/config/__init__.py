@@ -77,8 +77,19 @@ from gb_kedro.config.shared import (
     TrainSettings,
 )
 from gb_kedro.config.shared import ROOTS as _SHARED
+from gb_kedro.config.wsi_encoding import (
+    FEATURE_LAYOUTS,
+    PATCH_FEATURE_SOURCES,
+    ExportedModelSettings,
+    FeatureFolderSettings,
+    MorphometryConfig,
+    PatchEncoderSettings,
+    PatchFeaturesConfig,
+    TripletConfig,
+    ViTSettings,
+    WSIEncodingConfig,
+)
 from gb_kedro.config.wsi_encoding import ROOTS as _WSI
-from gb_kedro.config.wsi_encoding import MorphometryConfig, TripletConfig, ViTSettings, WSIEncodingConfig
 from gb_kedro.errors import InputDataError
 
 # Every config read from a parameter tree of its own (KEY), pipeline by pipeline: what check_parameters builds.
@@ -103,6 +114,7 @@ class PipelineShape:
     model_row: str
     seeds: int
     permutations: int
+    patch_encoders: tuple[str, ...] = ()  # patch_features.encoders: one wsi_encoding namespace each
 
     @classmethod
     def of(cls, parameters: dict) -> PipelineShape:
@@ -121,14 +133,22 @@ class PipelineShape:
                     Table1Shape.SOURCE,
                     f"Table 1 row {row!r} uses the {grouping} RNA encoder, which rna_encoding.groupings does not train",
                 )
-        return cls(tuple(groupings), dict(table1.rows), table1.model_row, retrainings.seeds, retrainings.permutations)
+        encoders = ((parameters.get("patch_features") or {}).get("encoders")) or {}
+        return cls(
+            tuple(groupings),
+            dict(table1.rows),
+            table1.model_row,
+            retrainings.seeds,
+            retrainings.permutations,
+            tuple(sorted(encoders)),
+        )
 
     def require_within(self, built: PipelineShape) -> None:
         """A run's parameters may ask for fewer retrainings than the pipelines were built with, nothing else."""
-        for name in ("groupings", "rows", "model_row"):
+        for name in ("groupings", "rows", "model_row", "patch_encoders"):
             if getattr(self, name) != getattr(built, name):
                 raise InputDataError(
-                    "conf/base/parameters_multimodal.yml",
+                    PatchFeaturesConfig.SOURCE if name == "patch_encoders" else "conf/base/parameters_multimodal.yml",
                     f"this run's parameters change the pipeline's shape ({name}: {getattr(self, name)} instead of "
                     f"{getattr(built, name)}): set it in conf/<env>/ (read when the pipelines are built), not with --params",
                 )
@@ -190,6 +210,9 @@ __all__ = [
     "DecodeConfig",
     "DistributedSettings",
     "EnrichmentConfig",
+    "ExportedModelSettings",
+    "FEATURE_LAYOUTS",
+    "FeatureFolderSettings",
     "FusionSettings",
     "GeneScoringConfig",
     "GroupingConfig",
@@ -203,6 +226,9 @@ __all__ = [
     "MultimodalConfig",
     "MultimodalLossConfig",
     "PPIConfig",
+    "PATCH_FEATURE_SOURCES",
+    "PatchEncoderSettings",
+    "PatchFeaturesConfig",
     "PatchesConfig",
     "PipelineShape",
     "PretrainSettings",

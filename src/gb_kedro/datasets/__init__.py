@@ -12,7 +12,7 @@ Every dataset here
 from gb_kedro.datasets.atomic import atomic_path
 from gb_kedro.datasets.figures import FigureDataset
 from gb_kedro.datasets.patch_pixels import PatchPixels, PatchPixelsDataset
-from gb_kedro.datasets.patch_store import PatchStore, PatchStoreDataset, read_features
+from gb_kedro.datasets.patch_store import PatchStore, PatchStoreDataset, read_features, write_features
 from gb_kedro.datasets.slides import PyramidTiffDataset
 from gb_kedro.datasets.star_counts import STAR_COLUMNS, STAR_SUMMARY_ROWS, StarCountsDataset
 from gb_kedro.datasets.table import JSONDataset, TableDataset, TextDataset
@@ -37,4 +37,5 @@ __all__ = [
     "TorchModelDataset",
     "atomic_path",
     "read_features",
+    "write_features",
 ]

@@ -15,7 +15,8 @@ file truncated by anything else, is redone, never read.
 
 Precomputed features written by CLAM (``features/h5_files/<slide>.h5``) or TRIDENT
 (``features_<encoder>/<slide>.h5``) are read by :func:`read_features`: required datasets ``coords`` [N, 2]
-(level-0 px) and ``features`` [N, D]; optional attrs of ``coords``: ``patch_size``, ``patch_level``.
+(level-0 px) and ``features`` [N, D]; optional attrs of ``coords``: ``patch_size``, ``patch_level``,
+``patch_size_level0``, ``target_magnification`` (TRIDENT). :func:`write_features` writes TRIDENT's layout.
 """
 
 from __future__ import annotations
@@ -49,6 +50,20 @@ class PatchStore:
 
     def path(self, slide_id: str, kind: str = "patches") -> Path:
         return self.root / kind / f"{slide_id}.h5"
+
+    def coord_attrs(self, slide_id: str) -> dict:
+        """The ``coords`` attributes of a slide's store (``mpp``: level-0 microns per pixel, ``patch_size_level0``,
+        ...); empty when there is no store."""
+        import h5py
+
+        path = self.path(slide_id)
+        if not path.is_file():
+            return {}
+        try:
+            with h5py.File(path, "r") as h5:
+                return {k: v.item() if hasattr(v, "item") else v for k, v in h5["coords"].attrs.items()}
+        except (OSError, KeyError):
+            return {}
 
     def write_patches(
         self, slide_id: str, patches: pd.DataFrame, coord_attrs: dict, summary: dict, params_key: str
@@ -159,6 +174,22 @@ def read_features(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
     if coords.shape[0] != features.shape[0] or coords.shape[-1] != 2:
         raise InputDataError(path, f"coords {coords.shape} and features {features.shape} do not match")
     return coords.astype(np.int64), features.astype(np.float32), attrs
+
+
+def write_features(
+    path: str | Path, coords: np.ndarray, features: np.ndarray, coord_attrs: dict, file_attrs: dict | None = None
+) -> None:
+    """One slide's features in TRIDENT's layout, atomically: ``features`` [N, D] float32, ``coords`` [N, 2] int64
+    (level-0 px) with ``coord_attrs`` (``patch_size_level0``, ``patch_size``, ``target_magnification``, ...)."""
+    import h5py
+
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.create_dataset("features", data=np.asarray(features, np.float32))
+        dataset = h5.create_dataset("coords", data=np.asarray(coords, np.int64).reshape(-1, 2))
+        for key, value in coord_attrs.items():
+            if value is not None:
+                dataset.attrs[key] = value
+        h5.attrs.update({k: v for k, v in (file_attrs or {}).items() if v is not None})
 
 
 class PatchStoreDataset(AbstractDataset[None, PatchStore]):

@@ -42,9 +42,11 @@ def representations(
     multimodal_patch_embeddings: pd.DataFrame,
     morphometry_features: pd.DataFrame,
     colour_features: pd.DataFrame,
+    patch_embeddings: dict[str, pd.DataFrame] | None = None,
 ) -> dict[str, np.ndarray]:
     """Per patch (patch-index order): the WSI encoder's embedding, the multimodal model's image tower (the model
-    row), the 40 morphometry features, the colour statistics."""
+    row), the 40 morphometry features, the colour statistics, and each patch encoder of ``patch_embeddings``
+    (name -> ``e``-numbered embeddings; NaN rows: no feature row, left out of its probes)."""
     index = index.reset_index(drop=True)
     require_rows(morphometry_features, index, "morphometry_features", "reporting")
     require_rows(colour_features, index, "colour_features", "reporting")
@@ -53,6 +55,10 @@ def representations(
         "multimodal_image": _columns(multimodal_patch_embeddings, index, "multimodal_patch_embeddings", "z"),
         "morphometry": morphometry_features[list(ALL_FEATURES)].to_numpy(float),
         "colour": colour_features[colour_columns(colour_features)].to_numpy(float),
+        **{
+            name: _columns(frame, index, f"{name}.patch_embeddings", "e")
+            for name, frame in (patch_embeddings or {}).items()
+        },
     }
 
 
@@ -94,7 +100,9 @@ def image_axis_probe(
             if not test.any():
                 continue
             for rep, x in representations.items():
-                accuracy, chance = probe(np.asarray(x, float), levels, train, test, cfg)
+                x = np.asarray(x, float)
+                has = np.isfinite(x).all(axis=1)  # a patch encoder's patches without a feature row are left out
+                accuracy, chance = probe(x, levels, train & has, test & has, cfg)
                 rows.append(
                     {
                         "representation": rep,
@@ -103,8 +111,8 @@ def image_axis_probe(
                         "axis": axis,
                         "accuracy": accuracy,
                         "chance": chance,
-                        "patches": int(test.sum()),
-                        "lineages": int(index.loc[test, "lineage_id"].nunique()),
+                        "patches": int((test & has).sum()),
+                        "lineages": int(index.loc[test & has, "lineage_id"].nunique()),
                     }
                 )
     return pd.DataFrame(rows)

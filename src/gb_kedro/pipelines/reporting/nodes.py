@@ -223,10 +223,12 @@ def probe_image_axes(
     patch_index: pd.DataFrame,
     truth_lineages: pd.DataFrame,
     options: dict,
+    **patch_embeddings: pd.DataFrame,
 ) -> tuple[pd.DataFrame, Figure]:
     """Embedded cohort only: each planted morphology axis read from each image representation (WSI encoder,
-    multimodal image tower, 40 morphometry features, colour statistics) by a probe fit on training patches, scored
-    on unseen mice and unseen lineages."""
+    multimodal image tower, 40 morphometry features, colour statistics; ``patch_embeddings``: the patch encoders
+    of ``patch_features.encoders``, name -> embeddings) by a probe fit on training patches, scored on unseen mice
+    and unseen lineages."""
     if truth_lineages.empty:
         logger.info("reporting: no planted truth (synthetic_truth/lineages.tsv): image axis probe skipped")
         empty = Figure(figsize=(4, 1.2))
@@ -235,7 +237,7 @@ def probe_image_axes(
     cfg = ReportingConfig.from_dict(options).image_axis_probe
     index = patch_index.reset_index(drop=True)
     reps = image_axis_probe.representations(
-        index, wsi_embeddings, multimodal_patch_embeddings, morphometry_features, colour_features
+        index, wsi_embeddings, multimodal_patch_embeddings, morphometry_features, colour_features, patch_embeddings
     )
     table = image_axis_probe.image_axis_probe(reps, index, truth_lineages, cfg)
     figure = image_axis_probe.figure(table)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import pandas as pd
 
-from gb_kedro import provenance
+from gb_kedro import patch_features, provenance
 from gb_kedro import wsi_encoding as wsi
 from gb_kedro.config import (
     LineageClassifierConfig,
     MorphometryConfig,
     PatchesConfig,
+    PatchFeaturesConfig,
     SplitConfig,
     WSIEncodingConfig,
 )
 from gb_kedro.datasets.patch_pixels import PatchPixels
+from gb_kedro.datasets.patch_store import PatchStore
 
 
 def _pixels(pixels: PatchPixels, patch_index: pd.DataFrame, patches: dict) -> PatchesConfig:
@@ -79,9 +81,46 @@ def evaluate_wsi_embeddings(
     return wsi.evaluate_embeddings(
         embeddings,
         colour_features,
-        model,
         SplitConfig.from_dict(split),
         WSIEncodingConfig.from_dict(options),
         morphometry_features,
         LineageClassifierConfig.from_dict(classifier),
+        mlflow_run_id=model.meta.get("mlflow_run_id"),
     )
+
+
+def patch_encoder(name: str):
+    """The two nodes of patch encoder ``name`` (``patch_features.encoders``): its embeddings of every tumour patch
+    (from its feature folder or exported model) and their evaluation beside the strong baseline."""
+
+    def embed_patch_features(
+        patch_index: pd.DataFrame, pixels: PatchPixels, store: PatchStore, patches: dict, options: dict
+    ) -> tuple[pd.DataFrame, dict]:
+        settings = PatchFeaturesConfig.from_dict(options).encoder(name)
+        if settings.source == "exported":
+            _pixels(pixels, patch_index, patches)
+        return patch_features.patch_embeddings(patch_index, pixels, store, settings, name)
+
+    def evaluate_patch_features(
+        embeddings: pd.DataFrame,
+        match: dict,
+        colour_features: pd.DataFrame,
+        morphometry_features: pd.DataFrame,
+        split: dict,
+        options: dict,
+        classifier: dict,
+    ):
+        return wsi.evaluate_patch_features(
+            embeddings,
+            colour_features,
+            SplitConfig.from_dict(split),
+            WSIEncodingConfig.from_dict(options),
+            morphometry_features,
+            LineageClassifierConfig.from_dict(classifier),
+            name,
+            match,
+        )
+
+    embed_patch_features.__doc__ = f"Encoder {name}'s embeddings of every tumour patch and how many were matched."
+    evaluate_patch_features.__doc__ = f"Encoder {name}: 1-NN and lineage classifier beside the strong baseline."
+    return embed_patch_features, evaluate_patch_features

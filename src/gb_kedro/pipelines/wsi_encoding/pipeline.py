@@ -5,8 +5,49 @@ from kedro.pipeline import Node, Pipeline
 from gb_kedro.pipelines.wsi_encoding import nodes
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def patch_encoder_pipeline(name: str) -> Pipeline:
+    """Patch encoder ``name`` of ``patch_features.encoders`` (namespace ``name``): embeddings, match report,
+    metrics and confusion plot."""
+    embed, evaluate = nodes.patch_encoder(name)
+    shared = ["patch_index", "patch_pixels", "patch_stores", "colour_features", "morphometry_features"]
+    params = ["params:patches", "params:patch_features", "params:split", "params:wsi_encoding"]
+    pipe = Pipeline(
+        [
+            Node(
+                embed,
+                ["patch_index", "patch_pixels", "patch_stores", "params:patches", "params:patch_features"],
+                ["patch_embeddings", "patch_feature_match"],
+                name="embed_patch_features",
+            ),
+            Node(
+                evaluate,
+                [
+                    "patch_embeddings",
+                    "patch_feature_match",
+                    "colour_features",
+                    "morphometry_features",
+                    "params:split",
+                    "params:wsi_encoding",
+                    "params:lineage_classifier",
+                ],
+                ["patch_metrics", "patch_confusion"],
+                name="evaluate_patch_features",
+            ),
+        ],
+        tags=["wsi_encoding", "patch_features"],
+    )
     return Pipeline(
+        pipe,
+        namespace=name,
+        inputs={n: n for n in shared},
+        parameters={p: p for p in [*params, "params:lineage_classifier"]},
+    )
+
+
+def create_pipeline(shape=None, **kwargs) -> Pipeline:
+    """The ViT (trained, embedded, evaluated) and one namespace per patch encoder of ``shape.patch_encoders``."""
+    encoders = shape.patch_encoders if shape is not None else ()
+    return sum((patch_encoder_pipeline(name) for name in encoders), Pipeline([])) + Pipeline(
         [
             Node(
                 nodes.measure_morphometry,
