@@ -125,6 +125,7 @@ def _rank_fit(rank: int, world: int, port: int, root: str) -> None:
             batch_sampler=None,
         )
         (Path(root) / f"logged{rank}.txt").write_text(str(len(marks)))
+        dist.barrier()  # as gb_kedro.distributed's ranks end: no rank tears gloo down while another still uses it
     finally:
         dist.destroy_process_group()
 

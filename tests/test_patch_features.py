@@ -302,7 +302,8 @@ def test_patches_without_a_feature_row_are_left_out_of_the_figures():
 
 def test_a_trident_folder_of_the_wsi_encoders_own_embeddings_gives_its_figures(tiny_project, tmp_path, monkeypatch):
     """The acceptance check on the tiny cohort: the ViT's embeddings written as a TRIDENT job folder, read back by
-    the pipeline's nodes (shape from an environment's conf), give the same image-only figures."""
+    the pipeline's nodes (shape from an environment's conf), give the same image-only figures; a model exported to
+    a local file runs through the same nodes end to end on the CPU."""
     import json
 
     from kedro.framework.session import KedroSession
@@ -316,17 +317,151 @@ def test_a_trident_folder_of_the_wsi_encoders_own_embeddings_gives_its_figures(t
     patch_features.export_embeddings(embeddings, index, store, job / "10x_256px_0px_overlap", "vit")
     env = tiny_project / "conf" / "byo_encoder"
     env.mkdir(exist_ok=True)
+    torch.manual_seed(0)  # and a model of one's own, exported to a local file (what a UNI export is, in small)
+    program = torch.export.export(
+        _Encoder().eval(),
+        (torch.zeros(2, 3, 64, 64),),
+        dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=4096)}},
+    )
+    torch.export.save(program, str(tmp_path / "mine.pt2"))
     (env / "parameters.yml").write_text(
-        f"patch_features:\n  encoders:\n    vit_export:\n      features: {{path: {job}}}\n"
+        "patch_features:\n  encoders:\n"
+        f"    vit_export:\n      features: {{path: {job}}}\n"
+        f"    mine:\n      source: exported\n      exported: {{path: {tmp_path / 'mine.pt2'}, input_px: 64}}\n"
+        f"      cache_dir: {tmp_path / 'cache'}\n"
     )
     monkeypatch.setenv("KEDRO_ENV", "byo_encoder")
     monkeypatch.chdir(tiny_project)
     bootstrap_project(tiny_project)
     with KedroSession.create(project_path=tiny_project, env="byo_encoder", runtime_params=TINY_RUN_PARAMS) as session:
-        session.run(node_names=["vit_export.embed_patch_features", "vit_export.evaluate_patch_features"])
+        session.run(
+            node_names=[
+                "vit_export.embed_patch_features",
+                "vit_export.evaluate_patch_features",
+                "vit_export_adapter.train_multimodal",
+                "vit_export_adapter.evaluate_multimodal",
+                "mine.embed_patch_features",
+                "mine.evaluate_patch_features",
+                "mine_adapter.train_multimodal",
+                "mine_adapter.evaluate_multimodal",
+            ]
+        )
     ours = json.loads((data / "08_reporting" / "wsi_metrics.json").read_text())
     theirs = json.loads((data / "08_reporting" / "patch_metrics_vit_export.json").read_text())
     match = json.loads((data / "08_reporting" / "patch_feature_match_vit_export.json").read_text())
     assert match["matched"] == len(index) and match["layout"] == "trident" and theirs["missing"] == 0
     numbers = [k for k, v in ours.items() if isinstance(v, int | float) and not isinstance(v, bool)]
     assert numbers and pd.Series({k: theirs[k] for k in numbers}).equals(pd.Series({k: ours[k] for k in numbers}))
+
+    # the Table 1 row on the features: adapter + the frozen-encoders row's losses, scored on the same held-out sets
+    adapter = json.loads((data / "08_reporting" / "retrieval_metrics_vit_export_adapter.json").read_text())
+    frozen = json.loads((data / "08_reporting" / "retrieval_metrics_frozen_encoders.json").read_text())
+    assert adapter["row"] == "vit_export_adapter" and adapter["configuration"].startswith("vit_export features")
+    assert set(adapter["sets"]) == set(frozen["sets"])
+    for name, scores in adapter["sets"].items():
+        assert scores["n_patches"] == frozen["sets"][name]["n_patches"] and 0 <= scores["lineage_accuracy"] <= 1
+    predictions = pd.read_parquet(data / "07_model_output" / "retrieval_predictions_vit_export_adapter.parquet")
+    assert len(predictions) == int((index["split"] == "test").sum())
+    from gb_kedro.datasets.torch_model import TorchModelDataset
+
+    model = TorchModelDataset(str(data / "06_models" / "multimodal_vit_export_adapter.pt")).load()
+    assert model.config.image == "features" and model.meta["patch_encoder"] == "vit_export"
+    assert not any(k.startswith("wsi_encoder.blocks") for k in model.state_dict())  # no ViT inside: the adapter
+
+    # the exported model: every tumour patch embedded on the CPU, cached per slide, its figures and Table 1 row
+    mine = json.loads((data / "08_reporting" / "patch_feature_match_mine.json").read_text())
+    assert mine["matched"] == len(index) and mine["dim"] == 8 and mine["source"] == "exported"
+    assert len(list((tmp_path / "cache" / "features_mine").glob("*.h5"))) == index["slide_id"].nunique()
+    assert "mouse/model_accuracy" in json.loads((data / "08_reporting" / "patch_metrics_mine.json").read_text())
+    row = json.loads((data / "08_reporting" / "retrieval_metrics_mine_adapter.json").read_text())
+    assert row["row"] == "mine_adapter" and set(row["sets"]) == set(frozen["sets"])
+
+    # the morphology link scores the encoder beside the configured representations, the configured ones unchanged
+    from gb_kedro.config import ReportingConfig
+    from gb_kedro.reporting import morphology_link
+
+    with KedroSession.create(project_path=tiny_project, env="byo_encoder", runtime_params=TINY_RUN_PARAMS) as session:
+        catalog = session.load_context().catalog
+        names = ("morphometry_features", "cohort_features", "cohort_samples", "gene_groups_ppi")
+        read = {n: catalog.load(n) for n in names}
+    link_inputs = (
+        embeddings,
+        *(read[n] for n in names),
+        ReportingConfig.from_dict(base_options("reporting")).morphology_link,
+        0,
+    )
+    plain, _ = morphology_link.link_table(*link_inputs)
+    both, summary = morphology_link.link_table(*link_inputs, {"vit_export": embeddings})
+    assert both[plain.columns].equals(plain) and "vit_export" in summary["representations"]
+    np.testing.assert_array_equal(both["r2_vit_export"], both["r2_wsi"])  # the same embeddings, the same genes
+
+
+def test_the_multimodal_model_takes_an_adapter_on_features_as_its_image_side():
+    from gb_kedro.config import FeatureAdapterRow, MultimodalConfig
+    from gb_kedro.models.adapter import FeatureAdapter
+    from gb_kedro.models.multimodal import MultimodalModel
+    from gb_kedro.models.rna_mae import RNAMaskedAutoencoder
+    from gb_kedro.multimodal import build_feature_model
+
+    adapter = FeatureAdapterRow.from_dict(base_options("feature_adapter"))
+    row = adapter.row("uni")
+    assert row.name == "uni_adapter" and row.label.startswith("uni features (frozen) + adapter")
+    assert row.freeze_encoders and row.recon_weight == base_options("frozen_encoders")["table1_row"]["recon_weight"]
+    rna = RNAMaskedAutoencoder.from_config({"group_of_gene": [0] * 4 + [1] * 4 + [2] * 4, "dim": 32, "depth": 1})
+    model = build_feature_model(rna, 1024, MultimodalConfig.from_dict(base_options("multimodal")), row, adapter)
+    assert isinstance(model.wsi_encoder, FeatureAdapter) and model.config.image == "features"
+    assert not any(p.requires_grad for p in model.rna_encoder.parameters())  # frozen, as the frozen row's
+    assert all(p.requires_grad for p in model.wsi_encoder.parameters())  # the adapter trains
+    torch.testing.assert_close(model.rna_encoder.state_dict(), rna.state_dict())
+    z, tokens = model.encode_image(torch.randn(5, 1024))
+    assert z.shape == (5, model.config.embed_dim) and tokens.shape == (5, 1, adapter.width)
+    out = model(torch.randn(5, 1024), torch.randn(5, 12))
+    assert out["itm_logits"].shape == (5, 2) and out["recon"].shape == (5, 12)
+    again = MultimodalModel.from_config(model.config_dict())  # how the catalog rebuilds a saved model
+    again.load_state_dict(model.state_dict())
+    model.eval(), again.eval()
+    x = torch.randn(3, 1024)
+    torch.testing.assert_close(again.encode_image(x)[0], model.encode_image(x)[0])
+
+
+def test_the_tumour_patches_are_written_as_trident_coordinates(tmp_path):
+    index = _index()
+    store = _store(tmp_path, index, mpp=0.25)  # a 40x slide tiled at 1 um/px: 256 px patches, 1024 level-0 px
+    index["size_level0"] = 4 * SIDE
+    with h5py.File(store.path("S1"), "a") as h5:
+        h5["coords"].attrs["target_mpp"] = 1.0
+    with h5py.File(store.path("S2"), "a") as h5:
+        h5["coords"].attrs["target_mpp"] = 1.0
+    folder = patch_features.export_trident_coords(index, store, tmp_path / "job" / "10x_256px_0px_overlap")
+    with h5py.File(folder / "patches" / "S1_patches.h5") as h5:
+        attrs = dict(h5["coords"].attrs)
+        coords = h5["coords"][...]
+    assert attrs["patch_size"] == 256 and attrs["patch_size_level0"] == 1024
+    assert attrs["level0_magnification"] == 40 and attrs["target_magnification"] == 10 and attrs["overlap"] == 0
+    np.testing.assert_array_equal(coords, index.loc[index["slide_id"] == "S1", ["x", "y"]].to_numpy())
+    bare = PatchStore(tmp_path / "bare")
+    bare.write_patches("S1", index[index["slide_id"] == "S1"].assign(brown_ratio=0.5, tumour=True), {}, {}, "k")
+    with pytest.raises(InputDataError, match="no mpp / target_mpp"):
+        patch_features.export_trident_coords(index[index["slide_id"] == "S1"], bare, tmp_path / "x")
+
+
+def test_kedro_trident_coords_writes_the_run_s_tumour_patches(tiny_project, tmp_path):
+    out = tmp_path / "coords"
+    done = _project_command(tiny_project, "trident-coords", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    index = pd.read_parquet(tiny_project / "data" / "03_primary" / "patch_index.parquet")
+    files = sorted((out / "patches").glob("*_patches.h5"))
+    assert len(files) == index["slide_id"].nunique() and f"{len(index)} tumour patches" in done.stdout
+
+
+def _project_command(project, *args):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.helpers import PROJECT_ROOT
+
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "PYTHONPATH": str(PROJECT_ROOT / "src")}
+    kedro = Path(sys.executable).with_name("kedro")
+    return subprocess.run([str(kedro), *args], cwd=project, env=env, capture_output=True, text=True, timeout=300)

@@ -48,3 +48,31 @@ run = click.Command(
     short_help=_kedro_run.short_help,
 )
 cli.add_command(run)
+
+
+@cli.command(name="trident-coords")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="TRIDENT coords folder to write")
+@click.option("--env", "-e", default=None, help="Kedro environment whose catalog holds the patch index")
+def trident_coords(out: str, env: str | None) -> None:
+    """Write this project's tumour patches as TRIDENT coordinate files (``<out>/patches/<slide>_patches.h5``), for
+    ``run_batch_of_slides.py --task feat --coords_dir <out>`` to embed exactly them (docs: foundation models)."""
+    from pathlib import Path
+
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from gb_kedro.patch_features import export_trident_coords
+
+    project = Path.cwd()
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project, env=env) as session:
+        catalog = session.load_context().catalog
+        index, store = catalog.load("patch_index"), catalog.load("patch_stores")
+    try:
+        folder = export_trident_coords(index, store, out)
+    except Exception as exc:
+        cause = find_input_error(exc)
+        if cause is None:
+            raise
+        raise click.ClickException(f"bad input: {cause}") from None
+    click.echo(f"{index['slide_id'].nunique()} slides, {len(index)} tumour patches -> {folder / 'patches'}")

@@ -38,6 +38,7 @@ from gb_kedro.config import (
     BridgeRow,
     ClassifierRow,
     ColourRow,
+    FeatureAdapterRow,
     LineageClassifierConfig,
     MorphometryRow,
     MultimodalConfig,
@@ -56,7 +57,7 @@ from gb_kedro.evaluation import (
     score_held_out_sets,
 )
 from gb_kedro.losses import cross_modal_info_nce, sample_hard_negatives
-from gb_kedro.models.multimodal import MultimodalModel
+from gb_kedro.models.multimodal import MultimodalModel, MultimodalModelConfig
 from gb_kedro.models.rna_mae import RNAMaskedAutoencoder
 from gb_kedro.models.vit import VisionTransformer
 from gb_kedro.provenance import fingerprint, made_with
@@ -89,6 +90,15 @@ class PairedCohort:
     pixels: PatchPixels | None
     features: pd.DataFrame
     samples: pd.DataFrame
+    patch_features: np.ndarray | None = None  # another patch encoder's features [N, D] (NaN rows: none) for pixels
+
+
+def _with_features(data: PairedCohort, rows: np.ndarray) -> np.ndarray:
+    """``rows`` (a mask over the patch index) less the patches without a feature row, when the cohort reads
+    precomputed features instead of pixels."""
+    if data.patch_features is None:
+        return rows
+    return rows & np.isfinite(data.patch_features).all(axis=1)
 
 
 class PairDataset(Dataset):
@@ -128,6 +138,24 @@ class PairDataset(Dataset):
         """A batch ``(image [N, 3, S, S] float, rna [N, G], label)``, the views made for the whole batch at once."""
         windows, draws, rna, labels = zip(*items, strict=True)
         return apply_views(torch.stack(windows), torch.stack(draws), self.stain), torch.stack(rna), torch.tensor(labels)
+
+
+class FeaturePairDataset(Dataset):
+    """Precomputed patch features paired with their lineage's RNA vector: items ``(features [D], rna [G], label)``
+    (one sample per lineage, else a random one of the lineage's per item, as :class:`PairDataset`)."""
+
+    def __init__(self, features: np.ndarray, labels: np.ndarray, rna_of_label: list[np.ndarray]):
+        self.features, self.labels = torch.as_tensor(features, dtype=torch.float32), np.asarray(labels)
+        self.rna_of_label = [torch.as_tensor(np.atleast_2d(r), dtype=torch.float32) for r in rna_of_label]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        label = int(self.labels[i])
+        options = self.rna_of_label[label]
+        rna = options[int(torch.randint(len(options), (1,)))] if len(options) > 1 else options[0]
+        return self.features[i], rna, label
 
 
 class MultimodalStep:
@@ -226,6 +254,19 @@ def embed_images(model: MultimodalModel, images: np.ndarray, patches: PatchesCon
 
 
 @torch.no_grad()
+def embed_features(model: MultimodalModel, features: np.ndarray, batch_size: int, device="cpu") -> np.ndarray:
+    """Projected image embeddings of precomputed patch features [N, D] (``image: features``) -> [N, E]."""
+    model.eval().to(device)
+    out = [
+        model.encode_image(torch.as_tensor(features[i : i + batch_size], dtype=torch.float32, device=device))[0]
+        .float()
+        .cpu()
+        for i in range(0, len(features), batch_size)
+    ]
+    return torch.cat(out).numpy() if out else np.zeros((0, model.config.embed_dim), np.float32)
+
+
+@torch.no_grad()
 def image_window_tokens(
     model: MultimodalModel, images: np.ndarray, crop: int | None, batch_size: int
 ) -> list[torch.Tensor]:
@@ -297,6 +338,7 @@ def training_pairs(data: PairedCohort, genes: list[str]):
     samples, rna = rna_table(data.features, data.samples, genes)
     index = _paired_index(data.patch_index, samples)
     train_rows = ((index["split"] == "train") & index["lineage_id"].isin(samples["lineage_id"])).to_numpy()
+    train_rows = _with_features(data, train_rows)
     train = index[train_rows]
     lineages = sorted(train["lineage_id"].unique())
     labels = train["lineage_id"].map({lab: i for i, lab in enumerate(lineages)}).to_numpy()
@@ -310,6 +352,7 @@ def held_out_pairs(data: PairedCohort, genes: list[str]):
     samples, rna = rna_table(data.features, data.samples, genes)
     index = _paired_index(data.patch_index, samples)
     test_rows = ((index["split"] == "test") & index["lineage_id"].isin(samples["lineage_id"])).to_numpy()
+    test_rows = _with_features(data, test_rows)
     test = index[test_rows]
     if test.empty:
         raise InputDataError("patch_index", "no held-out (split == test) patch to evaluate: check the split parameters")
@@ -368,7 +411,6 @@ def fit_pairs(
     :func:`gb_kedro.training.fit`'s result."""
     _, crop = patches.geometry
     val = np.random.default_rng(cfg.seed).random(len(labels)) < cfg.val_fraction
-    loss = {**cfg.loss.to_dict(), "recon_weight": float(recon_weight)}
     augment = Augment(patches.augment.flips, patches.augment.hed_sigma, patches.augment.hed_bias)
     stain = StainMix.fit(images, slides, patches.augment.stain_mix)
     train_set = PairDataset(
@@ -385,6 +427,50 @@ def fit_pairs(
         if val.sum() > 1 and len(set(labels[val])) > 1
         else None
     )
+    inputs = (patches.augment.to_dict(), cfg.sampler.to_dict(), labels[~val], images.shape)
+    return _fit_sets(
+        model, train_set, val_set, labels[~val], cfg, recon_weight, name, run, lr_scale, inputs, rna_of_label
+    )
+
+
+def fit_feature_pairs(
+    model: MultimodalModel,
+    features: np.ndarray,
+    labels: np.ndarray,
+    rna_of_label: list[np.ndarray],
+    cfg: MultimodalConfig,
+    recon_weight: float,
+    name: str,
+    run=None,
+) -> dict:
+    """:func:`fit_pairs` on precomputed patch features (``model`` with ``image: features``): no pixels, no views."""
+    val = np.random.default_rng(cfg.seed).random(len(labels)) < cfg.val_fraction
+    train_set = FeaturePairDataset(features[~val], labels[~val], rna_of_label)
+    val_set = (
+        FeaturePairDataset(features[val], labels[val], rna_of_label)
+        if val.sum() > 1 and len(set(labels[val])) > 1
+        else None
+    )
+    inputs = (cfg.sampler.to_dict(), labels[~val], features.shape, float(np.asarray(features, np.float64).sum()))
+    return _fit_sets(model, train_set, val_set, labels[~val], cfg, recon_weight, name, run, None, inputs, rna_of_label)
+
+
+def _fit_sets(
+    model,
+    train_set,
+    val_set,
+    train_labels,
+    cfg: MultimodalConfig,
+    recon_weight,
+    name,
+    run,
+    lr_scale,
+    inputs,
+    rna_of_label,
+) -> dict:
+    """The loop of :func:`fit_pairs` / :func:`fit_feature_pairs` (``inputs``: what identifies the training data in
+    the checkpoint fingerprint)."""
+    loss = {**cfg.loss.to_dict(), "recon_weight": float(recon_weight)}
     step = MultimodalStep(
         cfg.loss.temperature,
         cfg.loss.itc_weight,
@@ -406,18 +492,9 @@ def fit_pairs(
         ),
         desc=f"multimodal {name}",
         fingerprint=fingerprint(
-            model.config_dict(),
-            config.to_dict(),
-            loss,
-            name,
-            lr_scale,
-            patches.augment.to_dict(),
-            cfg.sampler.to_dict(),
-            labels[~val],
-            images.shape,
-            [r.tolist() for r in rna_of_label],
+            model.config_dict(), config.to_dict(), loss, name, lr_scale, *inputs, [r.tolist() for r in rna_of_label]
         ),
-        batch_sampler=lambda epoch: PKSampler(labels[~val], cfg.sampler.p, cfg.sampler.k, seed=cfg.seed * 1000 + epoch),
+        batch_sampler=lambda epoch: PKSampler(train_labels, cfg.sampler.p, cfg.sampler.k, seed=cfg.seed * 1000 + epoch),
         lr_scale=lr_scale,
     )
 
@@ -514,31 +591,128 @@ def train_row(
             )
         else:
             logger.info("multimodal.%s: not trained (%s)", name, skipped)
-        for p in model.parameters():
-            p.requires_grad_(True)
-        model.cpu().eval().describe(
-            row=name,
-            label=row.label,
-            rna_grouping=grouping,
-            genes=genes,
-            lineages=lineages,
-            trained=bool(row.train),
-            training={"epochs": cfg.train.epochs, "fusion_depth": cfg.model.fusion_depth},
-            mlflow_run_id=run.info.run_id if run is not None else None,
-        )
-        registered = f"gb_kedro.multimodal.{name}"
-        # a new version only for a model trained now (or the untrained row's first registration, without alias)
-        if register and (trained_now or (not row.train and not registered_versions(registered))):
-            tags = {
-                "row": name,
-                "split": made_with(data.patch_index).get("split", {}).get("mode"),
-                "commit": git_commit(),
-            }
-            description = describe_row(row, grouping, len(labels), len(lineages), pairing)
-            log_torch_model(run, model, registered, description, tags, alias=trained_now)
+        description = describe_row(row, grouping, len(labels), len(lineages), pairing)
+        _finish_row(model, data, cfg, row, name, genes, lineages, grouping, run, trained_now, register, description)
     return model, pd.DataFrame(history) if history else pd.DataFrame(
         columns=["epoch", "train/loss"]
     )  # untrained: a header only
+
+
+def _finish_row(
+    model, data, cfg, row, name, genes, lineages, grouping, run, trained_now, register, description, **meta
+) -> None:
+    """A row's model after training: every weight trainable again, on the CPU in eval mode, described (``meta``
+    added) and -- trained now, or the untrained row's first time -- registered in MLflow."""
+    for p in model.parameters():
+        p.requires_grad_(True)
+    model.cpu().eval().describe(
+        row=name,
+        label=row.label,
+        rna_grouping=grouping,
+        genes=genes,
+        lineages=lineages,
+        trained=bool(row.train),
+        training={"epochs": cfg.train.epochs, "fusion_depth": cfg.model.fusion_depth},
+        mlflow_run_id=run.info.run_id if run is not None else None,
+        **meta,
+    )
+    registered = f"gb_kedro.multimodal.{name}"
+    # a new version only for a model trained now (or the untrained row's first registration, without alias)
+    if register and (trained_now or (not row.train and not registered_versions(registered))):
+        tags = {
+            "row": name,
+            "split": made_with(data.patch_index).get("split", {}).get("mode"),
+            "commit": git_commit(),
+        }
+        log_torch_model(run, model, registered, description, tags, alias=trained_now)
+
+
+def features_cohort(
+    embeddings: pd.DataFrame, patch_index: pd.DataFrame, cohort_features: pd.DataFrame, cohort_samples: pd.DataFrame
+) -> PairedCohort:
+    """The paired cohort of a patch encoder's row: its per-patch features (``e``-numbered columns of
+    ``embeddings``, the patch index's rows in order; NaN rows: no feature row) instead of pixels."""
+    columns = [c for c in embeddings.columns if c.startswith("e") and c[1:].isdigit()]
+    values = embeddings[columns].to_numpy(np.float32)
+    return PairedCohort(patch_index, None, cohort_features, cohort_samples, values)
+
+
+def build_feature_model(
+    rna_encoder: RNAMaskedAutoencoder, in_dim: int, cfg: MultimodalConfig, row: Table1Row, adapter: FeatureAdapterRow
+) -> MultimodalModel:
+    """The multimodal model of a patch encoder's row: an adapter on its ``in_dim``-wide features as the image side
+    (:class:`~gb_kedro.models.adapter.FeatureAdapter`), the RNA encoder pretrained (or random) and frozen or not."""
+    torch.manual_seed(cfg.seed)
+    config = MultimodalModelConfig(
+        rna=rna_encoder.config_dict(),
+        wsi={"in_dim": int(in_dim), "dim": adapter.width, "dropout": adapter.dropout},
+        image="features",
+        **cfg.model.to_dict(),
+    )
+    model = MultimodalModel(config)
+    if row.pretrained:
+        model.rna_encoder.load_state_dict(rna_encoder.state_dict())
+    if row.freeze_encoders:
+        for p in model.rna_encoder.parameters():
+            p.requires_grad_(False)
+    return model
+
+
+def train_features_row(
+    rna_encoder: RNAMaskedAutoencoder,
+    data: PairedCohort,
+    cfg: MultimodalConfig,
+    adapter: FeatureAdapterRow,
+    encoder: str,
+) -> tuple[MultimodalModel, pd.DataFrame]:
+    """Table 1 row ``<encoder>_adapter``: patch encoder ``encoder``'s features (``data.patch_features``; patches
+    without a row left out) through a trainable adapter, aligned with the RNA of their lineage by the model row's
+    losses (:class:`MultimodalStep`) in a nested MLflow run. Returns the model and its history."""
+    row = adapter.row(encoder)
+    genes = rna_encoder.meta["genes"]
+    grouping = rna_encoder.meta.get("variant")
+    train_rows, lineages, labels, rna_of_label = training_pairs(data, genes)
+    model = build_feature_model(rna_encoder, data.patch_features.shape[1], cfg, row, adapter)
+    params = {
+        "row": row.name,
+        "label": row.label,
+        "patch_encoder": encoder,
+        "rna_grouping": grouping,
+        "freeze_encoders": row.freeze_encoders,
+        "lineages": len(lineages),
+        "train_patches": len(labels),
+        "adapter": adapter.to_dict(),
+        **{k: v for k, v in cfg.to_dict().items() if k not in ("checkpoint_dir", "loss", "table1", "retrainings")},
+        "loss": {**cfg.loss.to_dict(), "recon_weight": row.recon_weight},
+    }
+    with nested_run(f"multimodal.{row.name}", params) as run:
+        result = fit_feature_pairs(
+            model, data.patch_features[train_rows], labels, rna_of_label, cfg, row.recon_weight, row.name, run
+        )
+        logger.info(
+            "multimodal.%s: %d epochs (%s)", row.name, len(result["history"]), kept_epoch(result, cfg.train.keep)
+        )
+        description = (
+            f"Multimodal model, Table 1 row '{row.label}' ({grouping} gene groups): {encoder} features of "
+            f"{len(labels)} training patches of {len(lineages)} lineages through a trainable adapter"
+        )
+        trained_now = result["epochs_run"] > 0
+        _finish_row(
+            model,
+            data,
+            cfg,
+            row,
+            row.name,
+            genes,
+            lineages,
+            grouping,
+            run,
+            trained_now,
+            True,
+            description,
+            patch_encoder=encoder,
+        )
+    return model, pd.DataFrame(result["history"])
 
 
 # --- retrainings of the model row (Table 2's seeds and permutation null) ---------------------------
@@ -661,7 +835,10 @@ def retrieve_held_out(model: MultimodalModel, data: PairedCohort, cfg: Multimoda
     similarities [held-out patches, samples], the ``top_k`` samples of each patch, best first)."""
     samples, rna, index, test_rows, test = held_out_pairs(data, model.meta["genes"])
     device = resolve_device(cfg.device)
-    image_z = embed_images(model, data.pixels.rows(test_rows), patches, device=device)
+    if data.patch_features is not None:
+        image_z = embed_features(model, data.patch_features[test_rows], patches.inference_batch_size, device)
+    else:
+        image_z = embed_images(model, data.pixels.rows(test_rows), patches, device=device)
     rna_z = embed_rna(model, rna, cfg.evaluation.rna_batch_size, device=device)
     sim, ranked = retrieval(image_z, rna_z, top=min(cfg.evaluation.top_k, len(samples)))
     return samples, index, test, sim, ranked

@@ -237,3 +237,38 @@ def export_embeddings(
             {"encoder": encoder},
         )
     return target
+
+
+def export_trident_coords(patch_index: pd.DataFrame, store: PatchStore, folder: str | Path) -> Path:
+    """This project's tumour patches as TRIDENT coordinate files, ``folder/patches/<slide>_patches.h5`` (``coords``
+    [N, 2] level-0 px with the attributes TRIDENT's patching writes: ``patch_size`` at the target magnification,
+    ``patch_size_level0``, ``level0_magnification``, ``target_magnification`` -- 10x per micron per pixel --,
+    ``overlap``, ``name``), so that ``run_batch_of_slides.py --task feat --coords_dir`` embeds exactly these
+    patches. Returns ``folder``."""
+    import h5py
+
+    from gb_kedro.datasets.atomic import atomic_path
+
+    index = patch_index.reset_index(drop=True)
+    folder = Path(folder)
+    for slide, rows in index.groupby("slide_id", sort=False).indices.items():
+        attrs = store.coord_attrs(slide)
+        mpp, target_mpp = attrs.get("mpp"), attrs.get("target_mpp")
+        if not mpp or not target_mpp:
+            raise InputDataError(
+                store.path(slide), "no mpp / target_mpp on its coords: rerun data_engineering's tiling"
+            )
+        side = _side(index, rows)
+        coord_attrs = {
+            "patch_size": int(round(side * mpp / target_mpp)),
+            "patch_size_level0": side,
+            "level0_magnification": int(round(10.0 / mpp)),
+            "target_magnification": int(round(10.0 / target_mpp)),
+            "overlap": 0,
+            "name": slide,
+            "savetodir": str(folder),
+        }
+        with atomic_path(folder / "patches" / f"{slide}_patches.h5") as tmp, h5py.File(tmp, "w") as h5:
+            h5.create_dataset("coords", data=index[["x", "y"]].to_numpy(np.int64)[rows])
+            h5["coords"].attrs.update(coord_attrs)
+    return folder

@@ -163,7 +163,29 @@ class BridgeRow(_MM):
             )
 
 
-ROOTS = (MultimodalConfig,)
+@dataclasses.dataclass(frozen=True)
+class FeatureAdapterRow(_MM):
+    """``params:feature_adapter``: the Table 1 row ``<encoder>_adapter`` of each patch encoder of your own
+    (``patch_features.encoders``): its frozen features -> a trainable adapter -> the paper's alignment, fusion,
+    matching and decoding with the model row's RNA encoder."""
+
+    KEY: ClassVar[str] = "feature_adapter"
+    table1_row: dict  # a Table 1 row without its name (<encoder>_adapter); {encoder} in the label is filled in
+    width: int  # the adapter's image token width
+    dropout: float
+
+    def __post_init__(self):
+        self.row("encoder")
+
+    def row(self, encoder: str) -> Table1Row:
+        """The row of patch encoder ``encoder``."""
+        tree = {**self.table1_row, "name": f"{encoder}_adapter"}
+        if "label" in tree:  # a missing label is named by from_dict
+            tree["label"] = str(tree["label"]).format(encoder=encoder)
+        return Table1Row.from_dict(tree, key=f"{self.KEY}.table1_row")
+
+
+ROOTS = (MultimodalConfig, FeatureAdapterRow)
 # Table 1's non-deep rows (each its own node; settings in <name>.table1_row)
 BASELINE_ROWS = {
     "colour_baseline": ColourRow,

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gb_kedro.models.adapter import FeatureAdapter
 from gb_kedro.models.layers import Attention, ConfigurableModel, Mlp, init_weights
 from gb_kedro.models.rna_mae import RNAMaskedAutoencoder
 from gb_kedro.models.vit import VisionTransformer
@@ -85,10 +86,13 @@ class FusionBlock(nn.Module):
 
 @dataclass
 class MultimodalModelConfig:
-    """``rna`` / ``wsi``: the encoders' own configs (``config_dict()`` of each); sizes of the new parts."""
+    """``rna`` / ``wsi``: the encoders' own configs (``config_dict()`` of each); sizes of the new parts.
+    ``image``: ``vit`` (the paper's WSI encoder on pixels) or ``features`` (``wsi`` is a
+    :class:`~gb_kedro.models.adapter.FeatureAdapter`'s config: precomputed features of another patch encoder)."""
 
     rna: dict = field(default_factory=dict)
     wsi: dict = field(default_factory=dict)
+    image: str = "vit"
     embed_dim: int = 64  # common width of the aligned (projected) CLS embeddings
     fusion_depth: int = 2
     fusion_heads: int = 4
@@ -102,7 +106,11 @@ class MultimodalModel(ConfigurableModel):
         super().__init__()
         self.config = config
         self.rna_encoder = RNAMaskedAutoencoder.from_config(config.rna)
-        self.wsi_encoder = VisionTransformer.from_config({**config.wsi, "num_classes": 0})
+        self.wsi_encoder = (
+            FeatureAdapter.from_config(config.wsi)
+            if config.image == "features"
+            else VisionTransformer.from_config({**config.wsi, "num_classes": 0})
+        )
         d_rna, d_img = self.rna_encoder.config.dim, self.wsi_encoder.config.dim
         self.rna_proj = nn.Linear(d_rna, config.embed_dim)
         self.img_proj = nn.Linear(d_img, config.embed_dim)
@@ -154,7 +162,8 @@ class MultimodalModel(ConfigurableModel):
 
     # --- unimodal encoders ------------------------------------------------------------------------
     def encode_image(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """images: [N, 3, S, S] in [0, 1] -> (projected CLS, L2-normalised [N, E]; tokens [N, 1 + L, Dw])."""
+        """images: [N, 3, S, S] in [0, 1] (or features [N, in_dim] with ``image: features``) -> (projected CLS,
+        L2-normalised [N, E]; tokens [N, 1 + L, Dw], one token for features)."""
         tokens = self.wsi_encoder.forward_features(images)
         return F.normalize(self.img_proj(tokens[:, 0]), dim=-1), tokens
 

@@ -109,7 +109,11 @@ def score_rankings(
     rng = np.random.default_rng(seed)
     table = pd.DataFrame(
         [
-            {"ranking": name, "label": RANKING_LABELS.get(name, name), **score_ranking(s, roles, top, cfg, rng)}
+            {
+                "ranking": name,
+                "label": RANKING_LABELS.get(name, f"morphology link: {name[5:]} features (patch encoder)"),
+                **score_ranking(s, roles, top, cfg, rng),
+            }
             for name, s in rankings.items()
         ]
     )
@@ -183,7 +187,8 @@ def project_rankings(
 ) -> dict[str, pd.Series]:
     """Every gene ranking the run produced, as unversioned gene ID -> score over the model genes: the
     morphology link per representation (R^2), Grad-CAM occurrence (Table 1 model; summed over seeds),
-    cohort variance (a random order is added by :func:`score_rankings` as its expected value)."""
+    cohort variance, then the morphology link of each patch encoder of your own (a random order is added by
+    :func:`score_rankings` as its expected value)."""
     genes = link["gene_id_unversioned"].astype(str)
     rankings = {
         f"link_{kind.replace('+', '_')}": pd.Series(link[f"r2_{kind}"].to_numpy(), index=genes)
@@ -193,6 +198,9 @@ def project_rankings(
     rankings["gradcam_seeds"] = summed.set_index("gene_id_unversioned")["occurrence"].reindex(genes).fillna(0)
     columns = {strip_version(c): c for c in cohort_features.columns}
     rankings["variance"] = pd.Series(cohort_features[[columns[g] for g in genes]].var(axis=0).to_numpy(), index=genes)
+    for kind in [c[3:] for c in link.columns if c.startswith("r2_")]:  # patch encoders of your own, scored last
+        if kind not in cfg.morphology_link.representations:
+            rankings[f"link_{kind}"] = pd.Series(link[f"r2_{kind}"].to_numpy(), index=genes)
     return rankings
 
 

@@ -50,12 +50,15 @@ def lineage_means(per_patch: pd.DataFrame, lineages: list[str], source: str) -> 
     return means.loc[lineages].fillna(means.mean())
 
 
-def representation(kind: str, wsi: pd.DataFrame, morphometry: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """``wsi``, ``morphometry`` or ``wsi+morphometry`` (blocks concatenated) and a weight per column applied
-    after the per-fold standardisation: sqrt(all columns / (blocks x the block's columns)), so that each block
-    carries the same total variance (96 embedding dimensions would otherwise drown 20 morphometry features) and
-    the total stays one per column (a single block: all weights 1)."""
-    blocks = {"wsi": wsi, "morphometry": morphometry}
+def representation(
+    kind: str, wsi: pd.DataFrame, morphometry: pd.DataFrame, **others: pd.DataFrame
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """``wsi``, ``morphometry``, ``wsi+morphometry`` (blocks concatenated) or another block of ``others`` (a
+    patch encoder's, by name) and a weight per column applied after the per-fold standardisation:
+    sqrt(all columns / (blocks x the block's columns)), so that each block carries the same total variance (96
+    embedding dimensions would otherwise drown 20 morphometry features) and the total stays one per column (a
+    single block: all weights 1)."""
+    blocks = {"wsi": wsi, "morphometry": morphometry, **others}
     parts = [blocks[k] for k in kind.split("+")]
     width = sum(p.shape[1] for p in parts)
     weights = np.concatenate([np.full(p.shape[1], np.sqrt(width / (len(parts) * p.shape[1]))) for p in parts])
@@ -165,8 +168,11 @@ def link_table(
     gene_groups: pd.DataFrame,
     cfg: MorphologyLinkConfig,
     seed: int,
+    patch_embeddings: dict[str, pd.DataFrame] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
-    """Every model gene scored with every configured image representation; rows ranked by ``cfg.rank_by``.
+    """Every model gene scored with every configured image representation, then with each patch encoder of
+    ``patch_embeddings`` (name -> per-patch embeddings; rows without features left out of its lineage means);
+    rows ranked by ``cfg.rank_by``.
 
     Returns the table (rank, gene_id versioned, symbol, r2, spearman_r, p_value, q_value, group, then
     ``r2_<rep>`` / ``q_<rep>`` per representation) and a summary (lineages, folds, null sizes, genes at q < 0.05).
@@ -187,6 +193,14 @@ def link_table(
             lineages,
             "morphometry_features",
         ),
+    }
+    others = {
+        name: lineage_means(
+            frame.dropna(subset=[c for c in frame.columns if c not in INDEX_COLUMNS]),
+            lineages,
+            f"{name}.patch_embeddings",
+        )
+        for name, frame in (patch_embeddings or {}).items()
     }
     patient = cohort_samples.drop_duplicates("lineage_id").set_index("lineage_id")["patient_id"]
     groups = np.asarray(lineages) if cfg.cv_unit == "lineage" else patient.loc[lineages].to_numpy()
@@ -214,8 +228,8 @@ def link_table(
         "genes_without_variance": len(constant),
         "representations": {},
     }
-    for k, kind in enumerate(cfg.representations):
-        frame, weights = representation(kind, blocks["wsi"], blocks["morphometry"])
+    for k, kind in enumerate([*cfg.representations, *others]):
+        frame, weights = representation(kind, blocks["wsi"], blocks["morphometry"], **others)
         x = frame.to_numpy(float)
         scores = link_scores(x, y, groups, cfg, seed + k, weights)
         for name in ("r2", "spearman_r", "p_value", "q_value"):

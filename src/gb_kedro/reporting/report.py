@@ -139,8 +139,9 @@ def paired_verdicts(paired: pd.DataFrame, table1: pd.DataFrame) -> list[str]:
     ]
 
 
-def _table1_section(table1: pd.DataFrame, paired: pd.DataFrame, wsi_metrics: dict, confusion_png: bytes) -> str:
-    wsi = "; ".join(
+def _image_only(wsi_metrics: dict) -> str:
+    """An image-only representation's lineage accuracy against the training patches, per held-out set."""
+    return "; ".join(
         f"{SET_LABELS[name]}: {wsi_metrics[f'{name}/model_accuracy']:.3f} 1-NN, "
         f"{wsi_metrics.get(f'{name}/model_classifier_accuracy', float('nan')):.3f} classifier (colour 1-NN "
         f"{wsi_metrics[f'{name}/colour_baseline_accuracy']:.3f}, morphometry 1-NN "
@@ -152,6 +153,17 @@ def _table1_section(table1: pd.DataFrame, paired: pd.DataFrame, wsi_metrics: dic
         for name in ("patch", "mouse")
         if f"{name}/model_accuracy" in wsi_metrics
     )
+
+
+def _table1_section(
+    table1: pd.DataFrame, paired: pd.DataFrame, wsi_metrics: dict, confusion_png: bytes, patch_metrics: dict
+) -> str:
+    wsi = _image_only(wsi_metrics)
+    for name, m in patch_metrics.items():  # patch encoders of your own (patch_features.encoders)
+        wsi += (
+            f". {name} features ({m['matched']} of {m['matched'] + m['missing']} tumour patches with a feature row): "
+            + _image_only(m)
+        )
     paired_html = ""
     if len(paired):
         paired_html = (
@@ -454,6 +466,7 @@ def build_report(
     model_label: str,
     n_attributed: int,
     profile: pd.DataFrame | None = None,
+    patch_metrics: dict | None = None,
 ) -> str:
     """One self-contained HTML page with every table and figure of the run, each captioned.
 
@@ -461,7 +474,8 @@ def build_report(
     survival_tests, mice; ``metrics``: validation, wsi, rna_metrics (the model row's RNA encoder); ``figures`` (PNG
     bytes): gradcam, km, curves, confusion; ``tsne``: grouping -> Fig. 5; ``run``: the header (which run, commit,
     data, split, parameters); ``model_label``: Table 2's model; ``n_attributed``: the held-out patches Grad-CAM
-    attributed; ``profile``: the run's time profile so far (:meth:`gb_kedro.profiling.RunProfile.table`)."""
+    attributed; ``profile``: the run's time profile so far (:meth:`gb_kedro.profiling.RunProfile.table`);
+    ``patch_metrics``: encoder -> the image-only metrics of each patch encoder of your own."""
     validation, rna = metrics["validation"], metrics["rna_metrics"]
     run = {
         **run,
@@ -482,7 +496,9 @@ def build_report(
     sections = [
         (
             "Table 1: WSI patch -> RNA retrieval",
-            _table1_section(tables["table1"], tables["table1_paired"], metrics["wsi"], figures["confusion"]),
+            _table1_section(
+                tables["table1"], tables["table1_paired"], metrics["wsi"], figures["confusion"], patch_metrics or {}
+            ),
         ),
         (
             "Table 2: Grad-CAM genes",

@@ -8,6 +8,7 @@ from gb_kedro import evaluation, provenance
 from gb_kedro import multimodal as mm
 from gb_kedro.config import (
     BASELINE_ROWS,
+    FeatureAdapterRow,
     LineageClassifierConfig,
     MultimodalConfig,
     PatchesConfig,
@@ -124,6 +125,35 @@ embed_cohort = _with_model(
     lambda model, data, _split, cfg, views: mm.embed_cohort(model, data, cfg, views),
     "The model row's embeddings of every tumour patch and every cohort RNA sample (for the survival analysis).",
 )
+
+
+def adapter_row(encoder: str):
+    """The training and evaluation nodes of Table 1 row ``<encoder>_adapter``: patch encoder ``encoder``'s
+    features (``<encoder>.patch_embeddings``, checked to be the patch index's rows) through a trainable adapter."""
+
+    def cohort(embeddings, patch_index, cohort_features, cohort_samples) -> mm.PairedCohort:
+        provenance.require_rows(embeddings, patch_index, f"{encoder}.patch_embeddings", "multimodal")
+        return mm.features_cohort(embeddings, patch_index, cohort_features, cohort_samples)
+
+    def train_multimodal(
+        rna_encoder, embeddings, patch_index, cohort_features, cohort_samples, split, options, adapter
+    ):
+        split_cfg = SplitConfig.from_dict(split).to_dict()
+        provenance.require_split(patch_index, split_cfg, "patch_index", "multimodal")
+        data = cohort(embeddings, patch_index, cohort_features, cohort_samples)
+        cfg, row = MultimodalConfig.from_dict(options), FeatureAdapterRow.from_dict(adapter)
+        model, history = mm.train_features_row(rna_encoder, data, cfg, row, encoder)
+        return model.describe(split=split_cfg, patch_index=provenance.index_fingerprint(patch_index)), history
+
+    def evaluate_multimodal(model, embeddings, patch_index, cohort_features, cohort_samples, split, options, patches):
+        split_cfg = _require_model(model, patch_index, split)
+        data = cohort(embeddings, patch_index, cohort_features, cohort_samples)
+        cfg = MultimodalConfig.from_dict(options)
+        return mm.evaluate_row(model, data, split_cfg, cfg, PatchesConfig.from_dict(patches))
+
+    train_multimodal.__doc__ = f"Table 1 row {encoder}_adapter trained: {encoder}'s features, adapter, alignment."
+    evaluate_multimodal.__doc__ = f"Eq. 9 on the held-out patches with a feature row of {encoder}: metrics, plot."
+    return train_multimodal, evaluate_multimodal
 
 
 def _features_cohort(features: pd.DataFrame, name: str, patch_index, cohort_features, cohort_samples, split: dict):

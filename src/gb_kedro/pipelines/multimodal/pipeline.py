@@ -59,6 +59,39 @@ def retraining_pipeline(kind: str, slot: int) -> Pipeline:
     )
 
 
+def adapter_pipeline(encoder: str, grouping: str) -> Pipeline:
+    """Table 1 row ``<encoder>_adapter`` (namespace): patch encoder ``encoder``'s features, an adapter, the model
+    row's RNA encoder (``grouping``) and losses."""
+    train, evaluate = nodes.adapter_row(encoder)
+    data = ["patch_embeddings", "patch_index", "cohort_features", "cohort_samples", "params:split", "params:multimodal"]
+    pipe = Pipeline(
+        [
+            Node(
+                train,
+                ["rna_encoder", *data, "params:feature_adapter"],
+                ["multimodal_model", "multimodal_history"],
+                name="train_multimodal",
+            ),
+            Node(
+                evaluate,
+                ["multimodal_model", *data, "params:patches"],
+                ["retrieval_metrics", "retrieval_confusion", "retrieval_predictions"],
+                name="evaluate_multimodal",
+            ),
+        ]
+    )
+    return Pipeline(
+        pipe,
+        namespace=f"{encoder}_adapter",
+        inputs={
+            **_shared(["patch_index", "cohort_features", "cohort_samples"]),
+            "rna_encoder": f"{grouping}.rna_encoder",
+            "patch_embeddings": f"{encoder}.patch_embeddings",
+        },
+        parameters=_shared([*PARAMS, "params:feature_adapter"]),
+    )
+
+
 def create_pipeline(shape: PipelineShape | None = None, **kwargs) -> Pipeline:
     if shape is None:
         from gb_kedro.pipeline_registry import pipeline_shape
@@ -107,7 +140,8 @@ def create_pipeline(shape: PipelineShape | None = None, **kwargs) -> Pipeline:
             for features, _, shared in [nodes.NON_DEEP_ROWS[row]]
         ]
     )
-    table_rows = (*shape.rows, *BASELINE_ROWS)
+    adapters = [adapter_pipeline(encoder, shape.rows[model_row]) for encoder in shape.patch_encoders]
+    table_rows = (*shape.rows, *(f"{encoder}_adapter" for encoder in shape.patch_encoders), *BASELINE_ROWS)
     cohort = Pipeline(
         [
             Node(
@@ -130,4 +164,4 @@ def create_pipeline(shape: PipelineShape | None = None, **kwargs) -> Pipeline:
             ),
         ]
     )
-    return Pipeline([*rows, *retrainings, baselines, cohort], tags="multimodal")
+    return Pipeline([*rows, *adapters, *retrainings, baselines, cohort], tags="multimodal")

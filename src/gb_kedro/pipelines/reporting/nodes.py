@@ -156,14 +156,23 @@ def morphology_link_table(
     cohort_samples: pd.DataFrame,
     gene_groups: pd.DataFrame,
     options: dict,
+    **patch_embeddings: pd.DataFrame,
 ):
-    """Genes predicted from the images of unseen lineages: the table, its markdown, summary and figure."""
+    """Genes predicted from the images of unseen lineages (``patch_embeddings``: the patch encoders of
+    ``patch_features.encoders``, scored too): the table, its markdown, summary and figure."""
     cfg = ReportingConfig.from_dict(options)
     link = cfg.morphology_link
     table, summary = morphology_link.link_table(
-        wsi_embeddings, morphometry_features, cohort_features, cohort_samples, gene_groups, link, cfg.seed
+        wsi_embeddings,
+        morphometry_features,
+        cohort_features,
+        cohort_samples,
+        gene_groups,
+        link,
+        cfg.seed,
+        patch_embeddings,
     )
-    figure = morphology_link.link_figure(table, summary, link.representations, cfg.table_size)
+    figure = morphology_link.link_figure(table, summary, list(summary["representations"]), cfg.table_size)
     log_figure(figure, "morphology_link.png")
     logger.info(
         "Morphology link (top %d by %s): %s",
@@ -306,7 +315,8 @@ def build_report(
 ) -> str:
     """One self-contained HTML page with every table and figure of the run, under a header saying which run
     made it, from what the stages wrote (the models' records, the generator's marker; ``items``: the tables,
-    figures and metrics named in ``REPORT_*``, and ``tsne_<grouping>``: Fig. 5 of each RNA encoder)."""
+    figures and metrics named in ``REPORT_*``, ``tsne_<grouping>``: Fig. 5 of each RNA encoder, and
+    ``patch_metrics_<encoder>``: the image-only figures of each patch encoder of your own)."""
     cfg = ReportingConfig.from_dict(options)
     tables = {k: items[k] for k in REPORT_TABLES}
     for name in ("table2", "link_table", "seeds_summed"):
@@ -325,4 +335,5 @@ def build_report(
         model.meta.get("label", model.meta.get("row", "")),
         len(items["gradcam_patches"]),
         profiling.current().table() if profiling.current() is not None else None,  # the run so far (not an input)
+        {k.removeprefix("patch_metrics_"): v for k, v in items.items() if k.startswith("patch_metrics_")},
     )
