@@ -38,7 +38,8 @@ def main() -> None:
     bootstrap_project(args.project)
     with KedroSession.create(project_path=args.project) as session:
         catalog = session.load_context().catalog
-        rows = [*pipeline_shape().rows, *BASELINE_ROWS]
+        shape = pipeline_shape()
+        rows = [*shape.rows, *(f"{e}_adapter" for e in shape.patch_encoders), *BASELINE_ROWS]
         predictions = {row: catalog.load(f"{row}.retrieval_predictions") for row in rows}
     table = paired_rows(predictions, args.reference, args.n_boot, args.seed)
     per_slide = {}
