@@ -64,6 +64,7 @@ from gb_kedro.provenance import fingerprint, made_with
 from gb_kedro.slides.augment import Augment, StainMix
 from gb_kedro.slides.morphometry import ALL_FEATURES as ALL_MORPHOMETRY_FEATURES
 from gb_kedro.slides.morphometry import FEATURES as MORPHOMETRY_FEATURES
+from gb_kedro.slides.morphometry import numbered_columns
 from gb_kedro.slides.patches import apply_views, draw_view, window_batches
 from gb_kedro.slides.sampling import PKSampler
 from gb_kedro.tracking import (
@@ -101,6 +102,11 @@ def _with_features(data: PairedCohort, rows: np.ndarray) -> np.ndarray:
     return rows & np.isfinite(data.patch_features).all(axis=1)
 
 
+def _draw_rna(options: torch.Tensor) -> torch.Tensor:
+    """One RNA vector of a lineage's samples [k, G]: the only one, or one drawn at random (torch's stream)."""
+    return options[int(torch.randint(len(options), (1,)))] if len(options) > 1 else options[0]
+
+
 class PairDataset(Dataset):
     """Decoded patches paired with their lineage's RNA vector: items ``(image [3, S, S], rna [G], label)``.
 
@@ -130,9 +136,7 @@ class PairDataset(Dataset):
         slide = int(self.slides[i]) if self.slides is not None else 0
         window, draws = draw_view(self.images[i], self.crop, self.augment, self.stain, slide)
         label = int(self.labels[i])
-        options = self.rna_of_label[label]
-        rna = options[int(torch.randint(len(options), (1,)))] if len(options) > 1 else options[0]
-        return window, draws, rna, label
+        return window, draws, _draw_rna(self.rna_of_label[label]), label
 
     def collate(self, items: list) -> tuple[torch.Tensor, ...]:
         """A batch ``(image [N, 3, S, S] float, rna [N, G], label)``, the views made for the whole batch at once."""
@@ -153,9 +157,7 @@ class FeaturePairDataset(Dataset):
 
     def __getitem__(self, i: int):
         label = int(self.labels[i])
-        options = self.rna_of_label[label]
-        rna = options[int(torch.randint(len(options), (1,)))] if len(options) > 1 else options[0]
-        return self.features[i], rna, label
+        return self.features[i], _draw_rna(self.rna_of_label[label]), label
 
 
 class MultimodalStep:
@@ -254,16 +256,20 @@ def embed_images(model: MultimodalModel, images: np.ndarray, patches: PatchesCon
 
 
 @torch.no_grad()
-def embed_features(model: MultimodalModel, features: np.ndarray, batch_size: int, device="cpu") -> np.ndarray:
-    """Projected image embeddings of precomputed patch features [N, D] (``image: features``) -> [N, E]."""
+def _embed_rows(model: MultimodalModel, encode, values: np.ndarray, batch_size: int, device) -> np.ndarray:
+    """``encode`` (one of the model's unimodal encoders) of float rows [N, D], ``batch_size`` at a time -> its
+    projected, L2-normalised embeddings [N, E]."""
     model.eval().to(device)
     out = [
-        model.encode_image(torch.as_tensor(features[i : i + batch_size], dtype=torch.float32, device=device))[0]
-        .float()
-        .cpu()
-        for i in range(0, len(features), batch_size)
+        encode(torch.tensor(values[i : i + batch_size], dtype=torch.float32, device=device))[0].float().cpu()
+        for i in range(0, len(values), batch_size)
     ]
     return torch.cat(out).numpy() if out else np.zeros((0, model.config.embed_dim), np.float32)
+
+
+def embed_features(model: MultimodalModel, features: np.ndarray, batch_size: int, device="cpu") -> np.ndarray:
+    """Projected image embeddings of precomputed patch features [N, D] (``image: features``) -> [N, E]."""
+    return _embed_rows(model, model.encode_image, features, batch_size, device)
 
 
 @torch.no_grad()
@@ -281,15 +287,9 @@ def image_window_tokens(
     return [torch.cat(p) for p in per_window]
 
 
-@torch.no_grad()
 def embed_rna(model: MultimodalModel, rna: np.ndarray, batch_size: int, device="cpu") -> np.ndarray:
     """Projected RNA embeddings (no masking) [N, n_genes] -> [N, E], L2-normalised."""
-    model.eval().to(device)
-    out = [
-        model.encode_rna(torch.tensor(rna[i : i + batch_size], dtype=torch.float32, device=device))[0].float().cpu()
-        for i in range(0, len(rna), batch_size)
-    ]
-    return torch.cat(out).numpy()
+    return _embed_rows(model, model.encode_rna, rna, batch_size, device)
 
 
 # --- pairs of the evaluation split -----------------------------------------------------------------
@@ -632,8 +632,7 @@ def features_cohort(
 ) -> PairedCohort:
     """The paired cohort of a patch encoder's row: its per-patch features (``e``-numbered columns of
     ``embeddings``, the patch index's rows in order; NaN rows: no feature row) instead of pixels."""
-    columns = [c for c in embeddings.columns if c.startswith("e") and c[1:].isdigit()]
-    values = embeddings[columns].to_numpy(np.float32)
+    values = embeddings[numbered_columns(embeddings, "e")].to_numpy(np.float32)
     return PairedCohort(patch_index, None, cohort_features, cohort_samples, values)
 
 

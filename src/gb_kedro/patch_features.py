@@ -35,10 +35,9 @@ from gb_kedro.slides.features import (
     require_on_grid,
     require_same_field,
 )
+from gb_kedro.slides.morphometry import feature_frame, numbered_columns
 
 logger = logging.getLogger(__name__)
-
-INDEX_COLUMNS = ["slide_id", "x", "y", "lineage_id", "patient_id", "mouse_id", "split", "held_out"]
 
 
 def _side(index: pd.DataFrame, rows: np.ndarray) -> int:
@@ -56,6 +55,7 @@ def read_patch_features(
     cfg = settings.features
     layout, root, files = find_feature_files(folder or cfg.path, cfg.layout)
     index = patch_index.reset_index(drop=True)
+    corners = index[["x", "y"]].to_numpy(np.int64)
     values: np.ndarray | None = None
     per_slide = []
     for slide, rows in index.groupby("slide_id", sort=False).indices.items():
@@ -64,7 +64,7 @@ def read_patch_features(
             per_slide.append({"slide_id": slide, "patches": len(rows), "matched": 0, "file": None})
             continue
         coords, features, attrs = read_features(file)
-        ours = index[["x", "y"]].to_numpy(np.int64)[rows]
+        ours = corners[rows]
         side = level0_side(attrs, file, cfg.patch_size_level0)
         mpp = store.coord_attrs(slide).get("mpp")
         require_same_field(file, slide, side, _side(index, rows), mpp, attrs, cfg.coord_tolerance)
@@ -109,9 +109,7 @@ def read_patch_features(
             len(index),
             len(report["slides_without_file"]),
         )
-    columns = [c for c in INDEX_COLUMNS if c in index]
-    frame = pd.concat([index[columns], pd.DataFrame(values, columns=[f"e{i}" for i in range(values.shape[1])])], axis=1)
-    return frame, report
+    return feature_frame(index, values, [f"e{i}" for i in range(values.shape[1])]), report
 
 
 def load_exported(path: str | Path, device: torch.device) -> torch.nn.Module:
@@ -164,11 +162,13 @@ def cache_exported(
     folder = Path(settings.cache_dir) / f"features_{name}"
     index = patch_index.reset_index(drop=True)
     device = resolve_device(settings.device)
-    model_key = slide_file_key(Path(cfg.path).expanduser()) if Path(cfg.path).expanduser().is_file() else None
+    model_path = Path(cfg.path).expanduser()
+    model_key = slide_file_key(model_path) if model_path.is_file() else None
     model = None
+    corners = index[["x", "y"]].to_numpy(np.int64)
     slides = index.groupby("slide_id", sort=False).indices
     for slide, rows in tqdm(slides.items(), desc=f"{name} features", unit="slide", leave=False, disable=None):
-        coords = index[["x", "y"]].to_numpy(np.int64)[rows]
+        coords = corners[rows]
         key = fingerprint(model_key, cfg.to_dict(), pixels.px, coords.tolist())
         target = folder / f"{slide}.h5"
         if _cached_key(target) == key:
@@ -224,14 +224,14 @@ def export_embeddings(
     path against the embeddings it came from); returns that folder."""
     index = patch_index.reset_index(drop=True)
     require_rows(embeddings, index, "embeddings", "export_embeddings")
-    columns = [c for c in embeddings.columns if c.startswith("e") and c[1:].isdigit()]
     target = Path(folder) / f"features_{encoder}"
-    values = embeddings[columns].to_numpy(np.float32)
+    values = embeddings[numbered_columns(embeddings, "e")].to_numpy(np.float32)
+    corners = index[["x", "y"]].to_numpy(np.int64)
     for slide, rows in index.groupby("slide_id", sort=False).indices.items():
         attrs = store.coord_attrs(slide)
         write_features(
             target / f"{slide}.h5",
-            index[["x", "y"]].to_numpy(np.int64)[rows],
+            corners[rows],
             values[rows],
             {"patch_size_level0": _side(index, rows), "patch_size": attrs.get("patch_size"), "mpp": attrs.get("mpp")},
             {"encoder": encoder},
@@ -251,6 +251,7 @@ def export_trident_coords(patch_index: pd.DataFrame, store: PatchStore, folder: 
 
     index = patch_index.reset_index(drop=True)
     folder = Path(folder)
+    corners = index[["x", "y"]].to_numpy(np.int64)
     for slide, rows in index.groupby("slide_id", sort=False).indices.items():
         attrs = store.coord_attrs(slide)
         mpp, target_mpp = attrs.get("mpp"), attrs.get("target_mpp")
@@ -269,6 +270,6 @@ def export_trident_coords(patch_index: pd.DataFrame, store: PatchStore, folder: 
             "savetodir": str(folder),
         }
         with atomic_path(folder / "patches" / f"{slide}_patches.h5") as tmp, h5py.File(tmp, "w") as h5:
-            h5.create_dataset("coords", data=index[["x", "y"]].to_numpy(np.int64)[rows])
+            h5.create_dataset("coords", data=corners[rows])
             h5["coords"].attrs.update(coord_attrs)
     return folder

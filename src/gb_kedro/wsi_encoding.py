@@ -31,7 +31,14 @@ from gb_kedro.models.vit import VisionTransformer, vit
 from gb_kedro.provenance import fingerprint, made_with
 from gb_kedro.slides.augment import Augment, StainMix
 from gb_kedro.slides.fanout import map_slides
-from gb_kedro.slides.morphometry import ALL_FEATURES, FEATURES, chunk_features, feature_frame, fill_missing
+from gb_kedro.slides.morphometry import (
+    ALL_FEATURES,
+    FEATURES,
+    chunk_features,
+    feature_frame,
+    fill_missing,
+    numbered_columns,
+)
 from gb_kedro.slides.patches import apply_views, draw_view, window_batches
 from gb_kedro.slides.sampling import PKSampler
 from gb_kedro.tracking import git_commit, log_evaluation, log_metrics, log_parent_metrics, log_torch_model, nested_run
@@ -356,9 +363,7 @@ def embed_patches(
         device=resolve_device(cfg.device),
         crop=patches.geometry[1],
     )
-    cols = ["slide_id", "x", "y", "lineage_id", "patient_id", "mouse_id", "split", "held_out"]
-    frame = patch_index[[c for c in cols if c in patch_index]].reset_index(drop=True)
-    return pd.concat([frame, pd.DataFrame(z, columns=[f"e{i}" for i in range(z.shape[1])])], axis=1)
+    return feature_frame(patch_index, z, [f"e{i}" for i in range(z.shape[1])])
 
 
 def evaluate_embeddings(
@@ -477,7 +482,7 @@ def evaluate_patch_features(
     """:func:`evaluate_embeddings` of a patch encoder of the user's own (``gb_kedro.patch_features``) on the
     patches that have a feature row -- the baselines on the same patches -- with its match counts
     (``matched``, ``missing``); its figures logged to the MLflow parent run as ``patch_features/<name>/*``."""
-    has = np.isfinite(embeddings[[c for c in embeddings.columns if c.startswith("e")]].to_numpy()).all(axis=1)
+    has = np.isfinite(embeddings[numbered_columns(embeddings, "e")].to_numpy()).all(axis=1)
 
     def rows(frame: pd.DataFrame) -> pd.DataFrame:
         return frame[has].reset_index(drop=True)

@@ -24,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 from gb_kedro.baselines import colour_columns
 from gb_kedro.config import ImageAxisProbeConfig
 from gb_kedro.provenance import require_rows
-from gb_kedro.slides.morphometry import ALL_FEATURES
+from gb_kedro.slides.morphometry import ALL_FEATURES, numbered_columns
 
 SCORED_SETS = {"mouse": "unseen mice", "lineage": "unseen lineages"}
 
@@ -32,8 +32,7 @@ SCORED_SETS = {"mouse": "unseen mice", "lineage": "unseen lineages"}
 def _columns(frame: pd.DataFrame, index: pd.DataFrame, name: str, prefix: str) -> np.ndarray:
     """The ``prefix``-numbered columns of ``frame`` after checking its rows are the patch index's, in order."""
     require_rows(frame, index, name, "reporting")
-    cols = [c for c in frame.columns if c.startswith(prefix) and c[len(prefix) :].isdigit()]
-    return frame[cols].to_numpy(float)
+    return frame[numbered_columns(frame, prefix)].to_numpy(float)
 
 
 def representations(

@@ -24,6 +24,7 @@ from sklearn.cluster import KMeans
 
 from gb_kedro.config import ReportingConfig
 from gb_kedro.errors import source_of
+from gb_kedro.slides.morphometry import numbered_columns
 
 logger = logging.getLogger(__name__)
 
@@ -244,7 +245,7 @@ def _summary(mice: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
 
 
 def _z(frame: pd.DataFrame) -> np.ndarray:
-    return frame[[c for c in frame.columns if c.startswith("z") and c[1:].isdigit()]].to_numpy(np.float32)
+    return frame[numbered_columns(frame, "z")].to_numpy(np.float32)
 
 
 def aggressiveness(

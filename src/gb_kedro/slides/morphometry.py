@@ -224,3 +224,8 @@ def feature_frame(index: pd.DataFrame, values: np.ndarray, columns=ALL_FEATURES)
     ]
     frame = index[cols].reset_index(drop=True)
     return pd.concat([frame, pd.DataFrame(values, columns=list(columns))], axis=1)
+
+
+def numbered_columns(frame: pd.DataFrame, prefix: str) -> list[str]:
+    """The ``<prefix><i>`` columns of a per-patch table (``e0, e1, ...`` of an embedding; ``z0, ...`` of a projection)."""
+    return [c for c in frame.columns if c.startswith(prefix) and c[len(prefix) :].isdigit()]

@@ -131,23 +131,20 @@ def adapter_row(encoder: str):
     """The training and evaluation nodes of Table 1 row ``<encoder>_adapter``: patch encoder ``encoder``'s
     features (``<encoder>.patch_embeddings``, checked to be the patch index's rows) through a trainable adapter."""
 
-    def cohort(embeddings, patch_index, cohort_features, cohort_samples) -> mm.PairedCohort:
-        provenance.require_rows(embeddings, patch_index, f"{encoder}.patch_embeddings", "multimodal")
-        return mm.features_cohort(embeddings, patch_index, cohort_features, cohort_samples)
+    name = f"{encoder}.patch_embeddings"
 
     def train_multimodal(
         rna_encoder, embeddings, patch_index, cohort_features, cohort_samples, split, options, adapter
     ):
-        split_cfg = SplitConfig.from_dict(split).to_dict()
-        provenance.require_split(patch_index, split_cfg, "patch_index", "multimodal")
-        data = cohort(embeddings, patch_index, cohort_features, cohort_samples)
+        data, split_cfg = _features_cohort(embeddings, name, patch_index, cohort_features, cohort_samples, split, True)
         cfg, row = MultimodalConfig.from_dict(options), FeatureAdapterRow.from_dict(adapter)
         model, history = mm.train_features_row(rna_encoder, data, cfg, row, encoder)
-        return model.describe(split=split_cfg, patch_index=provenance.index_fingerprint(patch_index)), history
+        fingerprint = provenance.index_fingerprint(patch_index)
+        return model.describe(split=split_cfg.to_dict(), patch_index=fingerprint), history
 
     def evaluate_multimodal(model, embeddings, patch_index, cohort_features, cohort_samples, split, options, patches):
         split_cfg = _require_model(model, patch_index, split)
-        data = cohort(embeddings, patch_index, cohort_features, cohort_samples)
+        data, _ = _features_cohort(embeddings, name, patch_index, cohort_features, cohort_samples, split, True)
         cfg = MultimodalConfig.from_dict(options)
         return mm.evaluate_row(model, data, split_cfg, cfg, PatchesConfig.from_dict(patches))
 
@@ -156,12 +153,17 @@ def adapter_row(encoder: str):
     return train_multimodal, evaluate_multimodal
 
 
-def _features_cohort(features: pd.DataFrame, name: str, patch_index, cohort_features, cohort_samples, split: dict):
-    """A non-deep row's cohort (the patch index and the RNA; per-patch ``features`` instead of pixels, checked to be
-    the index's patches in order) and its split."""
+def _features_cohort(
+    features: pd.DataFrame, name: str, patch_index, cohort_features, cohort_samples, split: dict, embedded=False
+):
+    """A row's cohort on per-patch ``features`` instead of pixels (checked to be the index's patches in order) and its
+    split: a non-deep row's (the patch index and the RNA; the row reads ``features`` itself) or, ``embedded``, a
+    patch encoder's adapter row (its ``e``-numbered embeddings carried in the cohort)."""
     split_cfg = SplitConfig.from_dict(split)
     provenance.require_split(patch_index, split_cfg.to_dict(), "patch_index", "multimodal")
     provenance.require_rows(features, patch_index, name, "multimodal")
+    if embedded:
+        return mm.features_cohort(features, patch_index, cohort_features, cohort_samples), split_cfg
     return mm.PairedCohort(patch_index, None, cohort_features, cohort_samples), split_cfg
 
 
