@@ -63,6 +63,25 @@ def test_dihedral_views_make_embeddings_blind_to_orientation():
     assert len(views) == 8 and len({tuple(v.flatten().tolist()) for v in views}) == 8
 
 
+def test_rotation_views_make_embeddings_blind_to_quarter_turns_but_not_to_mirroring():
+    """``views: rotations`` (the default: 16 views of a patch's 4 windows, half the cost of ``dihedral``) averages
+    the 4 quarter turns of each window: a turned patch embeds as the patch; its mirror image does not. Every name
+    ``patches.test_views`` accepts has its views."""
+    from gb_kedro.config.shared import TEST_VIEWS
+    from gb_kedro.slides.patches import VIEWS, dihedral, rotations
+
+    assert tuple(VIEWS) == TEST_VIEWS
+    model = _model(num_classes=0).eval()
+    images = (np.random.default_rng(2).random((3, 3, 64, 64)) * 255).astype(np.uint8)
+    turned = np.ascontiguousarray(np.rot90(images, 1, axes=(-2, -1)))
+    flipped = np.ascontiguousarray(images[..., ::-1])
+    z = wsi.embed(model, images, batch_size=2, views="rotations", crop=32)
+    np.testing.assert_allclose(wsi.embed(model, turned, 2, "rotations", crop=32), z, atol=1e-5)
+    assert np.abs(wsi.embed(model, flipped, 2, "rotations", crop=32) - z).max() > 1e-3
+    x = torch.arange(8.0).reshape(2, 1, 2, 2)
+    assert [v.tolist() for v in rotations(x)] == [v.tolist() for v in dihedral(x)[:4]]
+
+
 def test_patch_dataset_takes_the_centre_window_without_augmentation():
     images = np.arange(2 * 3 * 8 * 8, dtype=np.uint8).reshape(2, 3, 8, 8)
     data = wsi.PatchTensorDataset(images, np.array([0, 1]), augment=None, crop=4)

@@ -244,8 +244,8 @@ class MultimodalStep:
 @torch.no_grad()
 def embed_images(model: MultimodalModel, images: np.ndarray, patches: PatchesConfig, device="cpu") -> np.ndarray:
     """Projected image embeddings of uint8 patches [N, 3, S, S] -> [N, E], L2-normalised (the mean over a
-    patch's views -- its model-sized windows, each in its 8 flips / rotations with ``test_views: dihedral``
-    -- then normalised), ``patches.inference_batch_size`` patches at a time."""
+    patch's views -- its model-sized windows, each in its 4 quarter turns with ``test_views: rotations`` or its
+    8 flips / rotations with ``dihedral`` -- then normalised), ``patches.inference_batch_size`` patches at a time."""
     model.eval().to(device)
     out = []
     batches = window_batches(images, patches.geometry[1], patches.inference_batch_size, patches.test_views, device)

@@ -204,7 +204,8 @@ def embed(
 ) -> np.ndarray:
     """L2-normalised CLS embeddings of uint8 patches [N, 3, S, S] -> [N, D]: the mean of the normalised
     embeddings of each patch's views (then normalised): its non-overlapping ``crop`` x ``crop`` windows (the
-    patch itself without ``crop``), each also in its 8 flips / rotations with ``views: dihedral``."""
+    patch itself without ``crop``), each also turned by 90, 180 and 270 degrees with ``views: rotations`` or in its
+    8 flips / rotations with ``views: dihedral``."""
     model.eval().to(device)
     out = []
     for parts in window_batches(images, crop, batch_size, views, device):

@@ -57,6 +57,11 @@ class AugmentConfig(_Shared):
     stain_mix: float
 
 
+# patches.test_views, the inference views of a patch (gb_kedro.slides.patches.VIEWS): its windows | each window
+# turned by 0, 90, 180, 270 degrees | each window in its 8 flips / rotations
+TEST_VIEWS = ("none", "rotations", "dihedral")
+
+
 @dataclasses.dataclass(frozen=True)
 class PatchesConfig(_Shared):
     """``params:patches``: how tumour patches become model inputs, for every stage that feeds patches to a model
@@ -73,7 +78,7 @@ class PatchesConfig(_Shared):
 
     def __post_init__(self):
         choice(self.mode, ("crop", "downsample"), "patches.mode", self.SOURCE)
-        choice(self.test_views, ("none", "dihedral"), "patches.test_views", self.SOURCE)
+        choice(self.test_views, TEST_VIEWS, "patches.test_views", self.SOURCE)
 
     @property
     def geometry(self) -> tuple[int, int | None]:

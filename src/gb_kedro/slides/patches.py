@@ -5,8 +5,8 @@
   from the slides done; the stores are removed once the array is assembled);
 * :func:`training_view`: one patch as a float tensor, cut to a (random or centre) window and augmented;
 * :func:`windows` / :func:`window_batches`: the non-overlapping model-sized windows of patches, batch by
-  batch, optionally each in its 8 flips / 90-degree rotations (:func:`dihedral`; inference averages a
-  patch's views).
+  batch, optionally each in its 4 rotations by 90 degrees (:func:`rotations`) or its 8 flips / rotations
+  (:func:`dihedral`); inference averages a patch's views.
 """
 
 from __future__ import annotations
@@ -182,17 +182,26 @@ def windows(images: torch.Tensor, crop: int | None) -> list[torch.Tensor]:
     ]
 
 
+def rotations(images: torch.Tensor) -> list[torch.Tensor]:
+    """Square [N, 3, S, S] images turned by 0, 90, 180 and 270 degrees."""
+    return [torch.rot90(images, k, dims=(-2, -1)) for k in range(4)]
+
+
 def dihedral(images: torch.Tensor) -> list[torch.Tensor]:
-    """The 8 flips / 90-degree rotations of square [N, 3, S, S] images, the images themselves first."""
-    return [torch.rot90(view, k, dims=(-2, -1)) for view in (images, images.flip(-1)) for k in range(4)]
+    """The 8 flips / 90-degree rotations of square [N, 3, S, S] images: the 4 :func:`rotations` of the images,
+    then those of their mirror images."""
+    return [*rotations(images), *rotations(images.flip(-1))]
+
+
+VIEWS = {"none": lambda part: [part], "rotations": rotations, "dihedral": dihedral}  # patches.test_views
 
 
 def window_batches(
     images: np.ndarray, crop: int | None, batch_size: int, views: str, device="cpu"
 ) -> Iterator[list[torch.Tensor]]:
     """uint8 patches [N, 3, S, S] in batches: per batch, the list of its views as float [0, 1] tensors on
-    ``device``: its windows (``views: none``), or each window in its 8 flips / rotations (``dihedral``)."""
+    ``device``: its windows (``views: none``), each window in its 4 rotations by 90 degrees (``rotations``) or in
+    its 8 flips / rotations (``dihedral``), window by window."""
     for i in range(0, len(images), batch_size):
         x = torch.from_numpy(np.array(images[i : i + batch_size])).float().div_(255.0).to(device)  # a writable copy
-        parts = windows(x, crop)
-        yield [view for part in parts for view in dihedral(part)] if views == "dihedral" else parts
+        yield [view for part in windows(x, crop) for view in VIEWS[views](part)]
