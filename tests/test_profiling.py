@@ -42,8 +42,8 @@ def test_a_profile_times_nodes_and_reads_the_training_histories():
 
 def test_every_run_writes_its_time_profile(tiny_project):
     """The default run's report shows its profile (every node but the report); ``timings.json`` is the profile of
-    the project's last run (other tests rerun parts of the tiny project, a failing one included: its profile
-    holds the nodes it ran)."""
+    the project's last run of whole pipelines (other tests rerun pipelines of the tiny project, a failing one
+    included: its profile holds the nodes it ran)."""
     html = (tiny_project / "data" / "08_reporting" / "report.html").read_text()
     section = html[html.index("Time profile of this run</h2>") :]
     row = section[section.index("<td>train_wsi_encoder</td>") :].split("</tr>")[0]
@@ -79,3 +79,40 @@ def test_the_hooks_count_saving_a_nodes_outputs_in_its_time():
     SequentialRunner().run(Pipeline([node(lambda: 1, None, "rendered", name="render")]), catalog, manager)
     render = profiling.current().table().set_index("node").loc["render"]
     assert 0.2 <= render["save_seconds"] <= render["seconds"] < 0.2 + 1.0
+
+
+class _Kept(AbstractDataset):
+    def __init__(self):
+        self.data = None
+
+    def _save(self, data) -> None:
+        self.data = data
+
+    def _load(self):
+        return self.data
+
+    def _describe(self) -> dict:
+        return {}
+
+
+def _run_with(run_params: dict) -> DataCatalog:
+    hooks = ProfileHooks()
+    catalog = DataCatalog({"timings": _Kept(), "timings_partial": _Kept()})
+    hooks.before_pipeline_run(run_params, None, catalog)
+    hooks.before_node_run(node(lambda: 1, None, "x", name="step"), catalog, {}, False, "run")
+    hooks.after_node_run(node(lambda: 1, None, "x", name="step"), catalog, {}, {"x": 1}, False, "run")
+    hooks.after_pipeline_run(run_params, {}, None, catalog)
+    return catalog
+
+
+def test_a_run_of_part_of_the_pipelines_keeps_the_whole_runs_profile():
+    """``kedro run`` writes ``timings``; ``--nodes`` / ``--from-nodes`` / ``--tags`` ... write ``timings_partial``
+    (naming the selection), so the last whole run's profile is not overwritten by a rerun of a few nodes."""
+    whole = _run_with({"pipeline_names": ["__default__"], "node_names": [], "tags": None, "from_nodes": []})
+    assert whole.load("timings")["selection"] == {} and whole.load("timings_partial") is None
+    assert [n["node"] for n in whole.load("timings")["nodes"]] == ["step"]
+    for option, value in (("node_names", ["step"]), ("from_nodes", ["step"]), ("tags", ["t"]), ("to_outputs", ["x"])):
+        part = _run_with({"pipeline_names": ["__default__"], option: value})
+        assert part.load("timings") is None, option
+        assert part.load("timings_partial")["selection"] == {option: value}, option
+    assert profiling.selection_of({"only_missing_outputs": True, "namespaces": None}) == {"only_missing_outputs": True}

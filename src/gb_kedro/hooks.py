@@ -131,8 +131,9 @@ class CleanInputErrorHooks:
 
 class ProfileHooks:
     """The run's time profile (:mod:`gb_kedro.profiling`): each node's wall time (saving its outputs included),
-    epochs and throughput; written at the end to the catalog entry ``timings`` and logged to the MLflow parent run
-    (``time/<node>`` metrics and the JSON), also when the run fails (the nodes done so far)."""
+    epochs and throughput; written at the end to the catalog entry ``timings`` (``timings_partial`` for a run of part
+    of the pipelines: node names, from / to nodes, tags ...) and logged to the MLflow parent run (``time/<node>``
+    metrics and the JSON), also when the run fails (the nodes done so far)."""
 
     def __init__(self):
         self._run_id: str | None = None
@@ -142,7 +143,7 @@ class ProfileHooks:
         import mlflow
 
         names = run_params.get("pipeline_names") or [run_params.get("pipeline_name") or "__default__"]
-        profiling.begin(",".join(names))
+        profiling.begin(",".join(names), profiling.selection_of(run_params))
         self._run_id = mlflow.active_run().info.run_id if mlflow.active_run() is not None else None
 
     @hook_impl
@@ -183,8 +184,9 @@ class ProfileHooks:
         if profile is None or not profile.nodes:
             return
         document = profile.to_dict()
-        if "timings" in catalog:
-            catalog.save("timings", document)
+        entry = "timings_partial" if profile.selection else "timings"  # a partial run keeps the whole run's profile
+        if entry in catalog:
+            catalog.save(entry, document)
         if self._run_id:  # the parent run is closed by now (kedro-mlflow ends it first): log through the client
             from mlflow import MlflowClient
 

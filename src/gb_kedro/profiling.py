@@ -4,8 +4,10 @@ epoch and samples per second (read from the per-epoch ``time/*`` columns that :f
 stage's history).
 
 :class:`gb_kedro.hooks.ProfileHooks` fills the run's profile as nodes finish and writes it at the end
-(``data/08_reporting/timings.json``, the catalog entry ``timings``, and the MLflow parent run); the report's node
-reads the profile so far (:func:`current`: every node but the report itself).
+(``data/08_reporting/timings.json``, the catalog entry ``timings``, and the MLflow parent run; a run of part of the
+pipelines -- ``--nodes``, ``--from-nodes``, ``--tags`` ... -- writes ``timings_partial.json`` instead, so the last
+whole run's profile stays); the report's node reads the profile so far (:func:`current`: every node but the report
+itself).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class RunProfile:
     """The nodes of one run, in the order they finished."""
 
     pipelines: str
+    selection: dict = field(default_factory=dict)  # the run's node filters (--nodes, --tags ...); {}: all of them
     started: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     nodes: list[NodeTime] = field(default_factory=list)
     _clock: dict[str, float] = field(default_factory=dict, repr=False)
@@ -81,6 +84,7 @@ class RunProfile:
 
         return {
             "pipelines": self.pipelines,
+            "selection": self.selection,
             "started_utc": self.started,
             "wall_seconds": round(time.perf_counter() - self._begun, 1),
             "node_seconds": round(sum(n.seconds for n in self.nodes), 1),
@@ -97,9 +101,23 @@ class RunProfile:
 _CURRENT: list[RunProfile] = []
 
 
-def begin(pipelines: str) -> RunProfile:
-    """A new profile for the run that starts now (the previous one is dropped)."""
-    _CURRENT[:] = [RunProfile(pipelines)]
+# The ``kedro run`` options that run part of the pipelines (Kedro's run_params keys).
+SELECTING = ("node_names", "from_nodes", "to_nodes", "from_inputs", "to_outputs", "tags", "namespaces")
+
+
+def selection_of(run_params: dict) -> dict:
+    """The options of ``run_params`` that ran part of the pipelines (empty for whole pipelines)."""
+    chosen = {key: run_params.get(key) for key in SELECTING}
+    if run_params.get("only_missing_outputs"):
+        chosen["only_missing_outputs"] = True
+    return {
+        key: list(value) if isinstance(value, list | tuple | set) else value for key, value in chosen.items() if value
+    }
+
+
+def begin(pipelines: str, selection: dict | None = None) -> RunProfile:
+    """A new profile for the run that starts now (the previous one is dropped); ``selection``: :func:`selection_of`."""
+    _CURRENT[:] = [RunProfile(pipelines, selection or {})]
     return _CURRENT[0]
 
 
