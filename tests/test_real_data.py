@@ -82,7 +82,6 @@ SHORT = [
     "wsi_encoding.loss.warmup_epochs=2",
     "multimodal.train.epochs=2",
     "multimodal.retrainings.seeds=2",
-    "patches.test_views=none",  # the windows alone: a quarter of the default's inference
     "reporting.morphology_link.n_permutations=10",
     "reporting.survival.n_permutations=100",
 ]

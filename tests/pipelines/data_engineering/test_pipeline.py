@@ -57,7 +57,10 @@ def test_gene_groups(tiny_project):
     assert metrics["n_groups"] == 7 and metrics["qd_raw"] > 0.3
 
 
-def test_real_environment_runs_the_method_on_a_users_folder(tiny_project, tmp_path, kedro_run, monkeypatch):
+def test_real_environment_reads_a_users_folder(tiny_project, tmp_path, kedro_run, monkeypatch):
+    """``--env real`` with ``real_data_dir`` pointing at a user's folder (GENCODE under its own name, a PrimeKG
+    ``kg.csv``): the data engineering reads it and writes nothing there. The stages after it are the same code in
+    both environments; the whole analysis under ``--env real`` runs in tests/test_real_data.py, on real files."""
     user = tmp_path / "mydata"
     raw = tiny_project / "data" / "01_raw"
     for sub in ("tcga", "cohort", "ppi", "slides"):
@@ -69,7 +72,7 @@ def test_real_environment_runs_the_method_on_a_users_folder(tiny_project, tmp_pa
     shutil.copy(tiny_project / "pyproject.toml", project / "pyproject.toml")
     (project / "src").mkdir()
     monkeypatch.chdir(project)
-    kedro_run(project, "analysis", {"real_data_dir": str(user)}, env="real")
+    kedro_run(project, "data_engineering", {"real_data_dir": str(user)}, env="real")
     groups = pd.read_csv(project / "data" / "05_model_input" / "gene_groups_ppi.tsv", sep="\t")
     assert groups["group"].nunique() == 7  # from the PrimeKG kg.csv this time
     assert sorted(p.name for p in user.iterdir()) == [
