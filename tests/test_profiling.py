@@ -54,14 +54,13 @@ def test_every_run_writes_its_time_profile(tiny_project):
     assert {"node", "seconds", "save_seconds", "epochs", "epoch_seconds", "samples_per_s"} == set(document["nodes"][0])
 
 
-class _SlowToSave(AbstractDataset):
-    """A dataset whose save does the work (as the synthetic slides render while they are saved)."""
+class _Kept(AbstractDataset):
+    """A dataset in memory that loads None until something is saved (Kedro's MemoryDataset refuses to load then)."""
 
     def __init__(self):
         self.data = None
 
     def _save(self, data) -> None:
-        time.sleep(0.2)
         self.data = data
 
     def _load(self):
@@ -69,6 +68,14 @@ class _SlowToSave(AbstractDataset):
 
     def _describe(self) -> dict:
         return {}
+
+
+class _SlowToSave(_Kept):
+    """A dataset whose save does the work (as the synthetic slides render while they are saved)."""
+
+    def _save(self, data) -> None:
+        time.sleep(0.2)
+        super()._save(data)
 
 
 def test_the_hooks_count_saving_a_nodes_outputs_in_its_time():
@@ -79,20 +86,6 @@ def test_the_hooks_count_saving_a_nodes_outputs_in_its_time():
     SequentialRunner().run(Pipeline([node(lambda: 1, None, "rendered", name="render")]), catalog, manager)
     render = profiling.current().table().set_index("node").loc["render"]
     assert 0.2 <= render["save_seconds"] <= render["seconds"] < 0.2 + 1.0
-
-
-class _Kept(AbstractDataset):
-    def __init__(self):
-        self.data = None
-
-    def _save(self, data) -> None:
-        self.data = data
-
-    def _load(self):
-        return self.data
-
-    def _describe(self) -> dict:
-        return {}
 
 
 def _run_with(run_params: dict) -> DataCatalog:

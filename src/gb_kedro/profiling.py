@@ -102,14 +102,21 @@ _CURRENT: list[RunProfile] = []
 
 
 # The ``kedro run`` options that run part of the pipelines (Kedro's run_params keys).
-SELECTING = ("node_names", "from_nodes", "to_nodes", "from_inputs", "to_outputs", "tags", "namespaces")
+SELECTING = (
+    "node_names",
+    "from_nodes",
+    "to_nodes",
+    "from_inputs",
+    "to_outputs",
+    "tags",
+    "namespaces",
+    "only_missing_outputs",
+)
 
 
 def selection_of(run_params: dict) -> dict:
     """The options of ``run_params`` that ran part of the pipelines (empty for whole pipelines)."""
     chosen = {key: run_params.get(key) for key in SELECTING}
-    if run_params.get("only_missing_outputs"):
-        chosen["only_missing_outputs"] = True
     return {
         key: list(value) if isinstance(value, list | tuple | set) else value for key, value in chosen.items() if value
     }
