@@ -164,3 +164,17 @@ def test_the_log_says_which_weights_a_stage_kept():
     )
     assert kept_epoch({"history": history, "best_epoch": -1}, "best") == "no validation set: kept the last epoch (30)"
     assert kept_epoch({"history": history, "best_epoch": 12}, "last") == "kept the last epoch (30)"
+
+
+def test_a_frozen_batch_norm_keeps_its_statistics_through_training():
+    """Training mode leaves the batch norms of a frozen encoder in eval mode (running statistics untouched, the
+    normalisation it was trained with); a trainable one learns its statistics as usual."""
+    from gb_kedro.training import train_mode
+
+    frozen, trained = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    frozen.requires_grad_(False)
+    model = torch.nn.Sequential(frozen, trained)
+    train_mode(model)
+    assert model.training and not frozen.training and trained.training
+    model(torch.randn(16, 3) * 5 + 2)
+    assert torch.equal(frozen.running_mean, torch.zeros(3)) and not torch.equal(trained.running_mean, torch.zeros(3))

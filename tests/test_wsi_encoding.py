@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -10,6 +11,7 @@ from gb_kedro import wsi_encoding as wsi
 from gb_kedro.losses import batch_hard_triplet
 from gb_kedro.models.vit import vit
 from gb_kedro.slides.patches import windows
+from tests.helpers import base_options
 
 
 def _model(num_classes=3, img=32):
@@ -122,3 +124,115 @@ def test_anti_shortcut_terms_enter_the_loss_as_configured():
     images, labels, mice, targets = data.collate([data[1], data[0]])
     assert labels.tolist() == [1, 0] and mice.tolist() == [8, 7]
     assert targets.shape == (2, 4) and images.shape == (2, 3, 32, 32) and images.dtype == torch.float32
+
+
+def test_two_views_of_a_patch_are_its_own_positives_and_feed_the_lineage_losses():
+    """Two views per item: the dataset draws them independently (other windows), one view is the old stream;
+    the step scores every view in the lineage losses and adds NT-Xent with each patch's two views as the only
+    positive pair (the head trained); a validation batch of one view has no such term."""
+    from gb_kedro.losses import multi_positive_info_nce
+    from gb_kedro.slides.augment import Augment
+
+    images = (np.random.default_rng(0).random((3, 3, 64, 64)) * 255).astype(np.uint8)
+    augment = Augment(True, 0.1, 0.02)
+    torch.manual_seed(1)
+    one = wsi.PatchTensorDataset(images, [0, 1, 2], augment, crop=32)
+    single = one.collate([one[i] for i in range(3)])
+    torch.manual_seed(1)
+    two = wsi.PatchTensorDataset(images, [0, 1, 2], augment, crop=32, views=2)
+    items = [two[i] for i in range(3)]
+    assert items[0][0].shape == (2, 3, 32, 32) and not torch.equal(items[0][0][0], items[0][0][1])
+    x, labels, mice, targets = two.collate(items)
+    assert x.shape == (3, 2, 3, 32, 32) and labels.tolist() == [0, 1, 2]
+    torch.manual_seed(1)
+    first = two.collate([two[0]])[0][0]
+    torch.testing.assert_close(first[0], single[0][0])  # the first view of the first item: the one-view draw
+
+    model = _model()
+    model.view_head = torch.nn.Linear(model.config.dim, 8)
+    x, labels = torch.rand(3, 2, 3, 32, 32), torch.tensor([0, 1, 1])
+    plain = wsi.TripletStep(0.3, 0, 1.0, 16.0)(model, (x.flatten(0, 1), labels.repeat_interleave(2)), "cpu")
+    step = wsi.TripletStep(0.3, 0, 1.0, 16.0, view_weight=0.5, view_temperature=0.2)
+    out = step(model, (x, labels), "cpu")
+    cls = model(x.flatten(0, 1))["cls"].float()
+    pair = multi_positive_info_nce(model.view_head(cls), torch.tensor([0, 0, 1, 1, 2, 2]), 0.2)
+    torch.testing.assert_close(out["views"], pair)
+    torch.testing.assert_close(out["loss"], plain["loss"] + 0.5 * pair)
+    out["loss"].backward()
+    assert model.view_head.weight.grad.abs().sum() > 0
+    assert "views" not in step(model, (x[:, 0], labels), "cpu")
+
+
+def test_the_self_supervised_views_come_from_training_patches_only(tmp_path, monkeypatch):
+    """The two-view term trains on what the lineage losses train on: no patch of an unseen mouse or an unseen
+    lineage is ever drawn (each patch's pixels carry its row number; every drawn item's row is recorded)."""
+    import pandas as pd
+
+    from gb_kedro.config import PatchesConfig, WSIEncodingConfig
+    from gb_kedro.datasets.patch_pixels import PatchPixels
+    from tests.helpers import base_config
+
+    rows = []
+    for lineage in range(4):
+        for mouse in range(2):
+            held = "lineage" if lineage == 3 else ("mouse" if mouse == 1 else "")
+            for p in range(6):
+                rows.append(
+                    {
+                        "slide_id": f"L{lineage}-m{mouse}",
+                        "mouse_id": f"L{lineage}-m{mouse}",
+                        "lineage_id": f"L{lineage}",
+                        "patient_id": "P0",
+                        "x": p,
+                        "y": 0,
+                        "split": "test" if held else "train",
+                        "held_out": held,
+                    }
+                )
+    index = pd.DataFrame(rows)
+    images = np.broadcast_to(np.arange(len(index), dtype=np.uint8)[:, None, None, None], (len(index), 3, 32, 32))
+    drawn = {1: set(), 2: set()}
+
+    class Recording(wsi.PatchTensorDataset):
+        def __getitem__(self, i):
+            drawn[self.views].add(int(self.images[i][0, 0, 0]))
+            return super().__getitem__(i)
+
+    monkeypatch.setattr(wsi, "PatchTensorDataset", Recording)
+    options = base_options("wsi_encoding", device="cpu", checkpoint_dir=str(tmp_path), val_fraction=0.2)
+    options["loss"].update(view_weight=1.0, warmup_epochs=0)
+    options["sampler"].update(p=3, k=2)
+    options["train"].update(epochs=2)
+    cfg = WSIEncodingConfig.from_dict(options)
+    patches = base_config(PatchesConfig, "patches", read_px=32, model_px=16)
+    model, history = wsi.train_encoder(index, PatchPixels(np.ascontiguousarray(images), "k"), cfg, patches)
+    assert len(history) == 2 and "train/views" in history.columns and not hasattr(model, "view_head")
+    train = set(np.flatnonzero(index["split"] == "train"))
+    assert drawn[2] and drawn[2] <= train and drawn[1] <= train  # the two-view set; validation rows (one view)
+    assert not (drawn[1] | drawn[2]) & set(np.flatnonzero(index["held_out"] != ""))
+
+
+def test_a_conv_stem_gives_the_same_tokens_and_survives_a_reload():
+    """``stem: conv``: one token per 16x16 sub-patch as the patchify stem gives, rebuilt from its saved config
+    to the same outputs (batch norm in eval mode); a patch size that is not a power of two, or another stem name
+    in the parameters, is refused."""
+    from gb_kedro.config import WSIEncodingConfig
+    from gb_kedro.errors import InputDataError
+    from gb_kedro.models.vit import VisionTransformer
+
+    x = torch.rand(4, 3, 64, 64)
+    torch.manual_seed(0)
+    conv = vit("tiny", img_size=64, stem="conv").eval()
+    with torch.no_grad():
+        out = conv(x)
+    assert out["tokens"].shape == _model(img=64).eval()(x)["tokens"].shape == (4, 16, 96)
+    again = VisionTransformer.from_config(conv.config_dict())
+    again.load_state_dict(conv.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(again.eval()(x)["cls"], out["cls"])
+    with pytest.raises(ValueError, match="power-of-two"):
+        vit("tiny", img_size=48, patch_size=12, stem="conv")
+    options = base_options("wsi_encoding")
+    options["model"]["stem"] = "resnet"
+    with pytest.raises(InputDataError, match="wsi_encoding.model.stem"):
+        WSIEncodingConfig.from_dict(options)

@@ -267,8 +267,21 @@ def evaluate(
         for k, v in metrics.items():
             sums[k] = sums.get(k, 0.0) + float(v) * n
     torch.set_rng_state(cpu_state)
-    model.train()
+    train_mode(model)
     return {k: v / max(count, 1) for k, v in sums.items()}
+
+
+def train_mode(model: torch.nn.Module) -> torch.nn.Module:
+    """``model.train()``, but a batch norm whose own parameters are frozen stays in eval mode: a frozen encoder
+    (e.g. a conv stem of a Table 1 row with ``freeze_encoders``) keeps its running statistics and normalises as it
+    was trained, instead of adapting to the batches of another training."""
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not any(
+            p.requires_grad for p in module.parameters(recurse=False)
+        ):
+            module.eval()
+    return model
 
 
 def _batch_len(batch) -> int:
@@ -325,7 +338,7 @@ def _train_epoch(
 ) -> dict:
     """One pass over ``loader``: the sample-weighted mean of every metric (``train/*``, over all ranks) and the
     last ``lr``. With several ranks, gradients are averaged across them before clipping and the step."""
-    model.train()
+    train_mode(model)
     sums: dict[str, float] = {}
     count = 0
     for batch in loader:

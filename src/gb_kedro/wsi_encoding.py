@@ -25,8 +25,9 @@ from gb_kedro.baselines import colour_columns, colour_feature_names, colour_hist
 from gb_kedro.config import LineageClassifierConfig, MorphometryConfig, PatchesConfig, SplitConfig, WSIEncodingConfig
 from gb_kedro.datasets.atomic import atomic_path
 from gb_kedro.datasets.patch_pixels import PatchPixels
+from gb_kedro.distributed import rank_and_world
 from gb_kedro.evaluation import SET_LABELS, confusion_figure, nearest_neighbour_eval, paired_difference
-from gb_kedro.losses import batch_hard_triplet, reverse_gradient, within_label_group_loss
+from gb_kedro.losses import batch_hard_triplet, multi_positive_info_nce, reverse_gradient, within_label_group_loss
 from gb_kedro.models.vit import VisionTransformer, vit
 from gb_kedro.provenance import fingerprint, made_with
 from gb_kedro.slides.augment import Augment, StainMix
@@ -54,7 +55,8 @@ class PatchTensorDataset(Dataset):
     ``crop``: a random ``crop`` x ``crop`` window of each patch (full-resolution morphology at a fraction of
     the tokens); the centre window when ``augment`` is None (validation). ``stain``: a
     :class:`~gb_kedro.slides.augment.StainMix` and ``slides`` the slide code of each item. ``targets``:
-    per-item regression targets (standardised morphometry) for the auxiliary head."""
+    per-item regression targets (standardised morphometry) for the auxiliary head. ``views``: independent random
+    views drawn per item (2 for the two-view self-supervised term; the image of an item is then [views, 3, S, S])."""
 
     def __init__(
         self,
@@ -66,8 +68,10 @@ class PatchTensorDataset(Dataset):
         targets: np.ndarray | None = None,
         stain: StainMix | None = None,
         slides: np.ndarray | None = None,
+        views: int = 1,
     ):
         self.images, self.labels, self.augment, self.crop = images, np.asarray(labels), augment, crop
+        self.views = views
         self.mice = np.full(len(self.labels), -1) if mice is None else np.asarray(mice)
         self.targets = (
             torch.zeros(len(self.labels), 0) if targets is None else torch.as_tensor(targets, dtype=torch.float32)
@@ -80,15 +84,18 @@ class PatchTensorDataset(Dataset):
     def __getitem__(self, i: int):
         """The item's window (uint8) and random draws; :meth:`collate` does the pixel work batch-wise."""
         slide = int(self.slides[i]) if self.slides is not None else 0
-        window, draws = draw_view(self.images[i], self.crop, self.augment, self.stain, slide)
+        drawn = [draw_view(self.images[i], self.crop, self.augment, self.stain, slide) for _ in range(self.views)]
+        window, draws = drawn[0] if self.views == 1 else (torch.stack(part) for part in zip(*drawn, strict=True))
         return window, draws, int(self.labels[i]), int(self.mice[i]), self.targets[i]
 
     def collate(self, items: list) -> tuple[torch.Tensor, ...]:
-        """A batch ``(image [N, 3, S, S] float, label, mouse, target)``: the views made for the whole batch at once
-        (the pixels of :func:`~gb_kedro.slides.patches.training_view`, item by item)."""
+        """A batch ``(image [N, 3, S, S] float ([N, views, 3, S, S] with several views), label, mouse, target)``:
+        the views made for the whole batch at once (the pixels of :func:`~gb_kedro.slides.patches.training_view`,
+        item by item)."""
         windows, draws, labels, mice, targets = zip(*items, strict=True)
-        x = apply_views(torch.stack(windows), torch.stack(draws), self.stain)
-        return x, torch.tensor(labels), torch.tensor(mice), torch.stack(targets)
+        windows, draws = torch.stack(windows), torch.stack(draws)
+        x = apply_views(windows.flatten(0, windows.dim() - 4), draws.reshape(-1, draws.shape[-1]), self.stain)
+        return x.reshape(windows.shape), torch.tensor(labels), torch.tensor(mice), torch.stack(targets)
 
 
 class TripletStep:
@@ -103,7 +110,13 @@ class TripletStep:
     ``morphometry_weight`` (the model's ``aux_head`` regresses each patch's standardised morphometry from the
     CLS, every epoch: a target that describes nuclei, not slides) and ``mouse_adversary`` (the model's
     ``mouse_head`` predicts, through a gradient reversal, which of its lineage's mice a patch comes from: the
-    encoder is pushed to drop what tells two mice of one lineage apart, i.e. slide identity)."""
+    encoder is pushed to drop what tells two mice of one lineage apart, i.e. slide identity).
+
+    Self-supervised term (``view_weight`` > 0, batches of two views per patch, image [N, 2, 3, S, S]): both views
+    feed the lineage losses, and the model's ``view_head`` (an MLP on the CLS) must tell each view's partner -- the
+    same patch through another window, stain, turn and jitter -- among every other view of the batch (NT-Xent,
+    :func:`~gb_kedro.losses.multi_positive_info_nce` with the patch as the label, ``view_temperature``): a target
+    that asks for whatever the patch's windows share, every epoch, warm-up included."""
 
     def __init__(
         self,
@@ -114,10 +127,12 @@ class TripletStep:
         cross_mouse: bool = False,
         morphometry_weight: float = 0.0,
         mouse_adversary: float = 0.0,
+        view_weight: float = 0.0,
+        view_temperature: float = 0.1,
     ):
         self.margin, self.warmup_epochs, self.ce_weight, self.scale = margin, warmup_epochs, ce_weight, scale
         self.cross_mouse, self.morphometry_weight = cross_mouse, morphometry_weight
-        self.mouse_adversary = mouse_adversary
+        self.mouse_adversary, self.view_weight, self.view_temperature = mouse_adversary, view_weight, view_temperature
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -126,6 +141,12 @@ class TripletStep:
     def __call__(self, model, batch, device, gather: bool = False) -> dict[str, torch.Tensor]:
         x, labels, *extra = (t.to(device) for t in batch)  # (image, label[, mouse, morphometry target])
         mice, targets = extra if extra else (None, x.new_zeros(len(labels), 0))
+        views = x.shape[1] if x.dim() == 5 else 1
+        if views > 1:  # [N, V, 3, S, S]: every view an item of the lineage losses, views of one patch adjacent
+            patch = torch.arange(len(labels), device=device).repeat_interleave(views)
+            x = x.flatten(0, 1)
+            labels, targets = labels.repeat_interleave(views), targets.repeat_interleave(views, dim=0)
+            mice = None if mice is None else mice.repeat_interleave(views)
         cls = model(x)["cls"].float()
         z = F.normalize(cls, dim=-1)
         triplet = batch_hard_triplet(
@@ -147,6 +168,12 @@ class TripletStep:
             morph = F.mse_loss(model.aux_head(cls), targets.float())
             loss = loss + self.morphometry_weight * morph
             metrics["morphometry"] = morph.detach()
+        if self.view_weight and views > 1:
+            if gather:  # patch numbers unique over the ranks' batches
+                patch = patch + rank_and_world()[0] * len(x)
+            pair = multi_positive_info_nce(model.view_head(cls), patch, self.view_temperature, gather=gather)
+            loss = loss + self.view_weight * pair
+            metrics["views"] = pair.detach()
         return {"loss": loss, **metrics}
 
 
@@ -251,11 +278,15 @@ def train_encoder(
         img_size=crop or read_px,
         num_classes=len(lineages),
         grad_checkpointing=cfg.model.grad_checkpointing,
+        stem=cfg.model.stem,
     )
     if targets is not None:  # trained with the encoder, dropped before the model is saved
         model.aux_head = torch.nn.Linear(model.config.dim, targets.shape[1])
     if cfg.loss.mouse_adversary:
         model.mouse_head = torch.nn.Linear(model.config.dim, int(mice.max()) + 1)
+    if cfg.loss.view_weight:  # SimCLR's projection head: the term acts on its output, the CLS keeps more
+        dim = model.config.dim
+        model.view_head = torch.nn.Sequential(torch.nn.Linear(dim, dim), torch.nn.GELU(), torch.nn.Linear(dim, dim))
     loss = cfg.loss
     step = TripletStep(
         loss.margin,
@@ -265,10 +296,12 @@ def train_encoder(
         loss.cross_mouse,
         loss.morphometry_weight,
         loss.mouse_adversary,
+        loss.view_weight,
+        loss.view_temperature,
     )
     augment = Augment(patches.augment.flips, patches.augment.hed_sigma, patches.augment.hed_bias)
 
-    def subset(rows, aug, stain_mix):
+    def subset(rows, aug, stain_mix, views=1):
         return PatchTensorDataset(
             images[rows],
             labels[rows],
@@ -278,9 +311,10 @@ def train_encoder(
             targets=None if targets is None else targets[rows],
             stain=stain_mix,
             slides=slides[rows],
+            views=views,
         )
 
-    train_set = subset(~val, augment, stain)
+    train_set = subset(~val, augment, stain, views=2 if cfg.loss.view_weight else 1)
     val_set = subset(val, None, None) if val.any() else None
     config = TrainConfig.of(cfg.train, cfg.seed, cfg.device)
     params = {
@@ -318,7 +352,7 @@ def train_encoder(
                 groups=mice[~val] if cfg.loss.cross_mouse else None,
             ),
         )
-        for head in ("aux_head", "mouse_head"):
+        for head in ("aux_head", "mouse_head", "view_head"):
             if hasattr(model, head):
                 delattr(model, head)
         model.cpu().eval().describe(

@@ -19,9 +19,11 @@ class _WSI(Config):
 class ViTSettings(_WSI):
     preset: str
     grad_checkpointing: bool
+    stem: str
 
     def __post_init__(self):
         choice(self.preset, ("tiny", "small"), "wsi_encoding.model.preset", self.SOURCE)
+        choice(self.stem, ("patchify", "conv"), "wsi_encoding.model.stem", self.SOURCE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +47,8 @@ class TripletConfig(_WSI):
     cross_mouse: bool
     morphometry_weight: float
     mouse_adversary: float
+    view_weight: float  # two views of each training patch, NT-Xent between them (0: one view, no such term)
+    view_temperature: float
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Vision Transformer over the 16x16 sub-patches of a tumour patch (paper 2.3).
 
 A 256x256 RGB patch is cut into 16x16 sub-patches (256 tokens; 64 for the 128-px CPU demo), each linearly
-embedded; a CLS token and learned position embeddings are added; pre-norm blocks with
+embedded (``stem: patchify``) or embedded by a small convolutional stem of the same stride (``stem: conv``: stride-2
+3x3 convolutions, batch norm, ReLU, then a 1x1 convolution to the width: Xiao et al. 2021, "Early convolutions help
+transformers see better"; the tokens are still the 16x16 sub-patches); a CLS token and learned position embeddings are added; pre-norm blocks with
 ``F.scaled_dot_product_attention`` (:mod:`gb_kedro.models.layers`) follow. ``forward_features`` returns all
 tokens, ``forward_head`` the CLS embedding; the multimodal fusion uses the tokens.
 """
@@ -28,6 +30,7 @@ class ViTConfig:
     dropout: float = 0.0
     num_classes: int = 0  # > 0: a linear classification head on the CLS (the warm-start loss)
     grad_checkpointing: bool = False
+    stem: str = "patchify"  # patchify: one linear map per sub-patch | conv: a convolutional stem of the same stride
 
     @property
     def num_patches(self) -> int:
@@ -43,7 +46,11 @@ class VisionTransformer(ConfigurableModel):
             raise ValueError(f"img_size {config.img_size} is not a multiple of patch_size {config.patch_size}")
         self.config = config
         d = config.dim
-        self.patch_embed = nn.Conv2d(3, d, kernel_size=config.patch_size, stride=config.patch_size)
+        self.patch_embed = (
+            conv_stem(d, config.patch_size)
+            if config.stem == "conv"
+            else nn.Conv2d(3, d, kernel_size=config.patch_size, stride=config.patch_size)
+        )
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
         self.pos_embed = nn.Parameter(torch.zeros(1, config.num_patches + 1, d))
         self.blocks = nn.ModuleList(
@@ -77,6 +84,21 @@ class VisionTransformer(ConfigurableModel):
         holds the lineage proxies of the warm-start loss, which reads its weights directly."""
         tokens = self.forward_features(x)
         return {"cls": self.forward_head(tokens), "tokens": tokens[:, 1:]}
+
+
+def conv_stem(dim: int, stride: int) -> nn.Sequential:
+    """log2(``stride``) 3x3 convolutions of stride 2 (batch norm, ReLU), the channels doubling up to ``dim``, then a
+    1x1 convolution to ``dim``: one token per ``stride`` x ``stride`` sub-patch, as the linear patchify gives, from
+    features that see pixel-scale texture first."""
+    steps = stride.bit_length() - 1
+    if stride != 2**steps or steps < 1:
+        raise ValueError(f"a conv stem needs a power-of-two patch_size, not {stride}")
+    widths = [max(dim // 2 ** (steps - 1 - i), 8) for i in range(steps)]  # e.g. 96: 12, 24, 48, 96
+    layers, channels = [], 3
+    for width in widths:
+        layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+        channels = width
+    return nn.Sequential(*layers, nn.Conv2d(channels, dim, 1))
 
 
 PRESETS = {
