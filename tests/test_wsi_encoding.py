@@ -161,6 +161,8 @@ def test_two_views_of_a_patch_are_its_own_positives_and_feed_the_lineage_losses(
     out["loss"].backward()
     assert model.view_head.weight.grad.abs().sum() > 0
     assert "views" not in step(model, (x[:, 0], labels), "cpu")
+    with pytest.raises(ValueError, match="view_temperature"):
+        wsi.TripletStep(0.3, 0, 1.0, 16.0, view_weight=0.5)  # no temperature of its own: it comes from conf/base
 
 
 def test_the_self_supervised_views_come_from_training_patches_only(tmp_path, monkeypatch):

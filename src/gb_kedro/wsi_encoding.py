@@ -128,8 +128,10 @@ class TripletStep:
         morphometry_weight: float = 0.0,
         mouse_adversary: float = 0.0,
         view_weight: float = 0.0,
-        view_temperature: float = 0.1,
+        view_temperature: float | None = None,
     ):
+        if view_weight and view_temperature is None:
+            raise ValueError("a two-view term (view_weight > 0) needs its view_temperature (wsi_encoding.loss)")
         self.margin, self.warmup_epochs, self.ce_weight, self.scale = margin, warmup_epochs, ce_weight, scale
         self.cross_mouse, self.morphometry_weight = cross_mouse, morphometry_weight
         self.mouse_adversary, self.view_weight, self.view_temperature = mouse_adversary, view_weight, view_temperature
