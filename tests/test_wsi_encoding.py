@@ -165,9 +165,15 @@ def test_two_views_of_a_patch_are_its_own_positives_and_feed_the_lineage_losses(
         wsi.TripletStep(0.3, 0, 1.0, 16.0, view_weight=0.5)  # no temperature of its own: it comes from conf/base
 
 
-def test_the_self_supervised_views_come_from_training_patches_only(tmp_path, monkeypatch):
-    """The two-view term trains on what the lineage losses train on: no patch of an unseen mouse or an unseen
-    lineage is ever drawn (each patch's pixels carry its row number; every drawn item's row is recorded)."""
+@pytest.mark.parametrize(
+    "terms",
+    [{"view_weight": 1.0}, {"mim_epochs": 1, "mim_weight": 0.5}],
+    ids=["two-views", "masked-image"],
+)
+def test_the_self_supervised_terms_see_training_patches_only(tmp_path, monkeypatch, terms):
+    """The two-view term and the masked-image warm start train on what the lineage losses train on: no patch of an
+    unseen mouse or an unseen lineage is ever drawn (each patch's pixels carry its row number; every drawn item's
+    row is recorded); their heads are dropped from the saved model."""
     import pandas as pd
 
     from gb_kedro.config import PatchesConfig, WSIEncodingConfig
@@ -202,15 +208,18 @@ def test_the_self_supervised_views_come_from_training_patches_only(tmp_path, mon
 
     monkeypatch.setattr(wsi, "PatchTensorDataset", Recording)
     options = base_options("wsi_encoding", device="cpu", checkpoint_dir=str(tmp_path), val_fraction=0.2)
-    options["loss"].update(view_weight=1.0, warmup_epochs=0)
+    options["loss"].update(warmup_epochs=0, **terms)
     options["sampler"].update(p=3, k=2)
     options["train"].update(epochs=2)
     cfg = WSIEncodingConfig.from_dict(options)
     patches = base_config(PatchesConfig, "patches", read_px=32, model_px=16)
     model, history = wsi.train_encoder(index, PatchPixels(np.ascontiguousarray(images), "k"), cfg, patches)
-    assert len(history) == 2 and "train/views" in history.columns and not hasattr(model, "view_head")
+    term = "views" if "view_weight" in terms else "mim"
+    assert len(history) == 2 and history[f"train/{term}"].notna().all()
+    assert not any(hasattr(model, h) for h in ("view_head", "mask_token", "mim_decoder"))
     train = set(np.flatnonzero(index["split"] == "train"))
-    assert drawn[2] and drawn[2] <= train and drawn[1] <= train  # the two-view set; validation rows (one view)
+    two_views = "view_weight" in terms
+    assert bool(drawn[2]) == two_views and drawn[2] <= train and drawn[1] <= train  # training set; validation rows
     assert not (drawn[1] | drawn[2]) & set(np.flatnonzero(index["held_out"] != ""))
 
 
@@ -237,4 +246,68 @@ def test_a_conv_stem_gives_the_same_tokens_and_survives_a_reload():
     options = base_options("wsi_encoding")
     options["model"]["stem"] = "resnet"
     with pytest.raises(InputDataError, match="wsi_encoding.model.stem"):
+        WSIEncodingConfig.from_dict(options)
+
+
+def test_masked_image_modelling_hides_sub_patches_and_warms_up_alone():
+    """SimMIM: the hidden sub-patches' pixels reach no token (conv stem included) and are the only ones scored,
+    against each sub-patch's standardised pixels; the warm-start epochs train that term alone, then the lineage
+    schedule starts (softmax warm-up counted from there) with the term at its weight; a missing ratio is refused."""
+    from gb_kedro.losses import masked_patch_loss
+    from gb_kedro.models.vit import patchify
+
+    torch.manual_seed(0)
+    model = vit("tiny", img_size=32, num_classes=3, stem="conv").eval()
+    model.mask_token = torch.nn.Parameter(torch.randn(1, 1, model.config.dim))
+    model.mim_decoder = torch.nn.Linear(model.config.dim, 3 * 16 * 16)
+    x = torch.rand(2, 3, 32, 32)
+    mask = torch.tensor([[True, False, False, False], [False, False, False, True]])
+    changed = x.clone()
+    changed[0, :, :16, :16] = torch.rand(3, 16, 16)  # image 0's hidden sub-patch (top left)
+    changed[1, :, 16:, 16:] = torch.rand(3, 16, 16)  # image 1's (bottom right)
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward_features(changed, mask), model.forward_features(x, mask))
+        assert not torch.allclose(model.forward_features(changed), model.forward_features(x))
+    target = patchify(x, 16)
+    assert target.shape == (2, 4, 768)
+    torch.testing.assert_close(target[1, 3], x[1, :, 16:, 16:].permute(1, 2, 0).reshape(-1))
+    exact = (target - target.mean(-1, keepdim=True)) / target.var(-1, keepdim=True).add(1e-6).sqrt()
+    wrong_where_visible = torch.where(mask[..., None], exact, torch.zeros_like(exact))
+    assert masked_patch_loss(wrong_where_visible, target, mask) < 1e-6  # visible tokens are not scored
+    assert masked_patch_loss(torch.zeros_like(exact), target, mask) > 0.9  # ~1: unit variance per sub-patch
+
+    labels = torch.tensor([0, 1])
+    step = wsi.TripletStep(0.3, 1, 1.0, 16.0, mim_epochs=2, mim_weight=0.5, mim_ratio=0.25)
+    torch.manual_seed(3)
+    warm = step(model, (x, labels), "cpu")
+    assert set(warm) == {"loss", "mim"}
+    torch.manual_seed(3)
+    torch.testing.assert_close(warm["loss"], wsi.masked_image_loss(model, x, 0.25))
+    lineage = wsi.TripletStep(0.3, 1, 1.0, 16.0)
+    for epoch, lineage_epoch in ((2, 0), (3, 1)):  # softmax warm-up, then triplet: counted after the warm start
+        step.set_epoch(epoch)
+        lineage.set_epoch(lineage_epoch)
+        torch.manual_seed(3)
+        out = step(model, (x, labels), "cpu")
+        plain = lineage(model, (x, labels), "cpu")
+        torch.testing.assert_close(out["loss"], plain["loss"] + 0.5 * out["mim"])
+    warm_start_only = wsi.TripletStep(0.3, 0, 1.0, 16.0, mim_epochs=1, mim_weight=0.0, mim_ratio=0.25)
+    warm_start_only.set_epoch(1)
+    assert "mim" not in warm_start_only(model, (x, labels), "cpu")  # weight 0 afterwards: not even computed
+    with pytest.raises(ValueError, match="mim_ratio"):
+        wsi.TripletStep(0.3, 0, 1.0, 16.0, mim_epochs=2)
+
+
+@pytest.mark.parametrize(
+    ("loss", "message"),
+    [({"mim_ratio": 1.0}, "mim_ratio"), ({"mim_epochs": 80}, "mim_epochs")],
+)
+def test_masked_image_settings_out_of_range_are_refused(loss, message):
+    from gb_kedro.config import WSIEncodingConfig
+    from gb_kedro.errors import InputDataError
+
+    options = base_options("wsi_encoding")
+    options["loss"].update(loss)
+    options["train"].update(epochs=80)
+    with pytest.raises(InputDataError, match=message):
         WSIEncodingConfig.from_dict(options)

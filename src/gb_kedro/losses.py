@@ -179,3 +179,21 @@ def within_label_group_loss(logits: torch.Tensor, groups: torch.Tensor, labels: 
     if not several.any():
         return logits.sum() * 0.0
     return torch.nn.functional.cross_entropy(masked[several], groups[several])
+
+
+def masked_patch_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Masked-image modelling (SimMIM / MAE's ``norm_pix_loss``): the mean squared error between predicted and
+    true pixels of the hidden sub-patches only, each true sub-patch standardised by its own mean and variance (the
+    target is its texture, not its colour or brightness).
+
+    Args:
+        pred: [N, L, P] predicted pixels per token.
+        target: [N, L, P] true pixels per token (:func:`gb_kedro.models.vit.patchify`).
+        mask: [N, L] bool, True = hidden (scored).
+    """
+    target = target.float()
+    mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
+    target = (target - mean) / (var + 1e-6).sqrt()
+    per_token = ((pred.float() - target) ** 2).mean(dim=-1)
+    hidden = mask.float()
+    return (per_token * hidden).sum() / hidden.sum().clamp(min=1.0)

@@ -22,13 +22,26 @@ from sklearn.preprocessing import StandardScaler
 from torch.utils.data import Dataset
 
 from gb_kedro.baselines import colour_columns, colour_feature_names, colour_histogram_features, fit_lineage_classifier
-from gb_kedro.config import LineageClassifierConfig, MorphometryConfig, PatchesConfig, SplitConfig, WSIEncodingConfig
+from gb_kedro.config import (
+    LineageClassifierConfig,
+    MorphometryConfig,
+    PatchesConfig,
+    SplitConfig,
+    TripletConfig,
+    WSIEncodingConfig,
+)
 from gb_kedro.datasets.atomic import atomic_path
 from gb_kedro.datasets.patch_pixels import PatchPixels
 from gb_kedro.distributed import rank_and_world
 from gb_kedro.evaluation import SET_LABELS, confusion_figure, nearest_neighbour_eval, paired_difference
-from gb_kedro.losses import batch_hard_triplet, multi_positive_info_nce, reverse_gradient, within_label_group_loss
-from gb_kedro.models.vit import VisionTransformer, vit
+from gb_kedro.losses import (
+    batch_hard_triplet,
+    masked_patch_loss,
+    multi_positive_info_nce,
+    reverse_gradient,
+    within_label_group_loss,
+)
+from gb_kedro.models.vit import VisionTransformer, patchify, vit
 from gb_kedro.provenance import fingerprint, made_with
 from gb_kedro.slides.augment import Augment, StainMix
 from gb_kedro.slides.fanout import map_slides
@@ -116,7 +129,14 @@ class TripletStep:
     feed the lineage losses, and the model's ``view_head`` (an MLP on the CLS) must tell each view's partner -- the
     same patch through another window, stain, turn and jitter -- among every other view of the batch (NT-Xent,
     :func:`~gb_kedro.losses.multi_positive_info_nce` with the patch as the label, ``view_temperature``): a target
-    that asks for whatever the patch's windows share, every epoch, warm-up included."""
+    that asks for whatever the patch's windows share, every epoch, warm-up included.
+
+    Masked-image modelling (``mim_epochs`` > 0 or ``mim_weight`` > 0; the model's ``mask_token`` and ``mim_decoder``):
+    a share ``mim_ratio`` of each image's 16x16 sub-patches is hidden (:meth:`VisionTransformer.forward_features`
+    with a mask) and a linear decoder on the last tokens predicts their standardised pixels
+    (:func:`~gb_kedro.losses.masked_patch_loss`, SimMIM): a target of texture, not of lineage. The first
+    ``mim_epochs`` epochs train that term alone (a self-supervised warm start on the training patches); the lineage
+    schedule (softmax warm-up, then triplet) counts its epochs from there, with the term kept at ``mim_weight``."""
 
     def __init__(
         self,
@@ -129,13 +149,39 @@ class TripletStep:
         mouse_adversary: float = 0.0,
         view_weight: float = 0.0,
         view_temperature: float | None = None,
+        mim_epochs: int = 0,
+        mim_weight: float = 0.0,
+        mim_ratio: float | None = None,
     ):
         if view_weight and view_temperature is None:
             raise ValueError("a two-view term (view_weight > 0) needs its view_temperature (wsi_encoding.loss)")
+        if (mim_epochs or mim_weight) and mim_ratio is None:
+            raise ValueError(
+                "masked-image modelling (mim_epochs or mim_weight > 0) needs its mim_ratio (wsi_encoding.loss)"
+            )
         self.margin, self.warmup_epochs, self.ce_weight, self.scale = margin, warmup_epochs, ce_weight, scale
         self.cross_mouse, self.morphometry_weight = cross_mouse, morphometry_weight
         self.mouse_adversary, self.view_weight, self.view_temperature = mouse_adversary, view_weight, view_temperature
+        self.mim_epochs, self.mim_weight, self.mim_ratio = mim_epochs, mim_weight, mim_ratio
         self.epoch = 0
+
+    @classmethod
+    def of(cls, loss: TripletConfig) -> TripletStep:
+        """The step of ``wsi_encoding.loss`` (every value from ``conf/base``)."""
+        return cls(
+            margin=loss.margin,
+            warmup_epochs=loss.warmup_epochs,
+            ce_weight=loss.ce_weight,
+            scale=loss.proxy_scale,
+            cross_mouse=loss.cross_mouse,
+            morphometry_weight=loss.morphometry_weight,
+            mouse_adversary=loss.mouse_adversary,
+            view_weight=loss.view_weight,
+            view_temperature=loss.view_temperature,
+            mim_epochs=loss.mim_epochs,
+            mim_weight=loss.mim_weight,
+            mim_ratio=loss.mim_ratio,
+        )
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -149,6 +195,12 @@ class TripletStep:
             x = x.flatten(0, 1)
             labels, targets = labels.repeat_interleave(views), targets.repeat_interleave(views, dim=0)
             mice = None if mice is None else mice.repeat_interleave(views)
+        metrics = {}
+        if self.epoch < self.mim_epochs:  # the warm start: masked-image modelling alone
+            mim = masked_image_loss(model, x, self.mim_ratio)
+            return {"loss": mim, "mim": mim.detach()}
+        if self.mim_weight:
+            metrics["mim"] = masked_image_loss(model, x, self.mim_ratio)
         cls = model(x)["cls"].float()
         z = F.normalize(cls, dim=-1)
         triplet = batch_hard_triplet(
@@ -159,8 +211,11 @@ class TripletStep:
             ce = F.cross_entropy(self.scale * z @ proxies.T, labels)
         else:
             ce = torch.zeros((), device=device)
-        loss = ce if self.epoch < self.warmup_epochs else triplet + self.ce_weight * ce
-        metrics = {"triplet": triplet.detach(), "ce": ce.detach(), "spread": torch.cdist(z, z).mean().detach()}
+        loss = ce if self.epoch - self.mim_epochs < self.warmup_epochs else triplet + self.ce_weight * ce
+        if "mim" in metrics:
+            loss = loss + self.mim_weight * metrics["mim"]
+            metrics["mim"] = metrics["mim"].detach()
+        metrics.update(triplet=triplet.detach(), ce=ce.detach(), spread=torch.cdist(z, z).mean().detach())
         if self.mouse_adversary and mice is not None:
             # the encoder learns to hide which of its lineage's mice a patch comes from (gradient reversal)
             adv = within_label_group_loss(model.mouse_head(reverse_gradient(cls)), mice, labels)
@@ -177,6 +232,17 @@ class TripletStep:
             loss = loss + self.view_weight * pair
             metrics["views"] = pair.detach()
         return {"loss": loss, **metrics}
+
+
+def masked_image_loss(model: VisionTransformer, x: torch.Tensor, ratio: float) -> torch.Tensor:
+    """SimMIM on images ``x`` [N, 3, S, S]: ``round(ratio * L)`` of each image's L sub-patches drawn at random and
+    hidden, their standardised pixels predicted by the model's ``mim_decoder`` from the last tokens."""
+    n, tokens = len(x), (x.shape[-1] // model.config.patch_size) * (x.shape[-2] // model.config.patch_size)
+    hidden = max(1, round(ratio * tokens))
+    order = torch.rand(n, tokens, device=x.device).argsort(dim=1)
+    mask = torch.zeros(n, tokens, dtype=torch.bool, device=x.device).scatter_(1, order[:, :hidden], True)
+    pred = model.mim_decoder(model.forward_features(x, mask)[:, 1:])
+    return masked_patch_loss(pred, patchify(x, model.config.patch_size), mask)
 
 
 def measure_morphometry(
@@ -289,18 +355,11 @@ def train_encoder(
     if cfg.loss.view_weight:  # SimCLR's projection head: the term acts on its output, the CLS keeps more
         dim = model.config.dim
         model.view_head = torch.nn.Sequential(torch.nn.Linear(dim, dim), torch.nn.GELU(), torch.nn.Linear(dim, dim))
-    loss = cfg.loss
-    step = TripletStep(
-        loss.margin,
-        loss.warmup_epochs,
-        loss.ce_weight,
-        loss.proxy_scale,
-        loss.cross_mouse,
-        loss.morphometry_weight,
-        loss.mouse_adversary,
-        loss.view_weight,
-        loss.view_temperature,
-    )
+    if cfg.loss.mim_epochs or cfg.loss.mim_weight:  # SimMIM's mask token and one-layer pixel decoder
+        dim, pixels_per_token = model.config.dim, 3 * model.config.patch_size**2
+        model.mask_token = torch.nn.Parameter(torch.nn.init.trunc_normal_(torch.zeros(1, 1, dim), std=0.02))
+        model.mim_decoder = torch.nn.Linear(dim, pixels_per_token)
+    step = TripletStep.of(cfg.loss)
     augment = Augment(patches.augment.flips, patches.augment.hed_sigma, patches.augment.hed_bias)
 
     def subset(rows, aug, stain_mix, views=1):
@@ -354,12 +413,17 @@ def train_encoder(
                 groups=mice[~val] if cfg.loss.cross_mouse else None,
             ),
         )
-        for head in ("aux_head", "mouse_head", "view_head"):
+        for head in ("aux_head", "mouse_head", "view_head", "mask_token", "mim_decoder"):
             if hasattr(model, head):
                 delattr(model, head)
         model.cpu().eval().describe(
             lineages=lineages,
-            training={"preset": cfg.model.preset, "epochs": cfg.train.epochs, "warmup_epochs": cfg.loss.warmup_epochs},
+            training={
+                "preset": cfg.model.preset,
+                "epochs": cfg.train.epochs,
+                "warmup_epochs": cfg.loss.warmup_epochs,
+                "mim_epochs": cfg.loss.mim_epochs,
+            },
             mlflow_run_id=run.info.run_id if run is not None else None,
         )
         if result["epochs_run"]:  # a resumed, finished training is the model already registered

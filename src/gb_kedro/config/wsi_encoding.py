@@ -49,6 +49,13 @@ class TripletConfig(_WSI):
     mouse_adversary: float
     view_weight: float  # two views of each training patch, NT-Xent between them (0: one view, no such term)
     view_temperature: float
+    mim_epochs: int  # masked-image modelling alone for the first epochs (a self-supervised warm start; 0: none)
+    mim_weight: float  # that term's weight beside the lineage losses after the warm start (0: warm start only)
+    mim_ratio: float  # share of each window's sub-patches hidden
+
+    def __post_init__(self):
+        if not 0.0 < self.mim_ratio < 1.0:
+            raise InputDataError(self.SOURCE, f"wsi_encoding.loss.mim_ratio must lie in (0, 1), not {self.mim_ratio}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +74,12 @@ class WSIEncodingConfig(_WSI):
 
     def __post_init__(self):
         device_name(self.device, f"{self.KEY}.device", self.SOURCE)
+        if self.loss.mim_epochs >= self.train.epochs:
+            raise InputDataError(
+                self.SOURCE,
+                f"wsi_encoding.loss.mim_epochs ({self.loss.mim_epochs}) leaves no lineage epoch of train.epochs "
+                f"({self.train.epochs}): the warm start counts within them",
+            )
 
 
 # --- patch encoders of the user's own, beside the ViT (gb_kedro.patch_features) -----------------------------

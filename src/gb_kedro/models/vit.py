@@ -62,9 +62,19 @@ class VisionTransformer(ConfigurableModel):
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         self.apply(init_weights)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [N, 3, H, W] in [0, 1] -> tokens [N, 1 + L, D] (CLS first, L = (H / 16)^2)."""
+    def forward_features(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x: [N, 3, H, W] in [0, 1] -> tokens [N, 1 + L, D] (CLS first, L = (H / 16)^2).
+
+        ``mask`` [N, L] (bool, True = hidden; masked-image modelling): the hidden sub-patches' pixels are set to
+        mid-grey before the stem (a conv stem's neighbours cannot see into them) and their tokens replaced by the
+        model's ``mask_token`` [1, 1, D], which the training that masks attaches (SimMIM)."""
+        if mask is not None:
+            p = self.config.patch_size
+            hidden = mask.reshape(len(x), 1, x.shape[2] // p, x.shape[3] // p)
+            x = x.masked_fill(hidden.repeat_interleave(p, 2).repeat_interleave(p, 3), 0.5)
         x = self.patch_embed(x * 2.0 - 1.0).flatten(2).transpose(1, 2)  # [N, L, D]
+        if mask is not None:
+            x = torch.where(mask[..., None], self.mask_token.to(x.dtype).expand_as(x), x)
         cls = self.cls_token.expand(x.shape[0], -1, -1)
         x = torch.cat([cls, x], dim=1) + self.pos_embed
         for block in self.blocks:
@@ -84,6 +94,14 @@ class VisionTransformer(ConfigurableModel):
         holds the lineage proxies of the warm-start loss, which reads its weights directly."""
         tokens = self.forward_features(x)
         return {"cls": self.forward_head(tokens), "tokens": tokens[:, 1:]}
+
+
+def patchify(x: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """[N, C, H, W] -> [N, L, patch_size * patch_size * C]: the pixels of each sub-patch, in token order."""
+    n, c, h, w = x.shape
+    p = patch_size
+    x = x.reshape(n, c, h // p, p, w // p, p)
+    return torch.einsum("nchpwq->nhwpqc", x).reshape(n, (h // p) * (w // p), p * p * c)
 
 
 def conv_stem(dim: int, stride: int) -> nn.Sequential:
