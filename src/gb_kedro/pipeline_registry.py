@@ -1,8 +1,9 @@
 """Project pipelines.
 
 ``synthetic_cohort`` writes the embedded demo cohort into ``data/01_raw``; ``analysis`` is the method
-itself (everything that reads ``data/01_raw``).  ``__default__`` is both, so ``kedro run`` on a fresh
-clone runs the whole chain on the embedded cohort.  On real data run ``kedro run --env real --pipeline
+itself (everything that reads ``data/01_raw``); ``synthetic_oracle`` records what the generator drew in each
+tumour patch once the slides are tiled (the image axis probe's ceiling row).  ``__default__`` is all three, so
+``kedro run`` on a fresh clone runs the whole chain on the embedded cohort.  On real data run ``kedro run --env real --pipeline
 analysis``: the ``real`` environment also disables the generator, so it can never touch a user's files.
 
 The pipelines' shape (:class:`gb_kedro.config.PipelineShape`: RNA groupings, Table 1 rows, the model row, the
@@ -54,5 +55,6 @@ def register_pipelines() -> dict[str, Pipeline]:
         Pipeline([]),
     )
     pipelines["analysis"] = analysis
-    pipelines["__default__"] = pipelines["synthetic_cohort"] + analysis
+    pipelines["synthetic_oracle"] = synthetic_cohort.create_oracle_pipeline()
+    pipelines["__default__"] = pipelines["synthetic_cohort"] + analysis + pipelines["synthetic_oracle"]
     return pipelines

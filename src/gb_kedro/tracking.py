@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import re
 from collections.abc import Iterator
 
 import numpy as np
@@ -47,8 +48,17 @@ def log_metrics(run, metrics: dict, step: int | None = None) -> None:
         return
     import mlflow
 
-    clean = {k.replace("@", "_at_"): float(v) for k, v in metrics.items() if isinstance(v, int | float) and v == v}
-    mlflow.log_metrics(clean, step=step)
+    mlflow.log_metrics(metric_names(metrics), step=step)
+
+
+def metric_names(metrics: dict) -> dict[str, float]:
+    """The numeric, non-NaN ``metrics`` under names MLflow accepts: ``@`` -> ``_at_``, any other character but
+    letters, digits, ``_ - . : /`` and space -> ``_`` (e.g. a representation named ``oracle (generator's cells)``)."""
+    return {
+        re.sub(r"[^\w\-.:/ ]", "_", k.replace("@", "_at_")): float(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and v == v
+    }
 
 
 def log_torch_model(

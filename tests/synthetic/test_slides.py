@@ -109,3 +109,39 @@ def test_slides_rendered_ahead_in_worker_processes_are_the_same_files(tmp_path):
             write_pyramid_tiff(tmp_path / f"{slide_id}_{workers}.tif", scene())
     for i in range(3):
         assert (tmp_path / f"S{i}_1.tif").read_bytes() == (tmp_path / f"S{i}_2.tif").read_bytes()
+
+
+def test_the_patch_oracle_rebuilds_the_generated_scenes_from_the_marker():
+    """The oracle row of the image axis probe: per patch, the generator's own record of the cells it drew, from
+    scenes rebuilt with the marker's seed and sizes (the slides ``generate_slides`` renders); an index holding a
+    slide that is not the marker's, or no marker (your data), gives no oracle row, nor does a file of other rows."""
+    from gb_kedro.pipelines.synthetic_cohort.nodes import oracle_patch_features
+    from gb_kedro.reporting.image_axis_probe import ORACLE, with_oracle
+    from gb_kedro.synthetic.slides import ORACLE_FEATURES, slide_specs
+
+    sizes = base_options("synthetic_cohort.presets.tiny", n_patients=2, n_lineages=4, slide_width=768, slide_height=768)
+    lineages = make_lineages(Preset.from_dict(sizes), np.random.default_rng(5))
+    marker = {"preset": "tiny", "seed": 41, "sizes": sizes}
+    manifest, specs = slide_specs(marker, lineages)
+    assert specs[0].seed == make_mice(lineages, sizes["mice_per_lineage"], 42, 768, 768)[1][0].seed
+    index = pd.DataFrame(
+        {
+            "slide_id": [specs[0].slide_id, specs[0].slide_id, specs[-1].slide_id],
+            "x": [256, 512, 256],
+            "y": [256, 256, 512],
+            "size_level0": 256,
+        }
+    )
+    oracle = oracle_patch_features(marker, lineages, index)
+    assert list(oracle.columns) == ["slide_id", "x", "y", *ORACLE_FEATURES]
+    values = oracle[list(ORACLE_FEATURES)].to_numpy()
+    np.testing.assert_allclose(values[2], oracle_features(make_scene(specs[-1]), 256, 512, 256))
+    assert not np.allclose(values[0], values[1])
+    reps = {"colour": np.zeros((3, 2))}
+    added = with_oracle(reps, oracle, index)
+    assert list(added) == ["colour", ORACLE] and np.array_equal(added[ORACLE], values)
+    assert with_oracle(reps, oracle.iloc[:2], index) is reps  # another index's file
+    assert oracle_patch_features({}, lineages, index).empty  # your data: no generator marker
+    foreign = index.assign(slide_id=["WSI-yours", *index["slide_id"][1:]])
+    assert oracle_patch_features(marker, lineages, foreign).empty
+    assert with_oracle(reps, oracle_patch_features(marker, lineages, foreign), index) is reps

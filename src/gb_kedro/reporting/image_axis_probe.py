@@ -7,7 +7,11 @@ texture, cell density, invasion; three levels each): a multinomial logistic regr
 patches only and scored on the patches of unseen mice and of unseen lineages; beside it the accuracy of always
 answering the commonest training level (chance). What each representation has seen: the WSI encoder and the image
 tower were trained on the training patches' lineages (never on axis levels, never on held-out patches); the
-morphometry and colour features are not trained at all. Embedded cohort only.
+morphometry and colour features are not trained at all. Last, the ceiling: the same probe on what the generator
+knows each patch holds (:func:`~gb_kedro.synthetic.slides.oracle_features` of the drawn tumour cells: mean log size
+and elongation, texture shares, size-relative density, neighbour regularity, boundary length; scenes rebuilt from
+the generator's marker by the ``synthetic_oracle`` pipeline). Where the oracle itself falls short, the cohort's per-patch signal of that axis does (the
+local-density noise blurs density): no image representation can be asked for more. Embedded cohort only.
 """
 
 from __future__ import annotations
@@ -59,6 +63,23 @@ def representations(
             for name, frame in (patch_embeddings or {}).items()
         },
     }
+
+
+ORACLE = "oracle (generator's cells)"
+
+
+def with_oracle(
+    representations: dict[str, np.ndarray], oracle_features: pd.DataFrame, index: pd.DataFrame
+) -> dict[str, np.ndarray]:
+    """``representations`` plus the generator's per-patch record (:data:`ORACLE`; ``oracle_features`` from the
+    ``synthetic_oracle`` pipeline) when its rows are this patch index's; unchanged otherwise (your data, no
+    default run yet, another cohort's file)."""
+    key = ["slide_id", "x", "y"]
+    rows = oracle_features[key].reset_index(drop=True) if len(oracle_features) else None
+    if rows is None or len(rows) != len(index) or not rows.equals(index[key].reset_index(drop=True)):
+        return representations
+    values = oracle_features.drop(columns=key).to_numpy(float)
+    return {**representations, ORACLE: values}
 
 
 def truth_axes(truth_lineages: pd.DataFrame) -> list[str]:

@@ -217,7 +217,10 @@ def _image_axes_section(probe: pd.DataFrame, axes: pd.DataFrame, figure_png: byt
             "from each image representation, fit on training patches only and scored on the patches of unseen mice "
             "and unseen lineages; chance = always the commonest training level. The WSI encoder and the multimodal "
             "image tower were trained on the training patches' lineages, never on axis levels or held-out patches; "
-            "morphometry (40 features) and colour are not trained. The AUROC table: the morphology-link rankings' "
+            "morphometry (40 features) and colour are not trained. The oracle row (embedded cohort) reads the "
+            "generator's own record of the tumour cells in each patch: the ceiling of the probe; where it falls short "
+            "(cell density: the local-density noise), the cohort has no more per-patch signal to read. "
+            "The AUROC table: the morphology-link rankings' "
             "planted drivers of each axis against the matched decoys."
         )
     )

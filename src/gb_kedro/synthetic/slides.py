@@ -384,6 +384,19 @@ def make_mice(lineages, mice_per_lineage: int, seed: int, width: int, height: in
     return pd.DataFrame(rows), specs
 
 
+ORACLE_FEATURES = (
+    "log_nucleus_size",
+    "log_elongation",
+    "texture_polarised",
+    "texture_granular",
+    "texture_vesicular",
+    "log_relative_density",
+    "neighbour_cv",
+    "clark_evans",
+    "boundary_per_px",
+)
+
+
 def oracle_features(scene: Scene, x: int, y: int, size: int) -> np.ndarray:
     """What the generator knows about the tumour cells drawn in a patch: mean log nucleus size, mean log
     elongation, texture, density (cells per tumour pixel), nearest-neighbour regularity and clustering,
@@ -391,7 +404,7 @@ def oracle_features(scene: Scene, x: int, y: int, size: int) -> np.ndarray:
     c = scene.cells
     sel = (c.kind == 1) & (c.x >= x) & (c.x < x + size) & (c.y >= y) & (c.y < y + size)
     if sel.sum() < 3:
-        return np.zeros(9)
+        return np.zeros(len(ORACLE_FEATURES))
     area = np.sqrt(c.a[sel] * c.b[sel])
     aspect = c.a[sel] / c.b[sel]
     pts = np.column_stack([c.x[sel], c.y[sel]])
@@ -414,6 +427,40 @@ def oracle_features(scene: Scene, x: int, y: int, size: int) -> np.ndarray:
             boundary / size,
         ]
     )
+
+
+def slide_specs(marker: dict, lineages):
+    """``make_mice`` of the cohort a generator marker describes (its seed and sizes): the manifest and the
+    :class:`SlideSpec` of every slide, as ``generate_slides`` renders them."""
+    from gb_kedro.synthetic.cohort import Preset
+
+    sizes = Preset.from_dict(marker["sizes"])
+    return make_mice(
+        lineages,
+        sizes.mice_per_lineage,
+        seed=marker["seed"] + 1,
+        width=sizes.slide_width,
+        height=sizes.slide_height,
+        mpp=sizes.slide_mpp,
+    )
+
+
+def patch_oracle(marker: dict, lineages, patch_index) -> np.ndarray | None:
+    """:func:`oracle_features` of every patch of ``patch_index`` (rows in its order; ``x``, ``y``, ``size_level0``
+    in level-0 px), the scenes rebuilt from the generator's marker: what the generator knows a patch holds, the
+    ceiling of any reading of it. None when a slide of the index is not the marker's (not the generated cohort)."""
+    _, specs = slide_specs(marker, lineages)
+    by_slide = {spec.slide_id: spec for spec in specs}
+    index = patch_index.reset_index(drop=True)
+    if not set(index["slide_id"]) <= set(by_slide):
+        return None
+    sides = index["size_level0"] if "size_level0" in index else index["size"]
+    out = np.zeros((len(index), len(ORACLE_FEATURES)))
+    for slide, rows in index.groupby("slide_id").groups.items():
+        scene = make_scene(by_slide[slide])
+        for r in rows:
+            out[r] = oracle_features(scene, int(index.at[r, "x"]), int(index.at[r, "y"]), int(sides.iat[r]))
+    return out
 
 
 @dataclass

@@ -55,6 +55,10 @@ def test_reporting_outputs(tiny_project):
     assert {"ppi", "chromosome", "pca", "chance (commonest level)"} == set(probe.index) and probe["mean"].between(
         0, 1
     ).all()
+    image_axes = pd.read_csv(rep / "image_axis_probe.tsv", sep="\t")
+    oracle = image_axes[image_axes["representation"] == "oracle (generator's cells)"]  # the default run's ceiling row
+    assert len(oracle) == len(image_axes[image_axes["representation"] == "wsi_encoder"]) > 0
+    assert oracle["accuracy"].between(0, 1).all()
     assert enrichment["gene_set"].str.startswith("PLANTED_MODULE_").all()
     tests = pd.read_csv(rep / "survival_tests.tsv", sep="\t")
     assert tests["analysis"].str.startswith("mouse survival").any()
@@ -106,6 +110,8 @@ def test_models_registered_and_figures_logged(tiny_project):
         assert parent["metrics.genes/gradcam_precision"].notna().all()
         assert parent["metrics.genes/link_wsi/auroc_drivers_vs_decoys"].between(0, 1).all()
         assert parent["metrics.genes/gradcam_seeds/jaccard_mean"].between(0, 1).all()
+        oracle = "metrics.image_axis_probe/oracle _generator_s cells_/lineage/chromatin_texture"
+        assert parent[oracle].between(0, 1).all()  # a name MLflow accepts
         experiment = client.get_experiment_by_name("gb_kedro")
         assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"
         default = parent["run_id"].iloc[0]

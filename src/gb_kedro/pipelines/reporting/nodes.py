@@ -231,13 +231,14 @@ def probe_image_axes(
     colour_features: pd.DataFrame,
     patch_index: pd.DataFrame,
     truth_lineages: pd.DataFrame,
+    oracle_features: pd.DataFrame,
     options: dict,
     **patch_embeddings: pd.DataFrame,
 ) -> tuple[pd.DataFrame, Figure]:
     """Embedded cohort only: each planted morphology axis read from each image representation (WSI encoder,
     multimodal image tower, 40 morphometry features, colour statistics; ``patch_embeddings``: the patch encoders
-    of ``patch_features.encoders``, name -> embeddings) by a probe fit on training patches, scored on unseen mice
-    and unseen lineages."""
+    of ``patch_features.encoders``, name -> embeddings) and from the generator's own per-patch cells (the ceiling)
+    by a probe fit on training patches, scored on unseen mice and unseen lineages."""
     if truth_lineages.empty:
         logger.info("reporting: no planted truth (synthetic_truth/lineages.tsv): image axis probe skipped")
         empty = Figure(figsize=(4, 1.2))
@@ -248,6 +249,7 @@ def probe_image_axes(
     reps = image_axis_probe.representations(
         index, wsi_embeddings, multimodal_patch_embeddings, morphometry_features, colour_features, patch_embeddings
     )
+    reps = image_axis_probe.with_oracle(reps, oracle_features, index)
     table = image_axis_probe.image_axis_probe(reps, index, truth_lineages, cfg)
     figure = image_axis_probe.figure(table)
     log_parent_metrics(

@@ -96,6 +96,7 @@ def gene_nodes(shape: PipelineShape) -> list[Node]:
                 "colour_features": "colour_features",
                 "patch_index": "patch_index",
                 "truth_lineages": "truth_lineages",
+                "oracle_features": "oracle_features",
                 "options": "params:reporting",
                 **{e: f"{e}.patch_embeddings" for e in shape.patch_encoders},
             },

@@ -8,7 +8,7 @@ import pandas as pd
 
 from gb_kedro.synthetic import marker
 from gb_kedro.synthetic.cohort import Preset, SyntheticConfig, generate
-from gb_kedro.synthetic.slides import lazy_scenes, make_mice
+from gb_kedro.synthetic.slides import ORACLE_FEATURES, lazy_scenes, patch_oracle, slide_specs
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +36,7 @@ def generate_slides(marker: dict, lineages: pd.DataFrame, options: dict) -> tupl
     and the slide manifest (``slide_id``,
     ``mouse_id``, ``lineage_id``, ``patient_id``, ``survival_days``, ``path`` relative to the manifest).
     """
-    sizes = Preset.from_dict(marker["sizes"])
-    manifest, specs = make_mice(
-        lineages,
-        sizes.mice_per_lineage,
-        seed=marker["seed"] + 1,
-        width=sizes.slide_width,
-        height=sizes.slide_height,
-        mpp=sizes.slide_mpp,
-    )
+    manifest, specs = slide_specs(marker, lineages)
     manifest["path"] = "images/" + manifest["slide_id"] + ".tif"
     logger.info("Rendering %d synthetic slides of %dx%d px", len(specs), specs[0].width, specs[0].height)
     slides = lazy_scenes(specs, SyntheticConfig.from_dict(options).render_workers)
@@ -65,3 +57,15 @@ def summarise_synthetic_cohort(
         "mice": int(manifest["mouse_id"].nunique()),
         "slides": int(len(manifest)),
     }
+
+
+def oracle_patch_features(marker: dict, lineages: pd.DataFrame, patch_index: pd.DataFrame) -> pd.DataFrame:
+    """What the generator drew in each tumour patch (:func:`~gb_kedro.synthetic.slides.patch_oracle`), beside the
+    index columns: the ceiling row of the image axis probe. Empty when the patches are not the generated
+    cohort's."""
+    index = patch_index.reset_index(drop=True)
+    values = patch_oracle(marker, lineages, index) if marker else None
+    if values is None:
+        logger.info("synthetic_cohort: the patch index is not the generated cohort's: no oracle features")
+        return pd.DataFrame(columns=["slide_id", "x", "y", *ORACLE_FEATURES])
+    return pd.concat([index[["slide_id", "x", "y"]], pd.DataFrame(values, columns=list(ORACLE_FEATURES))], axis=1)

@@ -6,6 +6,7 @@ from gb_kedro.pipelines.synthetic_cohort.nodes import (
     claim_raw_directory,
     generate_slides,
     generate_synthetic_cohort,
+    oracle_patch_features,
     summarise_synthetic_cohort,
 )
 
@@ -58,6 +59,22 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="synthetic_cohort_summary",
                 name="summarise_synthetic_cohort",
             ),
+        ],
+        tags="synthetic",
+    )
+
+
+def create_oracle_pipeline(**kwargs) -> Pipeline:
+    """What the generator drew in each tumour patch, once the slides are tiled (``patch_index``): the ceiling row
+    of the image axis probe. Part of the default run on the embedded cohort, never of ``analysis``."""
+    return Pipeline(
+        [
+            Node(
+                oracle_patch_features,
+                inputs=["synthetic_marker", "truth_lineages", "patch_index"],
+                outputs="oracle_features",
+                name="oracle_patch_features",
+            )
         ],
         tags="synthetic",
     )
