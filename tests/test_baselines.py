@@ -157,7 +157,10 @@ def test_image_axis_probe_reads_a_planted_axis_and_not_a_shuffled_one():
     reps = {"reads_axis0": values[:, [0]], "noise": values[:, -3:]}
     table = image_axis_probe.image_axis_probe(reps, data.patch_index, truth, cfg)
     planted = table[(table["axis"] == "axis0") & (table["representation"] == "reads_axis0")]
-    assert (planted["accuracy"] > 0.85).all() and set(planted["held_out"]) == {"mouse", "lineage"}
+    assert (planted["accuracy"] > 0.85).all()
+    assert set(planted["held_out"]) == {"mouse", "lineage", "mouse_slides", "lineage_slides"}
+    per_slide = planted.set_index("held_out")["slides"]
+    assert per_slide["lineage_slides"] == 4 * 3 and per_slide["mouse_slides"] == 8  # 4 unseen lineages x 3 mice
     noise = table[(table["axis"] == "axis0") & (table["representation"] == "noise")]
     assert (noise["accuracy"] < 0.75).all()
     shuffled = truth.assign(axis0=np.random.default_rng(3).permutation(truth["axis0"].to_numpy()))
@@ -180,10 +183,32 @@ def test_image_axis_probe_fits_on_training_patches_only(monkeypatch):
         masks.append((train.copy(), test.copy()))
         return real(x, levels, train, test, cfg)
 
+    real_slides = image_axis_probe.probe_slides
+
+    def spy_slides(x, levels, slides, train, test, cfg):
+        masks.append((train.copy(), test.copy()))
+        return real_slides(x, levels, slides, train, test, cfg)
+
     monkeypatch.setattr(image_axis_probe, "probe", spy)
+    monkeypatch.setattr(image_axis_probe, "probe_slides", spy_slides)
     image_axis_probe.image_axis_probe({"x": values}, data.patch_index, truth, cfg)
     held = (data.patch_index["held_out"] != "").to_numpy()
-    assert masks and all(not (train & held).any() and (test <= held).all() for train, test in masks)
+    assert len(masks) == 3 * 4  # 3 axes x (2 patch sets + 2 slide sets)
+    assert all(not (train & held).any() and (test <= held).all() for train, test in masks)
+
+
+def test_the_per_slide_probe_scores_each_slide_by_the_mean_of_its_patches():
+    """A slide-scale axis hidden under patch noise: one patch reads it poorly, the mean of a slide's patches well;
+    a test slide counts once, whatever its number of patches."""
+    rng = np.random.default_rng(0)
+    slides = np.repeat(np.arange(40), 100)
+    level = slides % 2
+    x = (level + rng.normal(0, 1.5, len(slides)))[:, None]
+    train, test = slides < 30, slides >= 30
+    cfg = ImageAxisProbeConfig.from_dict(base_options("reporting.image_axis_probe"))
+    patch_accuracy, _ = image_axis_probe.probe(x, level, train, test, cfg)
+    slide_accuracy, chance, n = image_axis_probe.probe_slides(x, level, slides, train, test, cfg)
+    assert patch_accuracy < 0.75 and slide_accuracy == 1.0 and n == 10 and chance == 0.5
 
 
 def test_richer_features_are_a_superset_of_the_baseline_features():

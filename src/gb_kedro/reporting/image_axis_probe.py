@@ -5,13 +5,16 @@ features, the colour statistics) and per planted morphology axis (nucleus size, 
 texture, cell density, invasion; three levels each): a multinomial logistic regression of the patch's axis level
 (its lineage's, from ``synthetic_truth/lineages.tsv``) on the standardised representation, fit on the TRAINING
 patches only and scored on the patches of unseen mice and of unseen lineages; beside it the accuracy of always
-answering the commonest training level (chance). What each representation has seen: the WSI encoder and the image
+answering the commonest training level (chance). The same probe per slide (the unit of a slide-scale property such
+as cell density): each slide the mean of its patches, fit on the training slides' training patches, scored on the
+slides of unseen mice and of unseen lineages. What each representation has seen: the WSI encoder and the image
 tower were trained on the training patches' lineages (never on axis levels, never on held-out patches); the
 morphometry and colour features are not trained at all. Last, the ceiling: the same probe on what the generator
 knows each patch holds (:func:`~gb_kedro.synthetic.slides.oracle_features` of the drawn tumour cells: mean log size
 and elongation, texture shares, size-relative density, neighbour regularity, boundary length; scenes rebuilt from
-the generator's marker by the ``synthetic_oracle`` pipeline). Where the oracle itself falls short, the cohort's per-patch signal of that axis does (the
-local-density noise blurs density): no image representation can be asked for more. Embedded cohort only.
+the generator's marker by the ``synthetic_oracle`` pipeline). Where the oracle itself falls short, the cohort's
+per-patch signal of that axis does (the local-density noise blurs density in one patch): no image representation
+can be asked for more. Embedded cohort only.
 """
 
 from __future__ import annotations
@@ -30,7 +33,14 @@ from gb_kedro.config import ImageAxisProbeConfig
 from gb_kedro.provenance import require_rows
 from gb_kedro.slides.morphometry import ALL_FEATURES, numbered_columns
 
-SCORED_SETS = {"mouse": "unseen mice", "lineage": "unseen lineages"}
+SCORED_SETS = {
+    "mouse": "unseen mice",
+    "lineage": "unseen lineages",
+    "mouse_slides": "unseen mice, per slide",
+    "lineage_slides": "unseen lineages, per slide",
+}
+# per-slide sets: the patch set whose slides they score (each slide the mean of its patches)
+SLIDE_SETS = {"mouse_slides": "mouse", "lineage_slides": "lineage"}
 
 
 def _columns(frame: pd.DataFrame, index: pd.DataFrame, name: str, prefix: str) -> np.ndarray:
@@ -91,14 +101,37 @@ def probe(
     x: np.ndarray, levels: np.ndarray, train: np.ndarray, test: np.ndarray, cfg: ImageAxisProbeConfig
 ) -> tuple[float, float]:
     """(accuracy on ``test`` of a probe fit on ``train`` rows only, accuracy of the commonest training level)."""
-    values, counts = np.unique(levels[train], return_counts=True)
-    commonest = values[counts.argmax()]
-    chance = float((levels[test] == commonest).mean())
+    return _fit_and_score(x[train], levels[train], x[test], levels[test], cfg)
+
+
+def probe_slides(
+    x: np.ndarray,
+    levels: np.ndarray,
+    slides: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    cfg: ImageAxisProbeConfig,
+) -> tuple[float, float, int]:
+    """The same probe with the slide as the unit: each slide's mean over its ``train`` patches (fit) or its ``test``
+    patches (scored). Returns (accuracy over test slides, commonest training level's, test slides)."""
+
+    def means(rows):
+        frame = pd.DataFrame(x[rows]).groupby(slides[rows], sort=True)
+        return frame.mean().to_numpy(), pd.Series(levels[rows]).groupby(slides[rows], sort=True).first().to_numpy()
+
+    x_train, y_train = means(train)
+    x_test, y_test = means(test)
+    return (*_fit_and_score(x_train, y_train, x_test, y_test, cfg), len(y_test))
+
+
+def _fit_and_score(x_train, y_train, x_test, y_test, cfg: ImageAxisProbeConfig) -> tuple[float, float]:
+    values, counts = np.unique(y_train, return_counts=True)
+    chance = float((y_test == values[counts.argmax()]).mean())
     if len(values) < 2:
         return chance, chance
     model = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.inverse_penalty, max_iter=cfg.max_iter))
-    model.fit(x[train], levels[train])
-    return float((model.predict(x[test]) == levels[test]).mean()), chance
+    model.fit(x_train, y_train)
+    return float((model.predict(x_test) == y_test).mean()), chance
 
 
 def image_axis_probe(
@@ -107,22 +140,29 @@ def image_axis_probe(
     truth_lineages: pd.DataFrame,
     cfg: ImageAxisProbeConfig,
 ) -> pd.DataFrame:
-    """Long table: representation, held-out set, axis, accuracy, chance, patches; ``representations``: name ->
-    per-patch values [patches, dims] in ``index`` order (``index``: lineage_id, split, held_out per patch)."""
+    """Long table: representation, held-out set, axis, accuracy, chance, patches, lineages, slides;
+    ``representations``: name -> per-patch values [patches, dims] in ``index`` order (``index``: slide_id,
+    lineage_id, split, held_out per patch). The ``*_slides`` sets score each held-out slide by the mean of its
+    patches, with a probe fit on the training slides' means of their training patches."""
     truth = truth_lineages.set_index("lineage_id")
     known = index["lineage_id"].isin(truth.index).to_numpy()
     train = known & (index["split"] == "train").to_numpy()
+    slides = index["slide_id"].astype(str).to_numpy()
     rows = []
     for axis in truth_axes(truth_lineages):
         levels = index["lineage_id"].map(truth[axis]).to_numpy()
         for name, label in SCORED_SETS.items():
-            test = known & (index["held_out"] == name).to_numpy()
+            test = known & (index["held_out"] == SLIDE_SETS.get(name, name)).to_numpy()
             if not test.any():
                 continue
             for rep, x in representations.items():
                 x = np.asarray(x, float)
                 has = np.isfinite(x).all(axis=1)  # a patch encoder's patches without a feature row are left out
-                accuracy, chance = probe(x, levels, train & has, test & has, cfg)
+                if name in SLIDE_SETS:
+                    accuracy, chance, n_slides = probe_slides(x, levels, slides, train & has, test & has, cfg)
+                else:
+                    accuracy, chance = probe(x, levels, train & has, test & has, cfg)
+                    n_slides = len(set(slides[test & has]))
                 rows.append(
                     {
                         "representation": rep,
@@ -133,6 +173,7 @@ def image_axis_probe(
                         "chance": chance,
                         "patches": int((test & has).sum()),
                         "lineages": int(index.loc[test & has, "lineage_id"].nunique()),
+                        "slides": n_slides,
                     }
                 )
     return pd.DataFrame(rows)
@@ -151,17 +192,19 @@ def wide(table: pd.DataFrame, held_out: str) -> pd.DataFrame:
 def figure(table: pd.DataFrame) -> Figure:
     """One heat map per held-out set: accuracy of each representation (rows) on each axis (columns)."""
     sets = [s for s in SCORED_SETS if s in set(table["held_out"])]
-    fig = Figure(figsize=(5.2 * max(len(sets), 1), 3.4), dpi=110)
+    cols = min(max(len(sets), 1), 2)  # patches on the first row, slides on the second
+    rows = -(-max(len(sets), 1) // cols)
+    fig = Figure(figsize=(5.2 * cols, 3.4 * rows), dpi=110)
     for i, name in enumerate(sets):
         frame = wide(table, name)
-        ax = fig.add_subplot(1, len(sets), i + 1)
+        ax = fig.add_subplot(rows, cols, i + 1)
         image = ax.imshow(frame.to_numpy(float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax.set_xticks(range(frame.shape[1]), [c.replace("_", " ") for c in frame.columns], rotation=35, ha="right")
         ax.set_yticks(range(frame.shape[0]), frame.index, fontsize=7)
         for (r, c), v in np.ndenumerate(frame.to_numpy(float)):
             ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6, color="white" if v < 0.6 else "black")
         ax.set_title(
-            textwrap.fill(f"axis level read on {SCORED_SETS[name]} (probe fit on training patches)", 50), fontsize=8
+            textwrap.fill(f"axis level read on {SCORED_SETS[name]} (probe fit on training patches)", 56), fontsize=8
         )
         fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()

@@ -215,7 +215,8 @@ def _image_axes_section(probe: pd.DataFrame, axes: pd.DataFrame, figure_png: byt
         + _note(
             "Accuracy of each planted axis's level (-1 / 0 / +1) of a patch's lineage, read by a logistic regression "
             "from each image representation, fit on training patches only and scored on the patches of unseen mice "
-            "and unseen lineages; chance = always the commonest training level. The WSI encoder and the multimodal "
+            "and unseen lineages, then per slide (each slide the mean of its patches, fit on the training slides); "
+            "chance = always the commonest training level. The WSI encoder and the multimodal "
             "image tower were trained on the training patches' lineages, never on axis levels or held-out patches; "
             "morphometry (40 features) and colour are not trained. The oracle row (embedded cohort) reads the "
             "generator's own record of the tumour cells in each patch: the ceiling of the probe; where it falls short "
