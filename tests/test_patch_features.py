@@ -296,8 +296,10 @@ def test_patches_without_a_feature_row_are_left_out_of_the_figures():
     table = image_axis_probe.image_axis_probe(
         reps, index, truth, ImageAxisProbeConfig.from_dict(base_options("reporting")["image_axis_probe"])
     )
-    patches = table.set_index("representation")["patches"]
+    patches = table[table["held_out"] == "mouse"].set_index("representation")["patches"]
     assert patches["holes"] == int(((index["held_out"] == "mouse") & ~gone).sum()) < patches["full"]
+    per_slide = table[table["held_out"] == "mouse_slides"].set_index("representation")["patches"]
+    assert per_slide["holes"] == patches["holes"]  # the slide means leave the same patches out
 
 
 def test_a_trident_folder_of_the_wsi_encoders_own_embeddings_gives_its_figures(tiny_project, tmp_path, monkeypatch):
