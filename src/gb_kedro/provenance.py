@@ -83,13 +83,17 @@ def require_model(meta: dict, split: dict, patch_index: pd.DataFrame, what: str,
         raise InputDataError(what, f"{stage}: it was trained on another patch index than the one on disk: {remedy}")
 
 
-def require_rows(frame: pd.DataFrame, patch_index: pd.DataFrame, what: str, stage: str) -> None:
-    """Per-patch features or embeddings ``frame`` hold the patch index's tumour patches, in its order."""
+def same_rows(frame: pd.DataFrame, patch_index: pd.DataFrame) -> bool:
+    """Whether per-patch ``frame`` holds the patch index's tumour patches (slide, x, y), in its order."""
     key = ["slide_id", "x", "y"]
-    same = len(frame) == len(patch_index) and frame[key].reset_index(drop=True).equals(
+    return len(frame) == len(patch_index) and frame[key].reset_index(drop=True).equals(
         patch_index[key].reset_index(drop=True)
     )
-    if not same:
+
+
+def require_rows(frame: pd.DataFrame, patch_index: pd.DataFrame, what: str, stage: str) -> None:
+    """Per-patch features or embeddings ``frame`` hold the patch index's tumour patches, in its order."""
+    if not same_rows(frame, patch_index):
         raise InputDataError(
             what,
             f"{stage}: its rows are not the patch index's {len(patch_index)} tumour patches in order "

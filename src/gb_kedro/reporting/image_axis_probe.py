@@ -30,7 +30,7 @@ from sklearn.preprocessing import StandardScaler
 
 from gb_kedro.baselines import colour_columns
 from gb_kedro.config import ImageAxisProbeConfig
-from gb_kedro.provenance import require_rows
+from gb_kedro.provenance import require_rows, same_rows
 from gb_kedro.slides.morphometry import ALL_FEATURES, numbered_columns
 
 SCORED_SETS = {
@@ -84,12 +84,9 @@ def with_oracle(
     """``representations`` plus the generator's per-patch record (:data:`ORACLE`; ``oracle_features`` from the
     ``synthetic_oracle`` pipeline) when its rows are this patch index's; unchanged otherwise (your data, no
     default run yet, another cohort's file)."""
-    key = ["slide_id", "x", "y"]
-    rows = oracle_features[key].reset_index(drop=True) if len(oracle_features) else None
-    if rows is None or len(rows) != len(index) or not rows.equals(index[key].reset_index(drop=True)):
+    if oracle_features.empty or not same_rows(oracle_features, index):
         return representations
-    values = oracle_features.drop(columns=key).to_numpy(float)
-    return {**representations, ORACLE: values}
+    return {**representations, ORACLE: oracle_features.drop(columns=["slide_id", "x", "y"]).to_numpy(float)}
 
 
 def truth_axes(truth_lineages: pd.DataFrame) -> list[str]:
