@@ -195,12 +195,10 @@ class TripletStep:
             x = x.flatten(0, 1)
             labels, targets = labels.repeat_interleave(views), targets.repeat_interleave(views, dim=0)
             mice = None if mice is None else mice.repeat_interleave(views)
-        metrics = {}
         if self.epoch < self.mim_epochs:  # the warm start: masked-image modelling alone
             mim = masked_image_loss(model, x, self.mim_ratio)
             return {"loss": mim, "mim": mim.detach()}
-        if self.mim_weight:
-            metrics["mim"] = masked_image_loss(model, x, self.mim_ratio)
+        mim = masked_image_loss(model, x, self.mim_ratio) if self.mim_weight else None
         cls = model(x)["cls"].float()
         z = F.normalize(cls, dim=-1)
         triplet = batch_hard_triplet(
@@ -212,10 +210,10 @@ class TripletStep:
         else:
             ce = torch.zeros((), device=device)
         loss = ce if self.epoch - self.mim_epochs < self.warmup_epochs else triplet + self.ce_weight * ce
-        if "mim" in metrics:
-            loss = loss + self.mim_weight * metrics["mim"]
-            metrics["mim"] = metrics["mim"].detach()
-        metrics.update(triplet=triplet.detach(), ce=ce.detach(), spread=torch.cdist(z, z).mean().detach())
+        metrics = {"triplet": triplet.detach(), "ce": ce.detach(), "spread": torch.cdist(z, z).mean().detach()}
+        if mim is not None:
+            loss = loss + self.mim_weight * mim
+            metrics["mim"] = mim.detach()
         if self.mouse_adversary and mice is not None:
             # the encoder learns to hide which of its lineage's mice a patch comes from (gradient reversal)
             adv = within_label_group_loss(model.mouse_head(reverse_gradient(cls)), mice, labels)
