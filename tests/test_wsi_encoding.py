@@ -165,20 +165,29 @@ def test_two_views_of_a_patch_are_its_own_positives_and_feed_the_lineage_losses(
         wsi.TripletStep(0.3, 0, 1.0, 16.0, view_weight=0.5)  # no temperature of its own: it comes from conf/base
 
 
-@pytest.mark.parametrize(
-    "terms",
-    [{"view_weight": 1.0}, {"mim_epochs": 1, "mim_weight": 0.5}],
-    ids=["two-views", "masked-image"],
-)
-def test_the_self_supervised_terms_see_training_patches_only(tmp_path, monkeypatch, terms):
-    """The two-view term and the masked-image warm start train on what the lineage losses train on: no patch of an
-    unseen mouse or an unseen lineage is ever drawn (each patch's pixels carry its row number; every drawn item's
-    row is recorded); their heads are dropped from the saved model."""
-    import pandas as pd
+def test_a_projector_carries_the_lineage_losses_and_the_cls_before_it_stays_the_embedding():
+    """``projector``: the softmax proxies and the triplet act on the normalised output of the model's MLP
+    ``projector``, which the gradient reaches; without it they act on the CLS itself."""
+    model = _model()
+    model.projector = wsi.mlp_head(model.config.dim)
+    x, labels = torch.rand(6, 3, 32, 32), torch.tensor([0, 0, 1, 1, 2, 2])
+    out = wsi.TripletStep(0.3, 0, 0.5, 16.0, projector=True)(model, (x, labels), "cpu")
+    cls = model(x)["cls"].float()
+    z = F.normalize(model.projector(cls), dim=-1)
+    ce = F.cross_entropy(16.0 * z @ F.normalize(model.head.weight, dim=-1).T, labels)
+    torch.testing.assert_close(out["loss"], batch_hard_triplet(z, labels, 0.3) + 0.5 * ce)
+    out["loss"].backward()
+    assert model.projector[0].weight.grad.abs().sum() > 0
+    plain = wsi.TripletStep(0.3, 0, 0.5, 16.0)(model, (x, labels), "cpu")
+    on_cls = F.normalize(cls, dim=-1)
+    ce_cls = F.cross_entropy(16.0 * on_cls @ F.normalize(model.head.weight, dim=-1).T, labels)
+    torch.testing.assert_close(plain["loss"], batch_hard_triplet(on_cls, labels, 0.3) + 0.5 * ce_cls)
+    assert not torch.isclose(plain["loss"], out["loss"])
 
-    from gb_kedro.config import PatchesConfig, WSIEncodingConfig
-    from gb_kedro.datasets.patch_pixels import PatchPixels
-    from tests.helpers import base_config
+
+def _small_index():
+    """4 lineages x 2 mice x 6 patches; lineage L3 unseen, the second mouse of the others an unseen mouse."""
+    import pandas as pd
 
     rows = []
     for lineage in range(4):
@@ -197,7 +206,24 @@ def test_the_self_supervised_terms_see_training_patches_only(tmp_path, monkeypat
                         "held_out": held,
                     }
                 )
-    index = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(
+    "terms",
+    [{"view_weight": 1.0, "projector": True}, {"mim_epochs": 1, "mim_weight": 0.5}],
+    ids=["two-views-and-projector", "masked-image"],
+)
+def test_the_self_supervised_terms_see_training_patches_only(tmp_path, monkeypatch, terms):
+    """The two-view term and the masked-image warm start train on what the lineage losses train on: no patch of an
+    unseen mouse or an unseen lineage is ever drawn (each patch's pixels carry its row number; every drawn item's
+    row is recorded); their heads are dropped from the saved model."""
+
+    from gb_kedro.config import PatchesConfig, WSIEncodingConfig
+    from gb_kedro.datasets.patch_pixels import PatchPixels
+    from tests.helpers import base_config
+
+    index = _small_index()
     images = np.broadcast_to(np.arange(len(index), dtype=np.uint8)[:, None, None, None], (len(index), 3, 32, 32))
     drawn = {1: set(), 2: set()}
 
@@ -216,7 +242,7 @@ def test_the_self_supervised_terms_see_training_patches_only(tmp_path, monkeypat
     model, history = wsi.train_encoder(index, PatchPixels(np.ascontiguousarray(images), "k"), cfg, patches)
     term = "views" if "view_weight" in terms else "mim"
     assert len(history) == 2 and history[f"train/{term}"].notna().all()
-    assert not any(hasattr(model, h) for h in ("view_head", "mask_token", "mim_decoder"))
+    assert not any(hasattr(model, h) for h in ("view_head", "projector", "mask_token", "mim_decoder"))
     train = set(np.flatnonzero(index["split"] == "train"))
     two_views = "view_weight" in terms
     assert bool(drawn[2]) == two_views and drawn[2] <= train and drawn[1] <= train  # training set; validation rows
@@ -311,3 +337,78 @@ def test_masked_image_settings_out_of_range_are_refused(loss, message):
     options["train"].update(epochs=80)
     with pytest.raises(InputDataError, match=message):
         WSIEncodingConfig.from_dict(options)
+
+
+def test_within_lineage_morphometry_targets_are_what_the_lineage_does_not_predict():
+    """``morphometry_within_lineage``: each standardised feature less its lineage's mean, scaled to unit spread; a
+    feature fixed by the lineage (its identity, nothing else) leaves a target of 0; without it, the standardised
+    features themselves."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 20)
+    by_lineage = np.array([1.0, 5.0, 9.0])[labels]
+    texture = by_lineage + rng.normal(size=60)
+    values = np.column_stack([by_lineage, texture])
+    plain = wsi.morphometry_targets(values, labels, within_lineage=False)
+    np.testing.assert_allclose(plain.mean(0), 0.0, atol=1e-6)
+    np.testing.assert_allclose(plain.std(0), 1.0, atol=1e-5)
+    within = wsi.morphometry_targets(values, labels, within_lineage=True)
+    np.testing.assert_array_equal(within[:, 0], 0.0)
+    for lineage in range(3):
+        np.testing.assert_allclose(within[labels == lineage, 1].mean(), 0.0, atol=1e-5)
+    assert abs(within[:, 1].std() - 1.0) < 1e-5
+    residual = texture - np.array([texture[labels == i].mean() for i in range(3)])[labels]
+    assert np.corrcoef(within[:, 1], residual)[0, 1] > 0.999
+
+
+def test_an_unknown_morphometry_target_is_refused_before_training(tmp_path):
+    import pandas as pd
+
+    from gb_kedro.config import PatchesConfig, WSIEncodingConfig
+    from gb_kedro.datasets.patch_pixels import PatchPixels
+    from gb_kedro.errors import InputDataError
+    from gb_kedro.slides.morphometry import ALL_FEATURES
+    from tests.helpers import base_config
+
+    index = pd.DataFrame(
+        {"lineage_id": ["L0", "L0", "L1", "L1"], "mouse_id": ["m0", "m0", "m1", "m1"], "split": "train"}
+    ).assign(slide_id=lambda f: f["mouse_id"], held_out="")
+    features = pd.DataFrame(np.zeros((4, len(ALL_FEATURES))), columns=list(ALL_FEATURES))
+    options = base_options("wsi_encoding", device="cpu", checkpoint_dir=str(tmp_path))
+    options["loss"].update(morphometry_weight=1.0, morphometry_targets=["chromatin_cv", "chromatin_entropy"])
+    cfg = WSIEncodingConfig.from_dict(options)
+    patches = base_config(PatchesConfig, "patches", read_px=32, model_px=16)
+    images = PatchPixels(np.zeros((4, 3, 32, 32), np.uint8), "k")
+    with pytest.raises(InputDataError, match="not morphometry features: chromatin_entropy"):
+        wsi.train_encoder(index, images, cfg, patches, features)
+
+
+def test_neighbour_batches_follow_the_current_proxies_from_the_second_epoch(tmp_path, monkeypatch):
+    """``neighbour_batches``: the first epoch's batches are random lineages (the proxies are untrained), each later
+    epoch's sampler gets the lineage proxies' cosine similarity as they are at that epoch's start."""
+    from gb_kedro.config import PatchesConfig, WSIEncodingConfig
+    from gb_kedro.datasets.patch_pixels import PatchPixels
+    from tests.helpers import base_config
+
+    seen = []
+
+    class Recording(wsi.PKSampler):
+        def __init__(self, *args, similarity=None, **kwargs):
+            seen.append(None if similarity is None else similarity.copy())
+            super().__init__(*args, similarity=similarity, **kwargs)
+
+    monkeypatch.setattr(wsi, "PKSampler", Recording)
+    index = _small_index()
+    images = (np.random.default_rng(0).random((len(index), 3, 32, 32)) * 255).astype(np.uint8)
+    options = base_options("wsi_encoding", device="cpu", checkpoint_dir=str(tmp_path), val_fraction=0.0)
+    options["loss"].update(warmup_epochs=3, neighbour_batches=True)
+    options["sampler"].update(p=2, k=2)
+    options["train"].update(epochs=3)
+    cfg = WSIEncodingConfig.from_dict(options)
+    patches = base_config(PatchesConfig, "patches", read_px=32, model_px=16)
+    epochs = []
+    original = wsi.proxy_similarity
+    monkeypatch.setattr(wsi, "proxy_similarity", lambda model: epochs.append(original(model)) or epochs[-1])
+    wsi.train_encoder(index, PatchPixels(images, "k"), cfg, patches)
+    assert seen[0] is None and len(epochs) >= 2 and all(s is not None for s in seen[-2:])
+    assert epochs[0].shape == (3, 3) and np.allclose(np.diag(epochs[0]), 1.0, atol=1e-5)
+    assert not np.allclose(epochs[0], epochs[-1])  # read again as the proxies train

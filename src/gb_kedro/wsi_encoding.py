@@ -33,6 +33,7 @@ from gb_kedro.config import (
 from gb_kedro.datasets.atomic import atomic_path
 from gb_kedro.datasets.patch_pixels import PatchPixels
 from gb_kedro.distributed import rank_and_world
+from gb_kedro.errors import InputDataError
 from gb_kedro.evaluation import SET_LABELS, confusion_figure, nearest_neighbour_eval, paired_difference
 from gb_kedro.losses import (
     batch_hard_triplet,
@@ -136,7 +137,11 @@ class TripletStep:
     with a mask) and a linear decoder on the last tokens predicts their standardised pixels
     (:func:`~gb_kedro.losses.masked_patch_loss`, SimMIM): a target of texture, not of lineage. The first
     ``mim_epochs`` epochs train that term alone (a self-supervised warm start on the training patches); the lineage
-    schedule (softmax warm-up, then triplet) counts its epochs from there, with the term kept at ``mim_weight``."""
+    schedule (softmax warm-up, then triplet) counts its epochs from there, with the term kept at ``mim_weight``.
+
+    Projector (``projector``; the model's ``projector``, an MLP on the CLS): the lineage losses act on its output,
+    and the embedding every consumer reads is the CLS before it, so the lineage-specific last map can live in a
+    layer that is thrown away (SimCLR's projection head; Bordes et al. 2022, "guillotine regularization")."""
 
     def __init__(
         self,
@@ -152,6 +157,7 @@ class TripletStep:
         mim_epochs: int = 0,
         mim_weight: float = 0.0,
         mim_ratio: float | None = None,
+        projector: bool = False,
     ):
         if view_weight and view_temperature is None:
             raise ValueError("a two-view term (view_weight > 0) needs its view_temperature (wsi_encoding.loss)")
@@ -163,6 +169,7 @@ class TripletStep:
         self.cross_mouse, self.morphometry_weight = cross_mouse, morphometry_weight
         self.mouse_adversary, self.view_weight, self.view_temperature = mouse_adversary, view_weight, view_temperature
         self.mim_epochs, self.mim_weight, self.mim_ratio = mim_epochs, mim_weight, mim_ratio
+        self.projector = projector
         self.epoch = 0
 
     @classmethod
@@ -181,6 +188,7 @@ class TripletStep:
             mim_epochs=loss.mim_epochs,
             mim_weight=loss.mim_weight,
             mim_ratio=loss.mim_ratio,
+            projector=loss.projector,
         )
 
     def set_epoch(self, epoch: int) -> None:
@@ -200,7 +208,7 @@ class TripletStep:
             return {"loss": mim, "mim": mim.detach()}
         mim = masked_image_loss(model, x, self.mim_ratio) if self.mim_weight else None
         cls = model(x)["cls"].float()
-        z = F.normalize(cls, dim=-1)
+        z = F.normalize(model.projector(cls) if self.projector else cls, dim=-1)
         triplet = batch_hard_triplet(
             z, labels, self.margin, groups=mice if self.cross_mouse and mice is not None else None, gather=gather
         )
@@ -230,6 +238,18 @@ class TripletStep:
             loss = loss + self.view_weight * pair
             metrics["views"] = pair.detach()
         return {"loss": loss, **metrics}
+
+
+def proxy_similarity(model: VisionTransformer) -> np.ndarray:
+    """Cosine similarity between the model's lineage proxies (rows of its ``head``), lineages x lineages."""
+    proxies = F.normalize(model.head.weight.detach().float().cpu(), dim=-1)
+    return (proxies @ proxies.T).numpy()
+
+
+def mlp_head(dim: int) -> torch.nn.Sequential:
+    """Linear, GELU, linear at the CLS width: a projection head trained with the encoder and dropped before it is
+    saved (the embedding is the CLS before it)."""
+    return torch.nn.Sequential(torch.nn.Linear(dim, dim), torch.nn.GELU(), torch.nn.Linear(dim, dim))
 
 
 def masked_image_loss(model: VisionTransformer, x: torch.Tensor, ratio: float) -> torch.Tensor:
@@ -310,6 +330,19 @@ def embed(
     return torch.cat(out).numpy()
 
 
+def morphometry_targets(values: np.ndarray, labels: np.ndarray, within_lineage: bool) -> np.ndarray:
+    """The auxiliary head's targets from the training patches' morphometry ``values`` [N, F]: each feature
+    standardised; with ``within_lineage`` its lineage's mean (``labels``) taken away and the rest scaled to unit
+    within-lineage spread -- a target that knowing the lineage does not predict, so the head must read the
+    measurement from the pixels instead of from the lineage's identity (constant columns stay 0)."""
+    x = StandardScaler().fit_transform(values)
+    if within_lineage:
+        x = x - pd.DataFrame(x).groupby(labels).transform("mean").to_numpy()
+        spread = x.std(axis=0)
+        x = x / np.where(spread > 0, spread, 1.0)
+    return x.astype(np.float32)
+
+
 def train_encoder(
     patch_index: pd.DataFrame,
     pixels: PatchPixels,
@@ -320,7 +353,8 @@ def train_encoder(
 ) -> tuple[VisionTransformer, pd.DataFrame]:
     """Train the ViT on the ``train`` patches of the evaluation split (held-out patches never seen), in a
     nested MLflow run ``wsi_encoding``. ``morphometry_features`` (rows as ``patch_index``): the auxiliary
-    target (all 40 features, standardised on the training patches) when ``loss.morphometry_weight`` > 0. ``on_epoch(epoch, model)``: called after each epoch (the
+    target (``loss.morphometry_targets``, all 40 features by default; :func:`morphometry_targets`) when
+    ``loss.morphometry_weight`` > 0. ``on_epoch(epoch, model)``: called after each epoch (the
     model as trained so far; the next epoch puts it back in training mode), e.g. to score it against
     training length. Returns the model (``meta``: lineages, MLflow run) and the history."""
     train_rows = (patch_index["split"] == "train").to_numpy()
@@ -333,8 +367,14 @@ def train_encoder(
     if cfg.loss.morphometry_weight:
         if morphometry_features is None:
             raise ValueError("wsi_encoding.loss.morphometry_weight > 0 needs the morphometry features")
-        values = morphometry_features[list(ALL_FEATURES)].to_numpy(np.float32)[train_rows]
-        targets = StandardScaler().fit_transform(values).astype(np.float32)
+        columns = list(cfg.loss.morphometry_targets or ALL_FEATURES)
+        unknown = sorted(set(columns) - set(ALL_FEATURES))
+        if unknown:
+            raise InputDataError(
+                cfg.SOURCE, f"wsi_encoding.loss.morphometry_targets: not morphometry features: {', '.join(unknown)}"
+            )
+        values = morphometry_features[columns].to_numpy(np.float32)[train_rows]
+        targets = morphometry_targets(values, labels, cfg.loss.morphometry_within_lineage)
     stain = StainMix.fit(images, slides, patches.augment.stain_mix)
     val = np.random.default_rng(cfg.seed).random(len(labels)) < cfg.val_fraction
     torch.manual_seed(cfg.seed)
@@ -351,8 +391,9 @@ def train_encoder(
     if cfg.loss.mouse_adversary:
         model.mouse_head = torch.nn.Linear(model.config.dim, int(mice.max()) + 1)
     if cfg.loss.view_weight:  # SimCLR's projection head: the term acts on its output, the CLS keeps more
-        dim = model.config.dim
-        model.view_head = torch.nn.Sequential(torch.nn.Linear(dim, dim), torch.nn.GELU(), torch.nn.Linear(dim, dim))
+        model.view_head = mlp_head(model.config.dim)
+    if cfg.loss.projector:  # the lineage losses' own projection head, dropped like the others
+        model.projector = mlp_head(model.config.dim)
     if cfg.loss.mim_epochs or cfg.loss.mim_weight:  # SimMIM's mask token and one-layer pixel decoder
         dim, pixels_per_token = model.config.dim, 3 * model.config.patch_size**2
         model.mask_token = torch.nn.Parameter(torch.nn.init.trunc_normal_(torch.zeros(1, 1, dim), std=0.02))
@@ -409,9 +450,10 @@ def train_encoder(
                 cfg.sampler.k,
                 seed=cfg.seed * 1000 + epoch,
                 groups=mice[~val] if cfg.loss.cross_mouse else None,
+                similarity=proxy_similarity(model) if cfg.loss.neighbour_batches and epoch > 0 else None,
             ),
         )
-        for head in ("aux_head", "mouse_head", "view_head", "mask_token", "mim_decoder"):
+        for head in ("aux_head", "mouse_head", "view_head", "projector", "mask_token", "mim_decoder"):
             if hasattr(model, head):
                 delattr(model, head)
         model.cpu().eval().describe(

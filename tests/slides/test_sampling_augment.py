@@ -18,6 +18,22 @@ def test_pk_batches():
     assert list(PKSampler(labels, 4, 3, seed=0)) == batches  # seeded
 
 
+def test_neighbour_batches_are_a_label_and_its_nearest_labels():
+    """``similarity``: every batch is one random label and the p - 1 labels most similar to it; each label still
+    starts batches (the first label is drawn at random)."""
+    labels = np.repeat(np.arange(6), 8)
+    similarity = np.eye(6)
+    for a, b, s in [(0, 1, 0.9), (2, 3, 0.8), (4, 5, 0.7)]:  # three pairs of look-alike lineages
+        similarity[a, b] = similarity[b, a] = s
+    batches = list(PKSampler(labels, p=2, k=3, seed=0, similarity=similarity))
+    pairs = {tuple(sorted(set(labels[b].tolist()))) for b in batches}
+    assert pairs <= {(0, 1), (2, 3), (4, 5)} and len(pairs) > 1
+    for batch in batches:
+        assert len(batch) == 6 and sorted(np.bincount(labels[batch])[np.bincount(labels[batch]) > 0]) == [3, 3]
+    plain = {tuple(sorted(set(labels[b].tolist()))) for b in PKSampler(labels, p=2, k=3, seed=0)}
+    assert not plain <= {(0, 1), (2, 3), (4, 5)}  # random labels without it
+
+
 def test_augmentations_keep_shape_range_and_are_stain_safe():
     torch.manual_seed(0)
     image = (torch.rand(3, 32, 32) * 255).to(torch.uint8).numpy()

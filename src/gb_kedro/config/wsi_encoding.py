@@ -46,12 +46,16 @@ class TripletConfig(_WSI):
     proxy_scale: float
     cross_mouse: bool
     morphometry_weight: float
+    morphometry_targets: list  # the features the auxiliary head regresses ([]: all 40)
+    morphometry_within_lineage: bool  # targets less their lineage's mean (what the lineage does not predict)
     mouse_adversary: float
     view_weight: float  # two views of each training patch, NT-Xent between them (0: one view, no such term)
     view_temperature: float
     mim_epochs: int  # masked-image modelling alone for the first epochs (a self-supervised warm start; 0: none)
     mim_weight: float  # that term's weight beside the lineage losses after the warm start (0: warm start only)
     mim_ratio: float  # share of each window's sub-patches hidden
+    neighbour_batches: bool  # each batch a random lineage and its nearest lineages by the current proxies
+    projector: bool  # the lineage losses act on an MLP of the CLS; the embedding is the CLS before it
 
     def __post_init__(self):
         if not 0.0 < self.mim_ratio < 1.0:

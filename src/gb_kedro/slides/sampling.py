@@ -8,9 +8,13 @@ from torch.utils.data import Sampler
 
 class PKSampler(Sampler[list[int]]):
     """Each batch: ``p`` distinct labels, ``k`` items of each (drawn with replacement when a label has
-    fewer than ``k`` items). An epoch has ``len(labels) // (p * k)`` batches (at least one)."""
+    fewer than ``k`` items). An epoch has ``len(labels) // (p * k)`` batches (at least one).
 
-    def __init__(self, labels, p: int, k: int, seed: int = 0, groups=None):
+    ``similarity`` (labels x labels, indexed by the integer labels): each batch is a random label and the ``p - 1``
+    labels most similar to it (e.g. by the current lineage proxies) instead of ``p`` random labels -- batches of
+    lineages the model confuses, whose differences are the finer cues (hard-class mining)."""
+
+    def __init__(self, labels, p: int, k: int, seed: int = 0, groups=None, similarity=None):
         self.labels = np.asarray(labels)
         self.by_label = {lab: np.flatnonzero(self.labels == lab) for lab in np.unique(self.labels)}
         # groups (e.g. mice): the k items of a label are spread over its groups, round-robin in random order
@@ -20,6 +24,7 @@ class PKSampler(Sampler[list[int]]):
         self.p = min(p, len(self.by_label))
         self.k = max(k, 2)
         self.seed = seed
+        self.similarity = None if similarity is None else np.asarray(similarity, float)
 
     def __len__(self) -> int:
         return max(1, len(self.labels) // (self.p * self.k))
@@ -29,6 +34,10 @@ class PKSampler(Sampler[list[int]]):
         keys = list(self.by_label)
         for _ in range(len(self)):
             chosen = rng.choice(len(keys), size=self.p, replace=False)
+            if self.similarity is not None:  # a random label and its nearest labels
+                row = self.similarity[keys[chosen[0]], keys]
+                row[chosen[0]] = np.inf  # itself first
+                chosen = np.argsort(-row + rng.random(len(keys)) * 1e-9, kind="stable")[: self.p]
             batch = []
             for c in chosen:
                 items = self.by_label[keys[c]]
