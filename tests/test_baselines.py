@@ -155,7 +155,7 @@ def test_image_axis_probe_reads_a_planted_axis_and_not_a_shuffled_one():
     data, values, truth = _cohort(n_lineages=12, n_test_lineages=4)
     cfg = ImageAxisProbeConfig.from_dict(base_options("reporting.image_axis_probe"))
     reps = {"reads_axis0": values[:, [0]], "noise": values[:, -3:]}
-    table = image_axis_probe.image_axis_probe(reps, data.patch_index, truth, cfg)
+    table = image_axis_probe.image_axis_probe(reps, data.patch_index, truth, cfg, 0)
     planted = table[(table["axis"] == "axis0") & (table["representation"] == "reads_axis0")]
     assert (planted["accuracy"] > 0.85).all()
     assert set(planted["held_out"]) == {"mouse", "lineage", "mouse_slides", "lineage_slides"}
@@ -166,7 +166,7 @@ def test_image_axis_probe_reads_a_planted_axis_and_not_a_shuffled_one():
     shuffled = truth.assign(axis0=np.random.default_rng(3).permutation(truth["axis0"].to_numpy()))
     while (shuffled["axis0"] == truth["axis0"]).mean() > 0.5:
         shuffled["axis0"] = np.random.default_rng(len(shuffled)).permutation(shuffled["axis0"].to_numpy())
-    moved = image_axis_probe.image_axis_probe(reps, data.patch_index, shuffled, cfg)
+    moved = image_axis_probe.image_axis_probe(reps, data.patch_index, shuffled, cfg, 0)
     read = moved[(moved["axis"] == "axis0") & (moved["representation"] == "reads_axis0")]
     assert (read["accuracy"] < planted["accuracy"].to_numpy() - 0.2).any()
     wide = image_axis_probe.wide(table, "lineage")
@@ -191,7 +191,7 @@ def test_image_axis_probe_fits_on_training_patches_only(monkeypatch):
 
     monkeypatch.setattr(image_axis_probe, "probe", spy)
     monkeypatch.setattr(image_axis_probe, "probe_slides", spy_slides)
-    image_axis_probe.image_axis_probe({"x": values}, data.patch_index, truth, cfg)
+    image_axis_probe.image_axis_probe({"x": values}, data.patch_index, truth, cfg, 0)
     held = (data.patch_index["held_out"] != "").to_numpy()
     assert len(masks) == 3 * 4  # 3 axes x (2 patch sets + 2 slide sets)
     assert all(not (train & held).any() and (test <= held).all() for train, test in masks)
@@ -206,9 +206,50 @@ def test_the_per_slide_probe_scores_each_slide_by_the_mean_of_its_patches():
     x = (level + rng.normal(0, 1.5, len(slides)))[:, None]
     train, test = slides < 30, slides >= 30
     cfg = ImageAxisProbeConfig.from_dict(base_options("reporting.image_axis_probe"))
-    patch_accuracy, _ = image_axis_probe.probe(x, level, train, test, cfg)
-    slide_accuracy, chance, n = image_axis_probe.probe_slides(x, level, slides, train, test, cfg)
-    assert patch_accuracy < 0.75 and slide_accuracy == 1.0 and n == 10 and chance == 0.5
+    patch_correct, _ = image_axis_probe.probe(x, level, train, test, cfg)
+    slide_correct, chance, scored = image_axis_probe.probe_slides(x, level, slides, train, test, cfg)
+    assert patch_correct.mean() < 0.75 and slide_correct.all() and list(scored) == list(range(30, 40)) and chance == 0.5
+
+
+def test_an_interval_resamples_whole_clusters():
+    """Two lineages of 100 patches, one read and one missed: over patches the accuracy 0.5 looks certain, over
+    lineages it is anything from 0 to 1."""
+    correct = np.repeat([1.0, 0.0], 100)
+    assert evaluation.cluster_interval(correct, np.repeat(["a", "b"], 100), 2000, 0) == (0.0, 1.0)
+    low, high = evaluation.cluster_interval(correct, np.arange(200), 2000, 0)
+    assert 0.4 < low < 0.5 < high < 0.6
+    assert evaluation.cluster_interval(correct, np.arange(200), 500, 1) == evaluation.cluster_interval(
+        correct, np.arange(200), 500, 1
+    )
+
+
+def test_the_image_axis_probe_intervals_resample_lineages_on_unseen_lineages_and_slides_on_unseen_mice():
+    data, values, truth = _cohort(n_lineages=12, n_test_lineages=4)
+    cfg = ImageAxisProbeConfig.from_dict(base_options("reporting.image_axis_probe"))
+    noisy = values[:, [0]] + np.random.default_rng(0).normal(0, 0.8, (len(values), 1))
+    table = image_axis_probe.image_axis_probe({"noisy": noisy}, data.patch_index, truth, cfg, 0)
+    units = table.drop_duplicates("held_out").set_index("held_out")["bootstrap_unit"]
+    assert units.to_dict() == {
+        "mouse": "slide",
+        "lineage": "lineage",
+        "mouse_slides": "slide",
+        "lineage_slides": "lineage",
+    }
+    assert ((table["ci_low"] <= table["accuracy"]) & (table["accuracy"] <= table["ci_high"])).all()
+    index = data.patch_index.reset_index(drop=True)
+    unseen = (index["held_out"] == "lineage").to_numpy()
+    row = table[(table["held_out"] == "lineage") & (table["axis"] == "axis0")].iloc[0]
+    correct, _ = image_axis_probe.probe(
+        noisy,
+        index["lineage_id"].map(truth.set_index("lineage_id")["axis0"]).to_numpy(),
+        (index["split"] == "train").to_numpy(),
+        unseen,
+        cfg,
+    )
+    expected = evaluation.cluster_interval(correct, index.loc[unseen, "lineage_id"], cfg.n_boot, 0)
+    assert (row["ci_low"], row["ci_high"]) == expected
+    cells = image_axis_probe.wide_intervals(table, "lineage")
+    assert cells.loc["noisy", "axis0"] == f"{row['accuracy']:.2f} ({row['ci_low']:.2f}-{row['ci_high']:.2f})"
 
 
 def test_richer_features_are_a_superset_of_the_baseline_features():

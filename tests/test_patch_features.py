@@ -294,7 +294,7 @@ def test_patches_without_a_feature_row_are_left_out_of_the_figures():
     truth = pd.DataFrame({"lineage_id": lineages, "size": [0, 1, 0, 1]})
     reps = {"full": emb[[f"e{i}" for i in range(6)]].to_numpy(), "holes": holes[[f"e{i}" for i in range(6)]].to_numpy()}
     table = image_axis_probe.image_axis_probe(
-        reps, index, truth, ImageAxisProbeConfig.from_dict(base_options("reporting")["image_axis_probe"])
+        reps, index, truth, ImageAxisProbeConfig.from_dict(base_options("reporting")["image_axis_probe"]), 0
     )
     patches = table[table["held_out"] == "mouse"].set_index("representation")["patches"]
     assert patches["holes"] == int(((index["held_out"] == "mouse") & ~gone).sum()) < patches["full"]

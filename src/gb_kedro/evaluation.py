@@ -32,6 +32,18 @@ def _ci(values: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
     return float(np.quantile(values, alpha / 2)), float(np.quantile(values, 1 - alpha / 2))
 
 
+def cluster_interval(correct, cluster, n_boot: int, seed: int) -> tuple[float, float]:
+    """95 % bootstrap interval of the accuracy ``mean(correct)`` that resamples whole ``cluster``s (slides, or
+    lineages: patches of one lineage share its answer, so the lineage is the unit a figure on unseen lineages
+    generalises over) and pools their rows."""
+    correct = np.asarray(correct, float)
+    groups, inverse = np.unique(np.asarray(cluster), return_inverse=True)
+    hits = np.bincount(inverse, weights=correct, minlength=len(groups))
+    sizes = np.bincount(inverse, minlength=len(groups)).astype(float)
+    draws = np.random.default_rng(seed).integers(len(groups), size=(n_boot, len(groups)))
+    return _ci(hits[draws].sum(axis=1) / sizes[draws].sum(axis=1))
+
+
 def retrieval_metrics(
     ranked: np.ndarray,
     true_lineage,

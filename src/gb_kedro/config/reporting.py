@@ -78,6 +78,7 @@ class ImageAxisProbeConfig(_Reporting):
 
     inverse_penalty: float
     max_iter: int
+    n_boot: int
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,8 @@ features, the colour statistics) and per planted morphology axis (nucleus size, 
 texture, cell density, invasion; three levels each): a multinomial logistic regression of the patch's axis level
 (its lineage's, from ``synthetic_truth/lineages.tsv``) on the standardised representation, fit on the TRAINING
 patches only and scored on the patches of unseen mice and of unseen lineages; beside it the accuracy of always
-answering the commonest training level (chance). The same probe per slide (the unit of a slide-scale property such
+answering the commonest training level (chance), and a 95 % bootstrap interval over the held-out lineages (unseen
+lineages: a new lineage is the unit such a figure speaks for) or slides (unseen mice). The same probe per slide (the unit of a slide-scale property such
 as cell density): each slide the mean of its patches, fit on the training slides' training patches, scored on the
 slides of unseen mice and of unseen lineages. What each representation has seen: the WSI encoder and the image
 tower were trained on the training patches' lineages (never on axis levels, never on held-out patches); the
@@ -30,6 +31,7 @@ from sklearn.preprocessing import StandardScaler
 
 from gb_kedro.baselines import colour_columns
 from gb_kedro.config import ImageAxisProbeConfig
+from gb_kedro.evaluation import cluster_interval
 from gb_kedro.provenance import require_rows, same_rows
 from gb_kedro.slides.morphometry import ALL_FEATURES, numbered_columns
 
@@ -41,6 +43,9 @@ SCORED_SETS = {
 }
 # per-slide sets: the patch set whose slides they score (each slide the mean of its patches)
 SLIDE_SETS = {"mouse_slides": "mouse", "lineage_slides": "lineage"}
+# what each held-out patch set's interval resamples: a figure on unseen lineages is a claim about other lineages
+# (their patches and slides share the lineage's levels), one on unseen mice about other animals
+BOOTSTRAP_UNITS = {"mouse": "slide", "lineage": "lineage"}
 
 
 def _columns(frame: pd.DataFrame, index: pd.DataFrame, name: str, prefix: str) -> np.ndarray:
@@ -96,8 +101,9 @@ def truth_axes(truth_lineages: pd.DataFrame) -> list[str]:
 
 def probe(
     x: np.ndarray, levels: np.ndarray, train: np.ndarray, test: np.ndarray, cfg: ImageAxisProbeConfig
-) -> tuple[float, float]:
-    """(accuracy on ``test`` of a probe fit on ``train`` rows only, accuracy of the commonest training level)."""
+) -> tuple[np.ndarray, float]:
+    """(per ``test`` row: did a probe fit on ``train`` rows only read its level, accuracy of the commonest training
+    level)."""
     return _fit_and_score(x[train], levels[train], x[test], levels[test], cfg)
 
 
@@ -108,27 +114,28 @@ def probe_slides(
     train: np.ndarray,
     test: np.ndarray,
     cfg: ImageAxisProbeConfig,
-) -> tuple[float, float, int]:
+) -> tuple[np.ndarray, float, np.ndarray]:
     """The same probe with the slide as the unit: each slide's mean over its ``train`` patches (fit) or its ``test``
-    patches (scored). Returns (accuracy over test slides, commonest training level's, test slides)."""
+    patches (scored). Returns (per test slide: read or not, commonest training level's accuracy, the test slides)."""
 
     def means(rows):
         frame = pd.DataFrame(x[rows]).groupby(slides[rows], sort=True)
-        return frame.mean().to_numpy(), pd.Series(levels[rows]).groupby(slides[rows], sort=True).first().to_numpy()
+        firsts = pd.Series(levels[rows]).groupby(slides[rows], sort=True).first()
+        return frame.mean().to_numpy(), firsts.to_numpy(), firsts.index.to_numpy()
 
-    x_train, y_train = means(train)
-    x_test, y_test = means(test)
-    return (*_fit_and_score(x_train, y_train, x_test, y_test, cfg), len(y_test))
+    x_train, y_train, _ = means(train)
+    x_test, y_test, test_slides = means(test)
+    return (*_fit_and_score(x_train, y_train, x_test, y_test, cfg), test_slides)
 
 
-def _fit_and_score(x_train, y_train, x_test, y_test, cfg: ImageAxisProbeConfig) -> tuple[float, float]:
+def _fit_and_score(x_train, y_train, x_test, y_test, cfg: ImageAxisProbeConfig) -> tuple[np.ndarray, float]:
     values, counts = np.unique(y_train, return_counts=True)
-    chance = float((y_test == values[counts.argmax()]).mean())
+    commonest = y_test == values[counts.argmax()]
     if len(values) < 2:
-        return chance, chance
+        return commonest, float(commonest.mean())
     model = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.inverse_penalty, max_iter=cfg.max_iter))
     model.fit(x_train, y_train)
-    return float((model.predict(x_test) == y_test).mean()), chance
+    return model.predict(x_test) == y_test, float(commonest.mean())
 
 
 def image_axis_probe(
@@ -136,37 +143,49 @@ def image_axis_probe(
     index: pd.DataFrame,
     truth_lineages: pd.DataFrame,
     cfg: ImageAxisProbeConfig,
+    seed: int,
 ) -> pd.DataFrame:
-    """Long table: representation, held-out set, axis, accuracy, chance, patches, lineages, slides;
-    ``representations``: name -> per-patch values [patches, dims] in ``index`` order (``index``: slide_id,
-    lineage_id, split, held_out per patch). The ``*_slides`` sets score each held-out slide by the mean of its
-    patches, with a probe fit on the training slides' means of their training patches."""
+    """Long table: representation, held-out set, axis, accuracy with its 95 % interval (ci_low, ci_high; resampling
+    the set's lineages for unseen lineages, its slides for unseen mice: ``bootstrap_unit``), chance, patches,
+    lineages, slides; ``representations``: name -> per-patch values [patches, dims] in ``index`` order (``index``:
+    slide_id, lineage_id, split, held_out per patch). The ``*_slides`` sets score each held-out slide by the mean of
+    its patches, with a probe fit on the training slides' means of their training patches."""
     truth = truth_lineages.set_index("lineage_id")
     known = index["lineage_id"].isin(truth.index).to_numpy()
     train = known & (index["split"] == "train").to_numpy()
     slides = index["slide_id"].astype(str).to_numpy()
+    lineage_of_slide = dict(zip(slides, index["lineage_id"].astype(str)))
     rows = []
     for axis in truth_axes(truth_lineages):
         levels = index["lineage_id"].map(truth[axis]).to_numpy()
         for name, label in SCORED_SETS.items():
-            test = known & (index["held_out"] == SLIDE_SETS.get(name, name)).to_numpy()
+            patch_set = SLIDE_SETS.get(name, name)
+            test = known & (index["held_out"] == patch_set).to_numpy()
             if not test.any():
                 continue
+            unit = BOOTSTRAP_UNITS[patch_set]
             for rep, x in representations.items():
                 x = np.asarray(x, float)
                 has = np.isfinite(x).all(axis=1)  # a patch encoder's patches without a feature row are left out
                 if name in SLIDE_SETS:
-                    accuracy, chance, n_slides = probe_slides(x, levels, slides, train & has, test & has, cfg)
+                    correct, chance, scored = probe_slides(x, levels, slides, train & has, test & has, cfg)
+                    clusters = [lineage_of_slide[s] for s in scored] if unit == "lineage" else scored
+                    n_slides = len(scored)
                 else:
-                    accuracy, chance = probe(x, levels, train & has, test & has, cfg)
+                    correct, chance = probe(x, levels, train & has, test & has, cfg)
+                    clusters = (index["lineage_id"].astype(str).to_numpy() if unit == "lineage" else slides)[test & has]
                     n_slides = len(set(slides[test & has]))
+                low, high = cluster_interval(correct, clusters, cfg.n_boot, seed)
                 rows.append(
                     {
                         "representation": rep,
                         "held_out": name,
                         "held_out_set": label,
                         "axis": axis,
-                        "accuracy": accuracy,
+                        "accuracy": float(np.mean(correct)),
+                        "ci_low": low,
+                        "ci_high": high,
+                        "bootstrap_unit": unit,
                         "chance": chance,
                         "patches": int((test & has).sum()),
                         "lineages": int(index.loc[test & has, "lineage_id"].nunique()),
@@ -183,6 +202,19 @@ def wide(table: pd.DataFrame, held_out: str) -> pd.DataFrame:
     out = out.loc[list(dict.fromkeys(part["representation"])), list(dict.fromkeys(part["axis"]))]
     chance = part.drop_duplicates("axis").set_index("axis")["chance"]
     out.loc["chance (commonest training level)"] = chance.loc[out.columns].to_numpy()
+    return out
+
+
+def wide_intervals(table: pd.DataFrame, held_out: str) -> pd.DataFrame:
+    """:func:`wide` with each accuracy written as ``0.39 (0.15-0.62)`` (its 95 % interval)."""
+    part = table[table["held_out"] == held_out]
+    text = part.assign(
+        cell=[f"{a:.2f} ({lo:.2f}-{hi:.2f})" for a, lo, hi in part[["accuracy", "ci_low", "ci_high"]].to_numpy()]
+    )
+    out = text.pivot(index="representation", columns="axis", values="cell")
+    out = out.loc[list(dict.fromkeys(part["representation"])), list(dict.fromkeys(part["axis"]))]
+    chance = part.drop_duplicates("axis").set_index("axis")["chance"]
+    out.loc["chance (commonest training level)"] = [f"{v:.2f}" for v in chance.loc[out.columns]]
     return out
 
 

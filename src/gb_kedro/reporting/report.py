@@ -199,12 +199,14 @@ def _table1_section(
 
 
 def _image_axes_section(probe: pd.DataFrame, axes: pd.DataFrame, figure_png: bytes) -> str:
-    from gb_kedro.reporting.image_axis_probe import SCORED_SETS, wide
+    from gb_kedro.reporting.image_axis_probe import BOOTSTRAP_UNITS, SCORED_SETS, SLIDE_SETS, wide_intervals
 
     parts = []
     for name, label in SCORED_SETS.items():
         if name in set(probe["held_out"]):
-            parts.append(f"<h3>{html.escape(label)}</h3>" + table_html(wide(probe, name).round(3).reset_index()))
+            unit = BOOTSTRAP_UNITS[SLIDE_SETS.get(name, name)]
+            heading = f"{label} (95 % interval: bootstrap over {unit}s)"
+            parts.append(f"<h3>{html.escape(heading)}</h3>" + table_html(wide_intervals(probe, name).reset_index()))
     link = axes[axes["ranking"].str.startswith("link_")] if len(axes) else axes
     if len(link):
         auroc = link.pivot(index="ranking", columns="axis", values="auroc_vs_decoys").round(3).reset_index()
@@ -216,7 +218,9 @@ def _image_axes_section(probe: pd.DataFrame, axes: pd.DataFrame, figure_png: byt
             "Accuracy of each planted axis's level (-1 / 0 / +1) of a patch's lineage, read by a logistic regression "
             "from each image representation, fit on training patches only and scored on the patches of unseen mice "
             "and unseen lineages, then per slide (each slide the mean of its patches, fit on the training slides); "
-            "chance = always the commonest training level. The WSI encoder and the multimodal "
+            "chance = always the commonest training level. In brackets the 95 % interval of a bootstrap over the "
+            "held-out lineages (unseen lineages: the unit such a figure generalises over) or slides (unseen mice). "
+            "The WSI encoder and the multimodal "
             "image tower were trained on the training patches' lineages, never on axis levels or held-out patches; "
             "morphometry (40 features) and colour are not trained. The oracle row (embedded cohort) reads the "
             "generator's own record of the tumour cells in each patch: the ceiling of the probe; where it falls short "

@@ -59,6 +59,8 @@ def test_reporting_outputs(tiny_project):
     oracle = image_axes[image_axes["representation"] == "oracle (generator's cells)"]  # the default run's ceiling row
     assert len(oracle) == len(image_axes[image_axes["representation"] == "wsi_encoder"]) > 0
     assert oracle["accuracy"].between(0, 1).all()
+    assert ((image_axes["ci_low"] <= image_axes["accuracy"]) & (image_axes["accuracy"] <= image_axes["ci_high"])).all()
+    assert set(image_axes["bootstrap_unit"]) <= {"lineage", "slide"}
     assert enrichment["gene_set"].str.startswith("PLANTED_MODULE_").all()
     tests = pd.read_csv(rep / "survival_tests.tsv", sep="\t")
     assert tests["analysis"].str.startswith("mouse survival").any()

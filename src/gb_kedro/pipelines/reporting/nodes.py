@@ -243,14 +243,17 @@ def probe_image_axes(
         logger.info("reporting: no planted truth (synthetic_truth/lineages.tsv): image axis probe skipped")
         empty = Figure(figsize=(4, 1.2))
         empty.text(0.5, 0.5, "no planted truth: image axis probe skipped", ha="center", fontsize=8)
-        return pd.DataFrame(columns=["representation", "held_out", "axis", "accuracy", "chance"]), empty
-    cfg = ReportingConfig.from_dict(options).image_axis_probe
+        return pd.DataFrame(
+            columns=["representation", "held_out", "axis", "accuracy", "ci_low", "ci_high", "chance"]
+        ), empty
+    config = ReportingConfig.from_dict(options)
+    cfg = config.image_axis_probe
     index = patch_index.reset_index(drop=True)
     reps = image_axis_probe.representations(
         index, wsi_embeddings, multimodal_patch_embeddings, morphometry_features, colour_features, patch_embeddings
     )
     reps = image_axis_probe.with_oracle(reps, oracle_features, index)
-    table = image_axis_probe.image_axis_probe(reps, index, truth_lineages, cfg)
+    table = image_axis_probe.image_axis_probe(reps, index, truth_lineages, cfg, config.seed)
     figure = image_axis_probe.figure(table)
     log_parent_metrics(
         {f"image_axis_probe/{r.representation}/{r.held_out}/{r.axis}": r.accuracy for r in table.itertuples()}
