@@ -6,16 +6,16 @@ texture, cell density, invasion; three levels each): a multinomial logistic regr
 (its lineage's, from ``synthetic_truth/lineages.tsv``) on the standardised representation, fit on the TRAINING
 patches only and scored on the patches of unseen mice and of unseen lineages; beside it the accuracy of always
 answering the commonest training level (chance), and a 95 % bootstrap interval over the held-out lineages (unseen
-lineages: a new lineage is the unit such a figure speaks for) or slides (unseen mice). The same probe per slide (the unit of a slide-scale property such
-as cell density): each slide the mean of its patches, fit on the training slides' training patches, scored on the
-slides of unseen mice and of unseen lineages. What each representation has seen: the WSI encoder and the image
-tower were trained on the training patches' lineages (never on axis levels, never on held-out patches); the
-morphometry and colour features are not trained at all. Last, the ceiling: the same probe on what the generator
-knows each patch holds (:func:`~gb_kedro.synthetic.slides.oracle_features` of the drawn tumour cells: mean log size
-and elongation, texture shares, size-relative density, neighbour regularity, boundary length; scenes rebuilt from
-the generator's marker by the ``synthetic_oracle`` pipeline). Where the oracle itself falls short, the cohort's
-per-patch signal of that axis does (the local-density noise blurs density in one patch): no image representation
-can be asked for more. Embedded cohort only.
+lineages: a new lineage is the unit such a figure speaks for) or slides (unseen mice). The same probe per slide (the
+unit of a slide-scale property such as cell density): each slide the mean of its patches, fit on the training
+slides' training patches, scored on the slides of unseen mice and of unseen lineages. What each representation has
+seen: the WSI encoder and the image tower were trained on the training patches' lineages (never on axis levels,
+never on held-out patches); the morphometry and colour features are not trained at all. Last, the ceiling: the same
+probe on what the generator knows each patch holds (:func:`~gb_kedro.synthetic.slides.oracle_features` of the drawn
+tumour cells: mean log size and elongation, texture shares, size-relative density, neighbour regularity, boundary
+length; scenes rebuilt from the generator's marker by the ``synthetic_oracle`` pipeline). Where the oracle itself
+falls short, the cohort's per-patch signal of that axis does (the local-density noise blurs density in one patch):
+no image representation can be asked for more. Embedded cohort only.
 """
 
 from __future__ import annotations
