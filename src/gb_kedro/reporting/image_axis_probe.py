@@ -154,7 +154,8 @@ def image_axis_probe(
     known = index["lineage_id"].isin(truth.index).to_numpy()
     train = known & (index["split"] == "train").to_numpy()
     slides = index["slide_id"].astype(str).to_numpy()
-    lineage_of_slide = dict(zip(slides, index["lineage_id"].astype(str)))
+    lineages = index["lineage_id"].astype(str).to_numpy()
+    lineage_of_slide = dict(zip(slides, lineages))
     rows = []
     for axis in truth_axes(truth_lineages):
         levels = index["lineage_id"].map(truth[axis]).to_numpy()
@@ -173,7 +174,7 @@ def image_axis_probe(
                     n_slides = len(scored)
                 else:
                     correct, chance = probe(x, levels, train & has, test & has, cfg)
-                    clusters = (index["lineage_id"].astype(str).to_numpy() if unit == "lineage" else slides)[test & has]
+                    clusters = (lineages if unit == "lineage" else slides)[test & has]
                     n_slides = len(set(slides[test & has]))
                 low, high = cluster_interval(correct, clusters, cfg.n_boot, seed)
                 rows.append(
@@ -197,24 +198,23 @@ def image_axis_probe(
 
 def wide(table: pd.DataFrame, held_out: str) -> pd.DataFrame:
     """Representations x axes (accuracy) of one held-out set, a ``chance`` row (commonest training level)."""
-    part = table[table["held_out"] == held_out]
-    out = part.pivot(index="representation", columns="axis", values="accuracy")
-    out = out.loc[list(dict.fromkeys(part["representation"])), list(dict.fromkeys(part["axis"]))]
-    chance = part.drop_duplicates("axis").set_index("axis")["chance"]
-    out.loc["chance (commonest training level)"] = chance.loc[out.columns].to_numpy()
-    return out
+    return _wide(table[table["held_out"] == held_out], "accuracy", lambda chance: chance)
 
 
 def wide_intervals(table: pd.DataFrame, held_out: str) -> pd.DataFrame:
     """:func:`wide` with each accuracy written as ``0.39 (0.15-0.62)`` (its 95 % interval)."""
     part = table[table["held_out"] == held_out]
-    text = part.assign(
-        cell=[f"{a:.2f} ({lo:.2f}-{hi:.2f})" for a, lo, hi in part[["accuracy", "ci_low", "ci_high"]].to_numpy()]
-    )
-    out = text.pivot(index="representation", columns="axis", values="cell")
+    cells = [f"{a:.2f} ({lo:.2f}-{hi:.2f})" for a, lo, hi in part[["accuracy", "ci_low", "ci_high"]].to_numpy()]
+    return _wide(part.assign(cell=cells), "cell", lambda chance: [f"{v:.2f}" for v in chance])
+
+
+def _wide(part: pd.DataFrame, values: str, chance_cells) -> pd.DataFrame:
+    """``part``'s ``values`` column as representations x axes in table order, then the chance row
+    (``chance_cells`` of the per-axis chance)."""
+    out = part.pivot(index="representation", columns="axis", values=values)
     out = out.loc[list(dict.fromkeys(part["representation"])), list(dict.fromkeys(part["axis"]))]
     chance = part.drop_duplicates("axis").set_index("axis")["chance"]
-    out.loc["chance (commonest training level)"] = [f"{v:.2f}" for v in chance.loc[out.columns]]
+    out.loc["chance (commonest training level)"] = chance_cells(chance.loc[out.columns].to_numpy())
     return out
 
 

@@ -199,12 +199,12 @@ def _table1_section(
 
 
 def _image_axes_section(probe: pd.DataFrame, axes: pd.DataFrame, figure_png: bytes) -> str:
-    from gb_kedro.reporting.image_axis_probe import BOOTSTRAP_UNITS, SCORED_SETS, SLIDE_SETS, wide_intervals
+    from gb_kedro.reporting.image_axis_probe import SCORED_SETS, wide_intervals
 
     parts = []
     for name, label in SCORED_SETS.items():
         if name in set(probe["held_out"]):
-            unit = BOOTSTRAP_UNITS[SLIDE_SETS.get(name, name)]
+            unit = probe.loc[probe["held_out"] == name, "bootstrap_unit"].iloc[0]
             heading = f"{label} (95 % interval: bootstrap over {unit}s)"
             parts.append(f"<h3>{html.escape(heading)}</h3>" + table_html(wide_intervals(probe, name).reset_index()))
     link = axes[axes["ranking"].str.startswith("link_")] if len(axes) else axes
