@@ -252,6 +252,35 @@ def test_the_image_axis_probe_intervals_resample_lineages_on_unseen_lineages_and
     assert cells.loc["noisy", "axis0"] == f"{row['accuracy']:.2f} ({row['ci_low']:.2f}-{row['ci_high']:.2f})"
 
 
+def test_pooled_runs_count_a_lineage_once_and_weigh_every_answer():
+    """Several runs' probe answers scored together: a run repeated adds no confidence (its lineages are the same
+    units), a second lineage split adds its lineages; the pooled accuracy weighs every answer."""
+    data, values, truth = _cohort(n_lineages=12, n_test_lineages=4)
+    cfg = ImageAxisProbeConfig.from_dict(base_options("reporting.image_axis_probe"))
+    noisy = {"noisy": values[:, [0]] + np.random.default_rng(0).normal(0, 0.8, (len(values), 1))}
+    index = data.patch_index.reset_index(drop=True)
+    first = image_axis_probe.answers(noisy, index, truth, cfg)
+    single = image_axis_probe.image_axis_probe(noisy, index, truth, cfg, 0).set_index(["held_out", "axis"])
+    twice = image_axis_probe.pooled([first, first], cfg, 0).set_index(["held_out", "axis"])
+    assert len(twice) == len(single) and (twice["runs"] == 2).all() and (twice["run_min"] == twice["run_max"]).all()
+    for col in ("accuracy", "ci_low", "ci_high", "bootstrap_unit"):
+        assert twice[col].to_dict() == single.loc[twice.index, col].to_dict()
+    assert twice.loc[("lineage", "axis0"), "units"] == 4 and twice.loc[("mouse_slides", "axis0"), "units"] == 8
+    # another split: L0-L3 held out whole, L8-L11 trained on (their last mouse unseen)
+    number = index["lineage_id"].str[1:].astype(int)
+    other = index.assign(
+        held_out=np.where(number < 4, "lineage", np.where(index["slide_id"].str.endswith("m2"), "mouse", ""))
+    )
+    other["split"] = np.where(other["held_out"] == "", "train", "test")
+    second = image_axis_probe.answers(noisy, other, truth, cfg)
+    both = image_axis_probe.pooled([first, second], cfg, 0).set_index(["held_out", "axis"])
+    row = both.loc[("lineage", "axis0")]
+    a = next(x["correct"] for x in first if x["held_out"] == "lineage" and x["axis"] == "axis0")
+    b = next(x["correct"] for x in second if x["held_out"] == "lineage" and x["axis"] == "axis0")
+    assert row["units"] == 8 and row["accuracy"] == pytest.approx(np.concatenate([a, b]).mean())
+    assert row["run_mean"] == pytest.approx((a.mean() + b.mean()) / 2) and row["run_min"] == min(a.mean(), b.mean())
+
+
 def test_richer_features_are_a_superset_of_the_baseline_features():
     from gb_kedro.slides.morphometry import FEATURES
 

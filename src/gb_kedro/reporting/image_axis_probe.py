@@ -138,25 +138,23 @@ def _fit_and_score(x_train, y_train, x_test, y_test, cfg: ImageAxisProbeConfig) 
     return model.predict(x_test) == y_test, float(commonest.mean())
 
 
-def image_axis_probe(
+def answers(
     representations: dict[str, np.ndarray],
     index: pd.DataFrame,
     truth_lineages: pd.DataFrame,
     cfg: ImageAxisProbeConfig,
-    seed: int,
-) -> pd.DataFrame:
-    """Long table: representation, held-out set, axis, accuracy with its 95 % interval (ci_low, ci_high; resampling
-    the set's lineages for unseen lineages, its slides for unseen mice: ``bootstrap_unit``), chance, patches,
-    lineages, slides; ``representations``: name -> per-patch values [patches, dims] in ``index`` order (``index``:
-    slide_id, lineage_id, split, held_out per patch). The ``*_slides`` sets score each held-out slide by the mean of
-    its patches, with a probe fit on the training slides' means of their training patches."""
+) -> list[dict]:
+    """The probe's answers, one entry per axis, scored set and representation: ``correct`` (per scored patch, or
+    per slide for the ``*_slides`` sets), ``clusters`` (each answer's bootstrap unit: its lineage on unseen
+    lineages, its slide on unseen mice; ``bootstrap_unit`` names it), ``chance`` and the counts. ``representations``
+    and ``index`` as in :func:`image_axis_probe`; :func:`pooled` scores several runs' answers together."""
     truth = truth_lineages.set_index("lineage_id")
     known = index["lineage_id"].isin(truth.index).to_numpy()
     train = known & (index["split"] == "train").to_numpy()
     slides = index["slide_id"].astype(str).to_numpy()
     lineages = index["lineage_id"].astype(str).to_numpy()
     lineage_of_slide = dict(zip(slides, lineages))
-    rows = []
+    out = []
     for axis in truth_axes(truth_lineages):
         levels = index["lineage_id"].map(truth[axis]).to_numpy()
         for name, label in SCORED_SETS.items():
@@ -170,22 +168,20 @@ def image_axis_probe(
                 has = np.isfinite(x).all(axis=1)  # a patch encoder's patches without a feature row are left out
                 if name in SLIDE_SETS:
                     correct, chance, scored = probe_slides(x, levels, slides, train & has, test & has, cfg)
-                    clusters = [lineage_of_slide[s] for s in scored] if unit == "lineage" else scored
+                    clusters = np.array([lineage_of_slide[s] for s in scored] if unit == "lineage" else scored)
                     n_slides = len(scored)
                 else:
                     correct, chance = probe(x, levels, train & has, test & has, cfg)
                     clusters = (lineages if unit == "lineage" else slides)[test & has]
                     n_slides = len(set(slides[test & has]))
-                low, high = cluster_interval(correct, clusters, cfg.n_boot, seed)
-                rows.append(
+                out.append(
                     {
                         "representation": rep,
                         "held_out": name,
                         "held_out_set": label,
                         "axis": axis,
-                        "accuracy": float(np.mean(correct)),
-                        "ci_low": low,
-                        "ci_high": high,
+                        "correct": np.asarray(correct, bool),
+                        "clusters": clusters,
                         "bootstrap_unit": unit,
                         "chance": chance,
                         "patches": int((test & has).sum()),
@@ -193,6 +189,70 @@ def image_axis_probe(
                         "slides": n_slides,
                     }
                 )
+    return out
+
+
+def image_axis_probe(
+    representations: dict[str, np.ndarray],
+    index: pd.DataFrame,
+    truth_lineages: pd.DataFrame,
+    cfg: ImageAxisProbeConfig,
+    seed: int,
+) -> pd.DataFrame:
+    """Long table: representation, held-out set, axis, accuracy with its 95 % interval (ci_low, ci_high; resampling
+    the set's lineages for unseen lineages, its slides for unseen mice: ``bootstrap_unit``), chance, patches,
+    lineages, slides; ``representations``: name -> per-patch values [patches, dims] in ``index`` order (``index``:
+    slide_id, lineage_id, split, held_out per patch). The ``*_slides`` sets score each held-out slide by the mean of
+    its patches, with a probe fit on the training slides' means of their training patches."""
+    rows = []
+    for a in answers(representations, index, truth_lineages, cfg):
+        low, high = cluster_interval(a["correct"], a["clusters"], cfg.n_boot, seed)
+        rows.append(
+            {
+                **{k: a[k] for k in ("representation", "held_out", "held_out_set", "axis")},
+                "accuracy": float(np.mean(a["correct"])),
+                "ci_low": low,
+                "ci_high": high,
+                **{k: a[k] for k in ("bootstrap_unit", "chance", "patches", "lineages", "slides")},
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def pooled(runs: list[list[dict]], cfg: ImageAxisProbeConfig, seed: int) -> pd.DataFrame:
+    """Several runs' :func:`answers` (training seeds, lineage splits of one cohort) scored together, per
+    representation, held-out set and axis: the pooled accuracy (every run's answers) with a 95 % interval that
+    resamples the set's lineages or slides ACROSS runs -- a lineage held out in two splits is one unit carrying
+    both runs' answers, so repeating a run adds no confidence --, the mean, lowest and highest of the runs' own
+    accuracies, the runs, the distinct units, and the mean chance."""
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        for a in run:
+            groups.setdefault((a["representation"], a["held_out"], a["axis"]), []).append(a)
+    rows = []
+    for (rep, held_out, axis), parts in groups.items():
+        correct = np.concatenate([a["correct"] for a in parts])
+        clusters = np.concatenate([np.asarray(a["clusters"]).astype(str) for a in parts])
+        low, high = cluster_interval(correct, clusters, cfg.n_boot, seed)
+        per_run = [float(np.mean(a["correct"])) for a in parts]
+        rows.append(
+            {
+                "representation": rep,
+                "held_out": held_out,
+                "held_out_set": parts[0]["held_out_set"],
+                "axis": axis,
+                "accuracy": float(correct.mean()),
+                "ci_low": low,
+                "ci_high": high,
+                "bootstrap_unit": parts[0]["bootstrap_unit"],
+                "units": len(set(clusters)),
+                "runs": len(parts),
+                "run_mean": float(np.mean(per_run)),
+                "run_min": min(per_run),
+                "run_max": max(per_run),
+                "chance": float(np.mean([a["chance"] for a in parts])),
+            }
+        )
     return pd.DataFrame(rows)
 
 
