@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from _common import write_result  # benchmarks/ is on sys.path when a script of it runs
+from _common import open_project, write_result  # benchmarks/ is on sys.path when a script of it runs
 
 SPLIT_COLUMNS = ["split", "held_out"]
 
@@ -204,23 +203,16 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("benchmarks/results/axis_sweep"), help="the cells' files")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/bench_axis_sweep.json"))
     args = parser.parse_args()
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
-
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
+    catalog, params = open_project(args.project)
 
     from gb_kedro.config import ReportingConfig
     from gb_kedro.reporting import image_axis_probe as iap
 
-    bootstrap_project(args.project)
-    with KedroSession.create(project_path=args.project) as session:
-        context = session.load_context()
-        catalog, params = context.catalog, context.params
-        patch_index = catalog.load("patch_index").reset_index(drop=True)
-        truth = catalog.load("truth_lineages")
-        morphometry = catalog.load("morphometry_features")
-        colour = catalog.load("colour_features")
-        pixels = None if args.embeddings else catalog.load("patch_pixels")
+    patch_index = catalog.load("patch_index").reset_index(drop=True)
+    truth = catalog.load("truth_lineages")
+    morphometry = catalog.load("morphometry_features")
+    colour = catalog.load("colour_features")
+    pixels = None if args.embeddings else catalog.load("patch_pixels")
     if truth.empty:
         sys.exit("Error: bad input: truth_lineages: empty -- the axis sweep reads the embedded cohort's planted truth")
     reporting = ReportingConfig.from_dict(params["reporting"])

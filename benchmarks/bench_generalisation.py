@@ -27,7 +27,6 @@ import argparse
 import copy
 import dataclasses
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ import numpy as np
 import torch
 import yaml
 
-from _common import write_result  # benchmarks/ is on sys.path when a script of it runs
+from _common import open_project, write_result  # benchmarks/ is on sys.path when a script of it runs
 
 OFF = {"loss": {"cross_mouse": False, "morphometry_weight": 0.0, "mouse_adversary": 0.0}}
 
@@ -115,23 +114,16 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="wsi_encoding override")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/bench_generalisation.json"))
     args = parser.parse_args()
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
-
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
+    catalog, params = open_project(args.project)
 
     from gb_kedro import wsi_encoding as wsi
     from gb_kedro.config import LineageClassifierConfig, PatchesConfig, SplitConfig, WSIEncodingConfig
 
-    bootstrap_project(args.project)
-    with KedroSession.create(project_path=args.project) as session:
-        context = session.load_context()
-        catalog, params = context.catalog, context.params
-        index = catalog.load("patch_index")
-        pixels = catalog.load("patch_pixels")
-        manifest = catalog.load("slide_manifest")
-        morph = catalog.load("morphometry_features")
-        colour = catalog.load("colour_features")
+    index = catalog.load("patch_index")
+    pixels = catalog.load("patch_pixels")
+    manifest = catalog.load("slide_manifest")
+    morph = catalog.load("morphometry_features")
+    colour = catalog.load("colour_features")
     split = SplitConfig.from_dict(params["split"])
     classifier = LineageClassifierConfig.from_dict(params["lineage_classifier"])
     result = {
