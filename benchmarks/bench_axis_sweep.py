@@ -106,19 +106,19 @@ def train_cell(
 
 def read_cell(path: Path, patch_index: pd.DataFrame) -> pd.DataFrame:
     """A finished run's ``wsi_embeddings`` file, after checking its patches are the run's, in order."""
-    from gb_kedro.provenance import same_rows
+    from gb_kedro.errors import InputDataError
+    from gb_kedro.provenance import require_rows
 
     if not path.is_file():
-        sys.exit(f"Error: bad input: {path}: no such file")
+        raise InputDataError(path, "no such file")
     try:
         embeddings = pd.read_parquet(path)
     except (OSError, ValueError) as exc:  # not a parquet file (pyarrow's errors are ValueErrors)
-        sys.exit(f"Error: bad input: {path}: cannot read it as a parquet table ({exc})")
+        raise InputDataError(path, f"cannot read it as a parquet table ({exc})") from None
     missing = [c for c in ["slide_id", "x", "y", "lineage_id", *SPLIT_COLUMNS] if c not in embeddings]
     if missing:
-        sys.exit(f"Error: bad input: {path}: not a wsi_embeddings file (no {', '.join(missing)} column)")
-    if not same_rows(embeddings, patch_index):
-        sys.exit(f"Error: bad input: {path}: its patches are not this run's patch index (another cohort or tiling)")
+        raise InputDataError(path, f"not a wsi_embeddings file (no {', '.join(missing)} column)")
+    require_rows(embeddings, patch_index, str(path), "bench_axis_sweep")
     return embeddings
 
 
@@ -203,9 +203,23 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("benchmarks/results/axis_sweep"), help="the cells' files")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/bench_axis_sweep.json"))
     args = parser.parse_args()
+    try:
+        sweep(args)
+    except Exception as exc:  # the project's error path: bad input is one line (Kedro may wrap a dataset's error)
+        from gb_kedro.errors import find_input_error
+
+        cause = find_input_error(exc)
+        if cause is None:
+            raise
+        sys.exit(f"Error: bad input: {cause}")
+
+
+def sweep(args: argparse.Namespace) -> None:
+    """Score (training where needed) every cell of ``args`` and write the pooled JSON after each."""
     catalog, params = open_project(args.project)
 
     from gb_kedro.config import ReportingConfig
+    from gb_kedro.errors import InputDataError
     from gb_kedro.reporting import image_axis_probe as iap
 
     patch_index = catalog.load("patch_index").reset_index(drop=True)
@@ -214,7 +228,7 @@ def main() -> None:
     colour = catalog.load("colour_features")
     pixels = None if args.embeddings else catalog.load("patch_pixels")
     if truth.empty:
-        sys.exit("Error: bad input: truth_lineages: empty -- the axis sweep reads the embedded cohort's planted truth")
+        raise InputDataError("truth_lineages", "empty: the axis sweep reads the embedded cohort's planted truth")
     reporting = ReportingConfig.from_dict(params["reporting"])
     probe_cfg = reporting.image_axis_probe
     result = {
