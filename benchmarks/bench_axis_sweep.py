@@ -122,8 +122,12 @@ def read_cell(path: Path, patch_index: pd.DataFrame) -> pd.DataFrame:
     return embeddings
 
 
-def score_cell(embeddings, colour, morphometry, truth, params: dict, probe_cfg) -> tuple[dict, list[dict]]:
-    """One cell: its unseen-mouse figures beside the strong baseline, and the probe's answers."""
+def score_cell(
+    embeddings, colour, morphometry, truth, params: dict, seed: int | None, probe_cfg
+) -> tuple[dict, list[dict]]:
+    """One cell: its unseen-mouse figures beside the strong baseline, and the probe's answers. ``seed``: the cell's
+    ``wsi_encoding.seed``, which the run's evaluation also seeds its paired bootstrap with (None: the configured
+    one, for ``--embeddings`` files, which do not record it)."""
     from gb_kedro import wsi_encoding as wsi
     from gb_kedro.config import LineageClassifierConfig, SplitConfig, WSIEncodingConfig
     from gb_kedro.reporting import image_axis_probe as iap
@@ -133,7 +137,7 @@ def score_cell(embeddings, colour, morphometry, truth, params: dict, probe_cfg) 
         embeddings,
         colour,
         SplitConfig.from_dict(params["split"]),
-        WSIEncodingConfig.from_dict(params["wsi_encoding"]),
+        WSIEncodingConfig.from_dict({**params["wsi_encoding"], **({} if seed is None else {"seed": seed})}),
         morphometry,
         LineageClassifierConfig.from_dict(params["lineage_classifier"]),
     )
@@ -181,17 +185,17 @@ def pooled_json(table: pd.DataFrame) -> dict:
 
 
 def cells(args, patch_index, pixels, morphometry, params: dict):
-    """(name, embeddings) of every cell in turn: the ``--embeddings`` files, else each split seed x training seed
-    (trained, or read back from ``--work``, when its turn comes)."""
+    """(name, training seed, embeddings) of every cell in turn: the ``--embeddings`` files (seed unknown: None),
+    else each split seed x training seed (trained, or read back from ``--work``, when its turn comes)."""
     if args.embeddings:
         for path in args.embeddings:
-            yield str(path), read_cell(path, patch_index)
+            yield str(path), None, read_cell(path, patch_index)
         return
     for s in args.split_seeds:
         index = cell_index(patch_index, params["split"], s)
         for w in args.seeds:
             name = f"split{s}_seed{w}"
-            yield name, train_cell(index, pixels, morphometry, params, s, w, args.work, name)
+            yield name, w, train_cell(index, pixels, morphometry, params, s, w, args.work, name)
 
 
 def main() -> None:
@@ -238,8 +242,8 @@ def sweep(args: argparse.Namespace) -> None:
         "threads": torch.get_num_threads(),
     }
     answers = []
-    for name, embeddings in cells(args, patch_index, pixels, morphometry, params):
-        figures, cell_answers = score_cell(embeddings, colour, morphometry, truth, params, probe_cfg)
+    for name, seed, embeddings in cells(args, patch_index, pixels, morphometry, params):
+        figures, cell_answers = score_cell(embeddings, colour, morphometry, truth, params, seed, probe_cfg)
         answers.append(cell_answers)
         result["cells"][name] = figures
         result["pooled"] = pooled_json(iap.pooled(answers, probe_cfg, reporting.seed))
